@@ -1,0 +1,270 @@
+"""The domain model shared by every stage.
+
+Identities are deterministic so that re-processing updates rather than duplicates:
+a Post is ``platform:post_id``, a Match is ``platform:post_id:title_id``, an Alert is
+``match_id:channel:recipient``, and a Media is its sha256.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(name: str) -> str:
+    """Lower-case ASCII id for a title or talent name (``The Crown`` -> ``the-crown``)."""
+    slug = _SLUG_RE.sub("-", name.lower()).strip("-")
+    return slug or "untitled"
+
+
+def normalize_hashtag(tag: str) -> str:
+    """``#Bridgerton`` and ``bridgerton`` are the same hashtag."""
+    return tag.strip().lstrip("#").lower()
+
+
+class Confidence(StrEnum):
+    """Tier of a match; compare with :meth:`rank`."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return {"low": 0, "medium": 1, "high": 2}[self.value]
+
+    def at_least(self, other: Confidence | str) -> bool:
+        return self.rank >= Confidence(other).rank
+
+
+class TriageStatus(StrEnum):
+    NEW = "new"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+    TAKEDOWN_REQUESTED = "takedown_requested"
+    REMOVED = "removed"
+
+
+class PostState(StrEnum):
+    """Where a post is in the pipeline; ``failed`` posts carry ``error``."""
+
+    DISCOVERED = "discovered"
+    DOWNLOADED = "downloaded"
+    FINGERPRINTED = "fingerprinted"
+    MATCHED = "matched"
+    FAILED = "failed"
+
+
+class AssetKind(StrEnum):
+    VIDEO = "video"
+    IMAGE = "image"
+    AUDIO = "audio"
+    FACE = "face"
+
+
+class Author(BaseModel):
+    id: str = ""
+    handle: str = ""
+    nickname: str | None = None
+    followers: int | None = None
+
+
+class PostStats(BaseModel):
+    views: int | None = None
+    likes: int | None = None
+    shares: int | None = None
+    comments: int | None = None
+
+
+class Provenance(BaseModel):
+    """What was captured, when and from where: the evidence behind a Post's fields."""
+
+    raw: dict[str, Any] = Field(default_factory=dict)
+    captured_at: datetime = Field(default_factory=utcnow)
+    source_url: str = ""
+    user_agent: str = ""
+
+
+class Post(BaseModel):
+    platform: str
+    post_id: str
+    url: str
+    author: Author = Field(default_factory=Author)
+    caption: str = ""
+    hashtags: list[str] = Field(default_factory=list)
+    posted_at: datetime | None = None
+    stats: PostStats = Field(default_factory=PostStats)
+    media_url: str | None = None
+    duration: float | None = None
+    ai_label: str | None = None
+    """What the platform says about AI generation (TikTok ``AIGCDescription``), if anything."""
+    is_ai_labelled: bool = False
+    watch: str | None = None
+    hashtag: str | None = None
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    provenance: Provenance = Field(default_factory=Provenance)
+    state: PostState = PostState.DISCOVERED
+    error: str | None = None
+    media_sha256: str | None = None
+
+    @property
+    def key(self) -> str:
+        return post_key(self.platform, self.post_id)
+
+
+def post_key(platform: str, post_id: str) -> str:
+    return f"{platform}:{post_id}"
+
+
+class Media(BaseModel):
+    """A downloaded or local media file, identified by content."""
+
+    sha256: str
+    path: str
+    bytes: int
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    c2pa: dict[str, Any] | None = None
+
+
+class Talent(BaseModel):
+    id: str
+    name: str
+    titles: list[str] = Field(default_factory=list)
+
+
+class Title(BaseModel):
+    id: str
+    name: str
+    owner: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    hashtags: list[str] = Field(default_factory=list)
+    description: str = ""
+    talents: list[str] = Field(default_factory=list)
+
+
+class Asset(BaseModel):
+    """A reference item of a Title (a clip, a still, a soundtrack, a face of a Talent)."""
+
+    id: str
+    title_id: str
+    kind: AssetKind
+    path: str
+    sha256: str
+    name: str = ""
+    duration: float | None = None
+    talent_id: str | None = None
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class Segment(BaseModel):
+    """A stretch of the query that matches a stretch of a reference asset."""
+
+    signal: str
+    query_start: float
+    query_end: float
+    ref_asset: str
+    ref_start: float
+    ref_end: float
+    score: float = 0.0
+    distance: float | None = None
+    """Signal-specific distance (e.g. mean PDQ Hamming distance), lower is closer."""
+    evidence: list[str] = Field(default_factory=list)
+    """Paths (relative to the data home) of evidence images: query frame, reference frame."""
+
+
+class AIFlag(BaseModel):
+    is_ai: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+
+class TitleMatch(BaseModel):
+    """The matcher's verdict on one title for one media file."""
+
+    title_id: str
+    title: str
+    score: float
+    confidence: Confidence
+    signals: dict[str, float] = Field(default_factory=dict)
+    segments: list[Segment] = Field(default_factory=list)
+
+
+class HistoryEntry(BaseModel):
+    at: datetime = Field(default_factory=utcnow)
+    status: TriageStatus
+    note: str = ""
+    actor: str = ""
+
+
+class Match(BaseModel):
+    """A (post, title) match as landed for triage."""
+
+    post_key: str
+    platform: str
+    post_id: str
+    post_url: str
+    account: str = ""
+    caption: str = ""
+    hashtags: list[str] = Field(default_factory=list)
+    title_id: str
+    title: str
+    score: float
+    confidence: Confidence
+    signals: dict[str, float] = Field(default_factory=dict)
+    segments: list[Segment] = Field(default_factory=list)
+    ai: AIFlag = Field(default_factory=AIFlag)
+    media_sha256: str | None = None
+    watch: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    status: TriageStatus = TriageStatus.NEW
+    assignee: str | None = None
+    note: str = ""
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return match_id(self.post_key, self.title_id)
+
+
+def match_id(post_key_: str, title_id: str) -> str:
+    return f"{post_key_}:{title_id}"
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Alert(BaseModel):
+    """One notification of one match to one recipient on one channel; never sent twice."""
+
+    match_id: str
+    channel: str
+    recipient: str
+    status: AlertStatus = AlertStatus.PENDING
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    error: str | None = None
+    message_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.match_id}:{self.channel}:{self.recipient}"

@@ -1,0 +1,182 @@
+"""One settings tree, read once.
+
+Precedence, highest first: values passed in code (the CLI's ``--home``), ``REELWATCH_*``
+environment variables (nested with ``__``: ``REELWATCH_EMAIL__SMTP_HOST``), then
+``config/defaults.yaml``. Scrapy and Celery settings are derived from this tree, never read
+from anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from reelwatch.models import Confidence
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_dir() -> Path:
+    """The ``config/`` folder: defaults, example watchlists, templates."""
+    return Path(os.environ.get("REELWATCH_CONFIG_DIR", PROJECT_ROOT / "config"))
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "reelwatch"
+
+
+class CrawlSettings(BaseModel):
+    user_agent: str = "reelwatch/0.1 (+brand protection; contact your studio)"
+    page_size: int = 30
+    default_limit: int = 100
+    concurrent_requests: int = 4
+    download_delay: float = 0.25
+    autothrottle: bool = True
+    retry_times: int = 3
+    timeout_s: float = 30.0
+    tiktok_base_url: str = "https://www.tiktok.com"
+    replica_url: str | None = None
+    """Base URL of a running replica platform; when unset, commands that need one start it."""
+
+
+class DownloadSettings(BaseModel):
+    max_filesize_mb: float = 300.0
+    max_duration_s: float = 900.0
+    allow_private_hosts: bool = False
+    """Downloads go only to public addresses unless this is set (the demo and tests set it)."""
+    socket_timeout_s: float = 30.0
+    retries: int = 3
+
+
+class MatcherSettings(BaseModel):
+    sample_fps: float = 2.0
+    max_frames: int = 600
+    hash_size: int = 256
+    copy_max_distance: int = 80
+    """Largest PDQ Hamming distance (of 256 bits) that counts as a frame match."""
+    min_segment_s: float = 1.0
+    high_threshold: float = 0.75
+    medium_threshold: float = 0.45
+    min_quality: int = 20
+    """PDQ quality below which a frame is too flat to hash reliably (skipped)."""
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    sqlite_path: Path | None = None
+    """Defaults to ``<home>/reelwatch.db``."""
+    elasticsearch_url: str | None = None
+
+
+class EmailSettings(BaseModel):
+    smtp_host: str | None = None
+    """When unset, alerts are written as .eml files to ``<home>/outbox``."""
+    smtp_port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    use_ssl: bool = False
+    timeout_s: float = 20.0
+    sender: str = "reelwatch <alerts@reelwatch.localhost>"
+    recipients: list[str] = Field(default_factory=lambda: ["brand-protection@studio.localhost"])
+    board_url: str = "http://127.0.0.1:8765"
+
+
+class AlertSettings(BaseModel):
+    min_confidence: Confidence = Confidence.HIGH
+    channels: list[str] = Field(default_factory=lambda: ["email"])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REELWATCH_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(default_factory=default_home)
+    broker_url: str | None = None
+    """Celery broker; unset means tasks run in-process (eager)."""
+    result_backend: str | None = None
+    watchlist: Path | None = None
+    """YAML file of watches; defaults to ``config/watchlists/default.yaml``."""
+    crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+    download: DownloadSettings = Field(default_factory=DownloadSettings)
+    matcher: MatcherSettings = Field(default_factory=MatcherSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        defaults = YamlConfigSettingsSource(settings_cls, yaml_file=config_dir() / "defaults.yaml")
+        return (init_settings, env_settings, defaults)
+
+    # Derived locations under the data home -------------------------------------------------
+    @property
+    def media_dir(self) -> Path:
+        return self.home / "media"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.home / "catalog"
+
+    @property
+    def fingerprint_dir(self) -> Path:
+        return self.home / "fingerprints"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.store.sqlite_path or self.home / "reelwatch.db"
+
+    @property
+    def watchlist_path(self) -> Path:
+        return self.watchlist or config_dir() / "watchlists" / "default.yaml"
+
+    @property
+    def eager(self) -> bool:
+        return not self.broker_url
+
+    def ensure_home(self) -> Path:
+        for d in (self.home, self.media_dir, self.catalog_dir, self.fingerprint_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings tree; ``overrides`` win over the environment and defaults."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings for code without a caller to pass them (Celery workers)."""
+    return load_settings()
