@@ -1,0 +1,26 @@
+"""Fixtures shared by every test package: an isolated data home and settings for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reelwatch.settings import Settings, load_settings
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings on a fresh data home; private hosts allowed so the replica on 127.0.0.1 works."""
+    monkeypatch.setenv("REELWATCH_HOME", str(home))
+    s = load_settings(home=home)
+    s.download.allow_private_hosts = True
+    s.ensure_home()
+    return s
