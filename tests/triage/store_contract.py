@@ -1,0 +1,313 @@
+"""The behaviour every Store backend owes its callers.
+
+A backend's test module subclasses :class:`StoreContract` and provides a ``store_settings``
+fixture whose ``open_store`` opens that backend (on a fresh, empty store). Everything here
+talks to the store only through the public API, so the same tests hold the SQLite file and an
+Elasticsearch cluster to the same promises.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from reelwatch.errors import InputError
+from reelwatch.models import (
+    Alert,
+    AlertStatus,
+    Confidence,
+    Media,
+    PostState,
+    PostStats,
+    TriageStatus,
+)
+from reelwatch.settings import Settings
+from tests.triage.factories import T0, make_match, make_post
+from triage.stores import Store, open_store
+
+RACERS = 4
+RACE_ITEMS = 25
+
+
+def _claim_all(settings: Settings, alerts: list[Alert], barrier: Any, results: Any) -> None:
+    """Child process: open its own store, wait for the others, claim every alert."""
+    with open_store(settings) as store:
+        barrier.wait(timeout=60)
+        results.put([a.id for a in alerts if store.claim_alert(a)])
+
+
+def _upsert_all(settings: Settings, post_ids: list[str], barrier: Any, results: Any) -> None:
+    with open_store(settings) as store:
+        barrier.wait(timeout=60)
+        results.put([p for p in post_ids if store.upsert_post(make_post(p))])
+
+
+def _race(settings: Settings, target: Any, items: list[Any]) -> list[Any]:
+    """Run ``target`` in RACERS processes started together; return everything they won."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(RACERS)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=target, args=(settings, items, barrier, results)) for _ in range(RACERS)
+    ]
+    for p in procs:
+        p.start()
+    won = [item for _ in procs for item in results.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return won
+
+
+class StoreContract:
+    @pytest.fixture
+    def store_settings(self, settings: Settings) -> Settings:
+        raise NotImplementedError("a backend's test class provides store_settings")
+
+    @pytest.fixture
+    def store(self, store_settings: Settings) -> Iterator[Store]:
+        with open_store(store_settings) as store:
+            yield store
+
+    # Posts ---------------------------------------------------------------------------------
+    def test_upsert_post_reports_new_only_once(self, store: Store) -> None:
+        post = make_post("1")
+        assert store.upsert_post(post) is True
+        assert store.upsert_post(post) is False
+        assert store.has_post(post.key)
+        assert not store.has_post("tiktok:nope")
+        assert store.get_post("tiktok:nope") is None
+        assert store.get_post(post.key) == post
+
+    def test_recrawl_refreshes_observations_but_keeps_history_and_progress(
+        self, store: Store
+    ) -> None:
+        first = make_post("1", first_seen=T0, last_seen=T0, stats=PostStats(views=10))
+        store.upsert_post(first)
+        store.set_post_state(first.key, PostState.MATCHED, media_sha256="cd" * 32)
+
+        later = T0 + timedelta(days=2)
+        recrawl = make_post(
+            "1",
+            first_seen=later,
+            last_seen=later,
+            caption="edited caption",
+            stats=PostStats(views=5000),
+            watch="other-watch",
+        )
+        assert store.upsert_post(recrawl) is False
+
+        post = store.get_post(first.key)
+        assert post is not None
+        assert post.first_seen == T0
+        assert post.last_seen == later
+        assert post.caption == "edited caption"
+        assert post.stats.views == 5000
+        assert post.state == PostState.MATCHED
+        assert post.media_sha256 == "cd" * 32
+        assert post.watch == "crown"
+
+    def test_upsert_post_carrying_progress_updates_it(self, store: Store) -> None:
+        store.upsert_post(make_post("1"))
+        store.upsert_post(make_post("1", state=PostState.FAILED, error="not a video"))
+        post = store.get_post("tiktok:1")
+        assert post is not None
+        assert (post.state, post.error) == (PostState.FAILED, "not a video")
+
+    def test_set_post_state_records_and_clears_errors(self, store: Store) -> None:
+        store.upsert_post(make_post("1"))
+        store.set_post_state("tiktok:1", PostState.DOWNLOADED, media_sha256="ef" * 32)
+        store.set_post_state("tiktok:1", "failed", error="decode failed")
+        failed = store.get_post("tiktok:1")
+        assert failed is not None
+        assert (failed.state, failed.error, failed.media_sha256) == (
+            PostState.FAILED,
+            "decode failed",
+            "ef" * 32,
+        )
+        store.set_post_state("tiktok:1", PostState.MATCHED)
+        matched = store.get_post("tiktok:1")
+        assert matched is not None
+        assert (matched.state, matched.error) == (PostState.MATCHED, None)
+        with pytest.raises(InputError):
+            store.set_post_state("tiktok:missing", PostState.MATCHED)
+        with pytest.raises(InputError):
+            store.set_post_state("tiktok:1", "exploded")
+
+    def test_list_posts_filters_by_state_oldest_first(self, store: Store) -> None:
+        for i in range(5):
+            store.upsert_post(make_post(f"p{i}", first_seen=T0 + timedelta(minutes=5 - i)))
+        store.set_post_state("tiktok:p0", PostState.MATCHED)
+        discovered = store.list_posts(PostState.DISCOVERED)
+        assert [p.post_id for p in discovered] == ["p4", "p3", "p2", "p1"]
+        assert [p.post_id for p in store.list_posts("discovered", limit=2)] == ["p4", "p3"]
+        assert len(store.list_posts()) == 5
+
+    # Media ---------------------------------------------------------------------------------
+    def test_media_roundtrip_and_upsert(self, store: Store) -> None:
+        media = Media(sha256="01" * 32, path="media/01/x.mp4", bytes=1000, c2pa={"claims": [1]})
+        store.upsert_media(media)
+        store.upsert_media(media.model_copy(update={"duration": 12.5}))
+        got = store.get_media(media.sha256)
+        assert got is not None
+        assert got.duration == 12.5
+        assert got.c2pa == {"claims": [1]}
+        assert store.get_media("ff" * 32) is None
+
+    # Matches -------------------------------------------------------------------------------
+    def test_match_roundtrip_keeps_nested_fields(self, store: Store) -> None:
+        match = make_match()
+        assert store.upsert_match(match) is True
+        assert store.upsert_match(match) is False
+        assert store.get_match(match.id) == match
+        assert store.get_match("tiktok:1:nope") is None
+
+    def test_rematch_updates_verdict_but_keeps_triage(self, store: Store) -> None:
+        original = make_match(score=0.6, confidence=Confidence.MEDIUM, created_at=T0)
+        original.assignee = "ana"
+        store.upsert_match(original)
+        store.set_status(original.id, TriageStatus.CONFIRMED, note="clear re-upload", actor="ana")
+
+        later = T0 + timedelta(hours=3)
+        rerun = make_match(score=0.95, confidence=Confidence.HIGH, created_at=later)
+        rerun.updated_at = later
+        rerun.signals = {"copy": 0.95, "face": 0.7}
+        assert store.upsert_match(rerun) is False
+
+        got = store.get_match(original.id)
+        assert got is not None
+        assert (got.score, got.confidence) == (0.95, Confidence.HIGH)
+        assert got.signals == {"copy": 0.95, "face": 0.7}
+        assert got.updated_at == later
+        assert got.created_at == T0
+        assert got.status == TriageStatus.CONFIRMED
+        assert got.assignee == "ana"
+        assert got.note == "clear re-upload"
+        assert [h.status for h in got.history] == [TriageStatus.CONFIRMED]
+        assert store.count_matches() == 1
+
+    def test_list_matches_ranks_tier_then_score_then_recency(self, store: Store) -> None:
+        rows = [
+            ("a", 0.99, Confidence.MEDIUM, 0),
+            ("b", 0.80, Confidence.HIGH, 0),
+            ("c", 0.90, Confidence.HIGH, 0),
+            ("d", 0.80, Confidence.HIGH, 5),
+            ("e", 0.20, Confidence.LOW, 0),
+        ]
+        for post_id, score, tier, minutes in rows:
+            m = make_match(post_id, score=score, confidence=tier)
+            m.updated_at = T0 + timedelta(minutes=minutes)
+            store.upsert_match(m)
+        assert [m.post_id for m in store.list_matches()] == ["c", "d", "b", "a", "e"]
+        assert [m.post_id for m in store.list_matches(limit=2, offset=1)] == ["d", "b"]
+        assert [m.post_id for m in store.list_matches(offset=3)] == ["a", "e"]
+
+    def test_list_and_count_matches_filter(self, store: Store) -> None:
+        store.upsert_match(make_match("1", "the-crown", confidence=Confidence.HIGH))
+        store.upsert_match(make_match("2", "the-crown", score=0.5, confidence=Confidence.MEDIUM))
+        store.upsert_match(make_match("3", "bridgerton", score=0.3, confidence=Confidence.LOW))
+        store.upsert_match(make_match("4", "bridgerton", platform="youtube"))
+        store.set_status("tiktok:2:the-crown", "dismissed")
+
+        def ids(**filters: Any) -> set[str]:
+            found = {m.id for m in store.list_matches(**filters)}
+            assert store.count_matches(**filters) == len(found)
+            return found
+
+        assert ids(min_confidence="medium") == {
+            "tiktok:1:the-crown",
+            "tiktok:2:the-crown",
+            "youtube:4:bridgerton",
+        }
+        assert ids(min_confidence=Confidence.HIGH, title_id="bridgerton") == {
+            "youtube:4:bridgerton"
+        }
+        assert ids(status=TriageStatus.DISMISSED) == {"tiktok:2:the-crown"}
+        assert ids(status="new", platform="tiktok") == {"tiktok:1:the-crown", "tiktok:3:bridgerton"}
+        assert ids(title_id="nope") == set()
+        with pytest.raises(InputError):
+            store.list_matches(status="maybe")
+        with pytest.raises(InputError):
+            store.count_matches(min_confidence="certain")
+
+    def test_set_status_appends_history(self, store: Store) -> None:
+        match = make_match()
+        store.upsert_match(match)
+        store.set_status(match.id, TriageStatus.CONFIRMED, note="same shot", actor="ana")
+        updated = store.set_status(match.id, "takedown_requested", actor="bo")
+        assert updated.status == TriageStatus.TAKEDOWN_REQUESTED
+        got = store.get_match(match.id)
+        assert got == updated
+        assert [(h.status, h.note, h.actor) for h in got.history] == [
+            (TriageStatus.CONFIRMED, "same shot", "ana"),
+            (TriageStatus.TAKEDOWN_REQUESTED, "", "bo"),
+        ]
+        assert got.note == "same shot"
+        with pytest.raises(InputError):
+            store.set_status("tiktok:0:missing", TriageStatus.CONFIRMED)
+        with pytest.raises(InputError):
+            store.set_status(match.id, "approved")
+
+    # Alerts --------------------------------------------------------------------------------
+    def test_claim_alert_only_once(self, store: Store) -> None:
+        alert = Alert(match_id="tiktok:1:the-crown", channel="email", recipient="a@studio.test")
+        assert store.claim_alert(alert) is True
+        assert store.claim_alert(alert) is False
+        assert store.claim_alert(alert.model_copy(update={"status": AlertStatus.SENT})) is False
+        assert store.get_alert(alert.id) == alert
+        assert [a.id for a in store.list_alerts()] == [alert.id]
+
+    def test_sent_alert_stays_sent(self, store: Store) -> None:
+        alert = Alert(match_id="m", channel="email", recipient="a@studio.test")
+        store.claim_alert(alert)
+        sent = alert.model_copy(update={"status": AlertStatus.SENT, "message_id": "<x@y>"})
+        store.update_alert(sent)
+        store.update_alert(alert.model_copy(update={"error": "stale attempt"}))
+        assert store.get_alert(alert.id) == sent
+        assert store.lease_alert(alert.id, lease_s=0) is None
+        assert store.list_alerts(AlertStatus.PENDING) == []
+        assert store.list_alerts("sent") == [sent]
+        with pytest.raises(InputError):
+            store.update_alert(Alert(match_id="other", channel="email", recipient="a@b.test"))
+
+    def test_lease_guards_attempts_in_flight(self, store: Store) -> None:
+        alert = Alert(match_id="m", channel="email", recipient="a@studio.test")
+        store.claim_alert(alert)
+        assert store.lease_alert(alert.id, lease_s=3600) is None, "claimer is still sending"
+        store.update_alert(alert.model_copy(update={"error": "server down"}))
+        retry = store.lease_alert(alert.id, lease_s=3600)
+        assert retry is not None
+        assert retry.error == "server down"
+        assert store.lease_alert(alert.id, lease_s=3600) is None, "the retry is in flight"
+        assert store.lease_alert(alert.id, lease_s=0) is not None, "a dead attempt expires"
+        assert store.lease_alert("no:such:alert", lease_s=0) is None
+
+    def test_data_survives_reopening(self, store: Store, store_settings: Settings) -> None:
+        store.upsert_match(make_match())
+        store.close()
+        with open_store(store_settings) as again:
+            assert again.count_matches() == 1
+
+    def test_processes_racing_claim_each_alert_exactly_once(
+        self, store: Store, store_settings: Settings
+    ) -> None:
+        alerts = [
+            Alert(match_id=f"tiktok:{i}:the-crown", channel="email", recipient="a@studio.test")
+            for i in range(RACE_ITEMS)
+        ]
+        won = _race(store_settings, _claim_all, alerts)
+        assert Counter(won) == Counter(a.id for a in alerts)
+        assert len(store.list_alerts()) == RACE_ITEMS
+
+    def test_processes_racing_upserts_see_each_post_new_once(
+        self, store: Store, store_settings: Settings
+    ) -> None:
+        post_ids = [f"r{i}" for i in range(RACE_ITEMS)]
+        won = _race(store_settings, _upsert_all, post_ids)
+        assert sorted(won) == sorted(post_ids)
+        assert len(store.list_posts()) == RACE_ITEMS

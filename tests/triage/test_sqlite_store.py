@@ -1,0 +1,78 @@
+"""The SQLite backend: the shared Store contract, plus what only a file-backed store can get
+wrong (WAL, schema version, unusable paths)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from reelwatch.errors import InputError, ReelwatchError
+from reelwatch.settings import Settings
+from tests.triage.store_contract import StoreContract
+from triage.stores import STORES, SQLiteStore, StoreError, open_store, store_class
+from triage.stores.sqlite import SCHEMA_VERSION
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture
+    def store_settings(self, settings: Settings) -> Settings:
+        settings.store.backend = "sqlite"
+        return settings
+
+
+def test_open_store_picks_sqlite_under_the_home(settings: Settings) -> None:
+    with open_store(settings) as store:
+        assert isinstance(store, SQLiteStore)
+        assert store.path == settings.home / "reelwatch.db"
+    assert settings.sqlite_path.exists()
+
+
+def test_registry_names_are_unique_and_unknown_names_are_input_errors() -> None:
+    names = [s.name for s in STORES]
+    assert len(names) == len(set(names))
+    with pytest.raises(InputError, match="not available"):
+        store_class("mongodb")
+
+
+def test_database_uses_wal_and_records_schema_version(settings: Settings) -> None:
+    with open_store(settings):
+        pass
+    conn = sqlite3.connect(settings.sqlite_path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="not-a-dir"):
+        SQLiteStore(blocker / "sub" / "reelwatch.db")
+
+
+def test_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "reelwatch.db"
+    bogus.write_bytes(b"this is a text file, not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a reelwatch SQLite store"):
+        SQLiteStore(bogus)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "reelwatch.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="upgrade reelwatch"):
+        SQLiteStore(path)
+
+
+def test_closed_store_raises_reelwatch_error(settings: Settings) -> None:
+    store = open_store(settings)
+    store.close()
+    store.close()
+    with pytest.raises(ReelwatchError):
+        store.list_matches()

@@ -1,0 +1,49 @@
+"""The Notifier contract: one channel that tells people about a match.
+
+Adding a channel
+----------------
+1. Subclass :class:`Notifier` in ``triage/notifiers/<channel>.py``; set ``channel`` (the name
+   used in ``settings.alerts.channels`` and in alert ids), implement ``from_settings``,
+   ``recipients`` and ``send``.
+2. Add the class to ``NOTIFIERS`` in ``triage/notifiers/__init__.py``.
+3. ``send`` must sort its failures: :class:`~reelwatch.errors.TransientError` when trying again
+   later may work (server down, 4xx), :class:`~reelwatch.errors.PermanentError` when this
+   recipient or message will never be accepted. ``triage.alerts`` turns the first into a
+   pending alert that ``flush_pending`` retries and the second into a failed one.
+
+Notifiers do not decide *whether* to alert or remember what they sent: ``triage.alerts`` does
+that through the Store, so that the never-twice guarantee lives in one place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from reelwatch.models import Match, Post
+    from reelwatch.settings import Settings
+
+
+class Notifier(ABC):
+    channel: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> Self: ...
+
+    @property
+    @abstractmethod
+    def recipients(self) -> list[str]:
+        """Who hears about every alerted match on this channel."""
+
+    @abstractmethod
+    def send(self, match: Match, post: Post | None, recipient: str) -> str:
+        """Deliver one alert and return the message id the channel knows it by.
+
+        ``post`` adds detail (stats, followers) when the store still has it. The message id
+        must be derived from the alert id, so that a retried delivery is recognisable as the
+        same alert by whoever receives it.
+        """

@@ -1,0 +1,323 @@
+"""Email alerts: one message per (match, recipient), over SMTP or into an outbox folder.
+
+Everything in a match that came from a platform (caption, handle, hashtags, URLs, even the post
+id) is hostile input: it is HTML-escaped in the HTML part, stripped of control characters in
+the plain part, capped in length, and never placed in a header except through
+:func:`_header_text`, which removes line breaks. Without an SMTP host (the embedded default)
+messages are written as ``<outbox>/<alert>.eml`` so nothing is lost and a person can open them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import mimetypes
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from reelwatch.errors import PermanentError, TransientError
+from reelwatch.models import Alert, Match, Post, Segment
+from triage.notifiers.base import Notifier
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from reelwatch.settings import Settings
+
+MAX_CAPTION_CHARS = 2000
+MAX_HANDLE_CHARS = 100
+MAX_SUBJECT_CHARS = 160
+MAX_IMAGES = 8
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+"""Evidence images past these limits are left out rather than making the mail undeliverable."""
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_HEADER_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\s]+")
+_CELL = "white-space:pre-wrap"
+"""Keeps a caption's own line breaks visible without turning them into markup."""
+_FILENAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_DOMAIN_UNSAFE_RE = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+@dataclass(frozen=True)
+class _Image:
+    cid: str
+    """Content-ID without angle brackets, as ``cid:`` URLs in the HTML use it."""
+    data: bytes
+    maintype: str
+    subtype: str
+    filename: str
+
+
+class EmailNotifier(Notifier):
+    """Sends match alerts by email; see the module docstring for what it guarantees."""
+
+    channel = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = settings.email
+        domain = parseaddr(self.config.sender)[1].rpartition("@")[2]
+        self.domain = _DOMAIN_UNSAFE_RE.sub("", domain) or "reelwatch.localhost"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings)
+
+    @property
+    def recipients(self) -> list[str]:
+        return list(self.config.recipients)
+
+    def message_id(self, alert_id: str) -> str:
+        """Deterministic, so a retried send carries the same Message-ID as the first try."""
+        digest = hashlib.sha256(alert_id.encode()).hexdigest()[:32]
+        return f"<alert.{digest}@{self.domain}>"
+
+    def send(self, match: Match, post: Post | None, recipient: str) -> str:
+        alert_id = Alert(match_id=match.id, channel=self.channel, recipient=recipient).id
+        message = self.build_message(match, post, recipient)
+        if self.config.smtp_host:
+            self._send_smtp(message)
+        else:
+            self._write_outbox(message, alert_id)
+        return str(message["Message-ID"])
+
+    # Building ------------------------------------------------------------------------------
+    def build_message(self, match: Match, post: Post | None, recipient: str) -> EmailMessage:
+        """The alert as a multipart/alternative message (plain text, HTML with inline images)."""
+        address = _recipient_address(recipient)
+        alert_id = Alert(match_id=match.id, channel=self.channel, recipient=recipient).id
+        account = _account(match, post)
+        images = self._evidence_images(match, alert_id)
+
+        message = EmailMessage()
+        message["Subject"] = _header_text(
+            f"[reelwatch] {match.confidence.value.upper()} match: {match.title} by @{account}",
+            MAX_SUBJECT_CHARS,
+        )
+        message["From"] = self.config.sender
+        message["To"] = address
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = self.message_id(alert_id)
+        message["X-Reelwatch-Match"] = _header_text(match.id, 200)
+        message.set_content(self._text(match, post, account))
+        message.add_alternative(self._html(match, post, account, images), subtype="html")
+        html_part = message.get_body(preferencelist=("html",))
+        assert html_part is not None
+        for image in (i for segment_images in images for i in segment_images):
+            html_part.add_related(
+                image.data,
+                image.maintype,
+                image.subtype,
+                cid=f"<{image.cid}>",
+                disposition="inline",
+                filename=image.filename,
+            )
+        return message
+
+    def board_link(self, match: Match) -> str:
+        return f"{self.config.board_url.rstrip('/')}/matches/{quote(match.id, safe=':@')}"
+
+    def _text(self, match: Match, post: Post | None, account: str) -> str:
+        lines = [
+            f"reelwatch found a {match.confidence.value.upper()}-confidence match "
+            f"for {_plain(match.title)}.",
+            "",
+            f"Title:     {_plain(match.title)}",
+            f"Score:     {match.score:.2f} ({match.confidence.value})",
+            f"Platform:  {_plain(match.platform)}",
+            f"Account:   @{account}",
+            f"Post:      {_plain(match.post_url)}",
+            f"Caption:   {_plain(_cap(match.caption, MAX_CAPTION_CHARS))}",
+        ]
+        if post is not None and post.stats.views is not None:
+            lines.append(f"Views:     {post.stats.views}")
+        if match.signals:
+            lines.append(f"Signals:   {_plain(_signals(match))}")
+        if match.ai.is_ai:
+            lines.append(f"AI-made:   yes ({_plain('; '.join(match.ai.reasons))})")
+        if match.segments:
+            lines += ["", "Matching segments:"]
+            lines += [f"  - {_plain(_segment_text(s))}" for s in match.segments]
+        lines += ["", f"Triage it: {self.board_link(match)}", ""]
+        return "\n".join(lines)
+
+    def _html(
+        self, match: Match, post: Post | None, account: str, images: list[list[_Image]]
+    ) -> str:
+        e = html.escape
+        url = match.post_url
+        post_link = f'<a href="{e(url)}">{e(url)}</a>' if _is_web_url(url) else e(url)
+        rows = [
+            ("Title", e(match.title)),
+            ("Score", f"{match.score:.2f} ({e(match.confidence.value)})"),
+            ("Platform", e(match.platform)),
+            ("Account", f"@{e(account)}"),
+            ("Post", post_link),
+            ("Caption", e(_cap(_plain(match.caption), MAX_CAPTION_CHARS))),
+        ]
+        if post is not None and post.stats.views is not None:
+            rows.append(("Views", str(post.stats.views)))
+        if match.signals:
+            rows.append(("Signals", e(_signals(match))))
+        if match.ai.is_ai:
+            rows.append(("AI-made", "yes: " + e("; ".join(match.ai.reasons))))
+        table = "\n".join(
+            f'<tr><th align="left" valign="top">{k}</th><td style="{_CELL}">{v}</td></tr>'
+            for k, v in rows
+        )
+        segments = []
+        for segment, segment_images in zip(match.segments, images, strict=True):
+            pictures = "".join(
+                f'<img src="cid:{e(i.cid)}" alt="evidence" style="max-width:320px;margin:4px">'
+                for i in segment_images
+            )
+            segments.append(f"<li>{e(_segment_text(segment))}<br>{pictures}</li>")
+        segment_list = f"<h3>Matching segments</h3><ul>{''.join(segments)}</ul>" if segments else ""
+        board = e(self.board_link(match))
+        return (
+            '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+            f"<h2>{e(match.confidence.value.upper())} match: {e(match.title)}</h2>"
+            f"<table>{table}</table>{segment_list}"
+            f'<p><a href="{board}">Triage this match on the board</a></p>'
+            "</body></html>"
+        )
+
+    def _evidence_images(self, match: Match, alert_id: str) -> list[list[_Image]]:
+        """Per segment, the evidence images that exist under the data home.
+
+        Paths outside the home (``../``, absolute paths elsewhere) are ignored: evidence paths
+        are data, and the mail must not become a way to exfiltrate files.
+        """
+        home = self.settings.home.resolve()
+        tag = hashlib.sha256(alert_id.encode()).hexdigest()[:16]
+        count = 0
+        result: list[list[_Image]] = []
+        for segment in match.segments:
+            found: list[_Image] = []
+            for relative in segment.evidence:
+                if count >= MAX_IMAGES:
+                    break
+                path = (home / relative).resolve()
+                mime, _ = mimetypes.guess_type(path.name)
+                if (
+                    not path.is_relative_to(home)
+                    or not path.is_file()
+                    or not mime
+                    or not mime.startswith("image/")
+                    or path.stat().st_size > MAX_IMAGE_BYTES
+                ):
+                    continue
+                maintype, subtype = mime.split("/", 1)
+                cid = f"evidence{count}.{tag}@{self.domain}"
+                found.append(_Image(cid, path.read_bytes(), maintype, subtype, path.name))
+                count += 1
+            result.append(found)
+        return result
+
+    # Delivering ----------------------------------------------------------------------------
+    def _send_smtp(self, message: EmailMessage) -> None:
+        config = self.config
+        assert config.smtp_host is not None
+        sender = parseaddr(config.sender)[1]
+        recipient = str(message["To"])
+        where = f"{config.smtp_host}:{config.smtp_port}"
+        smtp_class = smtplib.SMTP_SSL if config.use_ssl else smtplib.SMTP
+        try:
+            with smtp_class(config.smtp_host, config.smtp_port, timeout=config.timeout_s) as smtp:
+                if config.starttls and not config.use_ssl:
+                    smtp.starttls(context=ssl.create_default_context())
+                if config.username:
+                    password = config.password.get_secret_value() if config.password else ""
+                    smtp.login(config.username, password)
+                smtp.send_message(message, from_addr=sender, to_addrs=[recipient])
+        except smtplib.SMTPRecipientsRefused as e:
+            code, reply = next(iter(e.recipients.values()), (0, b""))
+            text = f"{where} refused {recipient}: {code} {_reply(reply)}"
+            raise (PermanentError(text) if 500 <= code < 600 else TransientError(text)) from None
+        except smtplib.SMTPDataError as e:
+            text = f"{where} refused the message: {e.smtp_code} {_reply(e.smtp_error)}"
+            raise (
+                PermanentError(text) if 500 <= e.smtp_code < 600 else TransientError(text)
+            ) from None
+        except smtplib.SMTPResponseException as e:
+            # Login, sender and greeting failures are configuration problems: keep the alert
+            # pending so it goes out once the settings are fixed.
+            raise TransientError(f"{where} answered {e.smtp_code} {_reply(e.smtp_error)}") from None
+        except (smtplib.SMTPException, OSError) as e:
+            raise TransientError(f"cannot deliver mail through {where}: {e}") from None
+
+    def _write_outbox(self, message: EmailMessage, alert_id: str) -> None:
+        outbox = self.settings.outbox_dir
+        digest = hashlib.sha256(alert_id.encode()).hexdigest()[:12]
+        name = f"{_FILENAME_UNSAFE_RE.sub('_', alert_id)[:100]}-{digest}.eml"
+        try:
+            outbox.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=outbox, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(message.as_bytes())
+            os.replace(tmp, outbox / name)
+        except OSError as e:
+            raise TransientError(f"cannot write the alert to {outbox}: {e}") from None
+
+
+def _recipient_address(recipient: str) -> str:
+    address = parseaddr(recipient)[1]
+    if _CONTROL_RE.search(recipient) or "\n" in recipient or "@" not in address:
+        raise PermanentError(f"not an email address: {recipient!r}")
+    return address
+
+
+def _account(match: Match, post: Post | None) -> str:
+    handle = match.account or (post.author.handle if post is not None else "") or "unknown"
+    return _cap(_header_text(handle.lstrip("@"), MAX_HANDLE_CHARS), MAX_HANDLE_CHARS)
+
+
+def _header_text(text: str, limit: int) -> str:
+    """One line of header-safe text: every line break and control character becomes a space."""
+    return _cap(_HEADER_UNSAFE_RE.sub(" ", text).strip(), limit)
+
+
+def _plain(text: str) -> str:
+    """Text for the body: line breaks normalised, other control characters removed."""
+    return _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_web_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def _signals(match: Match) -> str:
+    ordered = sorted(match.signals.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {score:.2f}" for name, score in ordered)
+
+
+def _segment_text(segment: Segment) -> str:
+    return (
+        f"{segment.signal}: post {_clock(segment.query_start)}–{_clock(segment.query_end)} "
+        f"matches {segment.ref_asset} {_clock(segment.ref_start)}–{_clock(segment.ref_end)}"
+        f" (score {segment.score:.2f})"
+    )
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _reply(reply: bytes | str) -> str:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+    return _header_text(text, 300)

@@ -1,0 +1,268 @@
+"""The Store contract: where posts, media, matches and alerts land for triage.
+
+Adding a backend
+----------------
+1. Subclass :class:`Store` in ``triage/stores/<name>.py``; set ``name`` to the value that
+   ``settings.store.backend`` uses to pick it, and implement every abstract method plus
+   ``from_settings``.
+2. Add the class to ``STORES`` in ``triage/stores/__init__.py`` (names must be unique; that is
+   checked on import).
+3. Run the shared contract suite on it: subclass ``tests.triage.store_contract.StoreContract``
+   and give it a ``store_settings`` fixture that points ``open_store`` at your backend.
+
+Re-crawl and re-match rules live here (:func:`merge_post`, :func:`merge_match`), not in the
+backends, so every backend updates records the same way. Backends only have to make each
+read-merge-write atomic, because several Celery workers write to one store at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar
+
+from reelwatch.errors import InputError, ReelwatchError, TransientError
+from reelwatch.models import (
+    Alert,
+    AlertStatus,
+    Confidence,
+    Match,
+    Media,
+    Post,
+    PostState,
+    TriageStatus,
+)
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from reelwatch.settings import Settings
+
+
+class StoreError(ReelwatchError):
+    """The store cannot be opened or used (bad path, not a database, newer schema)."""
+
+
+class StoreBusyError(StoreError, TransientError):
+    """The store stayed locked or unreachable past its timeout; retrying may succeed."""
+
+
+class Store(ABC):
+    """Persistence for everything triage shows and alerting relies on.
+
+    Every method is safe to call from several processes sharing one store. Identities are the
+    model's deterministic ids (``Post.key``, ``Match.id``, ``Alert.id``, ``Media.sha256``), so
+    calling an upsert twice is harmless.
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """Open the backend as ``settings`` describe; raise :class:`StoreError` if it cannot."""
+
+    # Posts ---------------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_post(self, post: Post) -> bool:
+        """Insert or merge a post (see :func:`merge_post`); True if it was not known before."""
+
+    @abstractmethod
+    def get_post(self, key: str) -> Post | None: ...
+
+    @abstractmethod
+    def has_post(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def set_post_state(
+        self,
+        key: str,
+        state: PostState | str,
+        *,
+        error: str | None = None,
+        media_sha256: str | None = None,
+    ) -> Post:
+        """Move a post along the pipeline.
+
+        ``error`` replaces the stored one (so moving on from ``failed`` clears it);
+        ``media_sha256`` is kept unless given. Unknown key -> :class:`InputError`.
+        """
+
+    @abstractmethod
+    def list_posts(
+        self, state: PostState | str | None = None, limit: int | None = None
+    ) -> list[Post]:
+        """Posts oldest-first (by ``first_seen``), so a pipeline draining them is fair."""
+
+    # Media ---------------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_media(self, media: Media) -> None: ...
+
+    @abstractmethod
+    def get_media(self, sha256: str) -> Media | None: ...
+
+    # Matches -------------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_match(self, match: Match) -> bool:
+        """Insert or merge a match (see :func:`merge_match`); True if it was not known before."""
+
+    @abstractmethod
+    def get_match(self, id: str) -> Match | None: ...
+
+    @abstractmethod
+    def list_matches(
+        self,
+        *,
+        status: TriageStatus | str | None = None,
+        min_confidence: Confidence | str | None = None,
+        title_id: str | None = None,
+        platform: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Match]:
+        """Matches worth looking at first come first: tier desc, score desc, updated_at desc."""
+
+    @abstractmethod
+    def count_matches(
+        self,
+        *,
+        status: TriageStatus | str | None = None,
+        min_confidence: Confidence | str | None = None,
+        title_id: str | None = None,
+        platform: str | None = None,
+    ) -> int: ...
+
+    @abstractmethod
+    def set_status(
+        self, match_id: str, status: TriageStatus | str, note: str = "", actor: str = ""
+    ) -> Match:
+        """Record a triage decision and append it to the match's history.
+
+        A non-empty ``note`` also becomes the match's current note. Unknown id or status ->
+        :class:`InputError`.
+        """
+
+    # Alerts --------------------------------------------------------------------------------
+    @abstractmethod
+    def claim_alert(self, alert: Alert) -> bool:
+        """Atomically insert ``alert`` unless one with its id exists; True if this call won.
+
+        The winner also holds the attempt lease (see :meth:`lease_alert`). This is the one
+        place that guarantees an alert is never sent twice, even with workers racing.
+        """
+
+    @abstractmethod
+    def lease_alert(self, alert_id: str, *, lease_s: float) -> Alert | None:
+        """Atomically take a *pending* alert for another delivery attempt.
+
+        Returns None when the alert is unknown, not pending, or another attempt holds it and
+        started less than ``lease_s`` seconds ago (an older lease belongs to a worker that died
+        mid-send and is taken over).
+        """
+
+    @abstractmethod
+    def update_alert(self, alert: Alert) -> None:
+        """Record the outcome of an attempt and release its lease.
+
+        An alert already ``sent`` stays sent: a late, stale attempt cannot reopen it. Unknown id
+        -> :class:`InputError`.
+        """
+
+    @abstractmethod
+    def get_alert(self, id: str) -> Alert | None: ...
+
+    @abstractmethod
+    def list_alerts(self, status: AlertStatus | str | None = None) -> list[Alert]:
+        """Alerts oldest-first."""
+
+    # Lifecycle -----------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; calling it twice is harmless."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def merge_post(existing: Post, new: Post) -> Post:
+    """What a re-crawl of a known post changes.
+
+    Fresh observations win (caption, hashtags, stats, author, URLs, AI label, provenance,
+    ``last_seen``); the first sighting keeps ``first_seen`` and the watch/hashtag that found
+    it. Pipeline progress is kept unless ``new`` carries progress of its own: a crawler hands
+    over ``discovered`` posts, and that must not reset a matched post to the start.
+    """
+    merged = new.model_copy(deep=True)
+    merged.first_seen = min(existing.first_seen, new.first_seen, key=as_utc)
+    merged.last_seen = max(existing.last_seen, new.last_seen, key=as_utc)
+    merged.posted_at = new.posted_at or existing.posted_at
+    merged.media_url = new.media_url or existing.media_url
+    merged.duration = new.duration if new.duration is not None else existing.duration
+    merged.watch = existing.watch or new.watch
+    merged.hashtag = existing.hashtag or new.hashtag
+    if new.state == PostState.DISCOVERED:
+        merged.state = existing.state
+        merged.error = existing.error
+    merged.media_sha256 = new.media_sha256 or existing.media_sha256
+    return merged
+
+
+def merge_match(existing: Match, new: Match) -> Match:
+    """What re-matching a known (post, title) pair changes.
+
+    The matcher's verdict and the post's details are refreshed; triage work (status, assignee,
+    note, history) and ``created_at`` belong to people and are never overwritten by a re-run.
+    """
+    merged = new.model_copy(deep=True)
+    merged.created_at = existing.created_at
+    merged.status = existing.status
+    merged.assignee = existing.assignee
+    merged.note = existing.note
+    merged.history = [h.model_copy() for h in existing.history]
+    return merged
+
+
+def parse_status(status: TriageStatus | str) -> TriageStatus:
+    try:
+        return TriageStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in TriageStatus)
+        raise InputError(f"unknown triage status {status!r}; use one of: {choices}") from None
+
+
+def parse_confidence(confidence: Confidence | str) -> Confidence:
+    try:
+        return Confidence(confidence)
+    except ValueError:
+        choices = ", ".join(c.value for c in Confidence)
+        raise InputError(f"unknown confidence {confidence!r}; use one of: {choices}") from None
+
+
+def parse_post_state(state: PostState | str) -> PostState:
+    try:
+        return PostState(state)
+    except ValueError:
+        choices = ", ".join(s.value for s in PostState)
+        raise InputError(f"unknown post state {state!r}; use one of: {choices}") from None
+
+
+def parse_alert_status(status: AlertStatus | str) -> AlertStatus:
+    try:
+        return AlertStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in AlertStatus)
+        raise InputError(f"unknown alert status {status!r}; use one of: {choices}") from None
+
+
+def as_utc(dt: datetime) -> datetime:
+    """Naive datetimes are taken as UTC so that old and new records compare and sort."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -1,0 +1,457 @@
+"""The embedded store: one SQLite file under the data home.
+
+Several processes (eager runs, Celery workers, the board) open the same file at once, so the
+database runs in WAL mode (readers never block the writer), waits for locks instead of failing
+(busy timeout), and every read-merge-write runs in a ``BEGIN IMMEDIATE`` transaction so two
+writers cannot interleave between the read and the write. Scalar fields are plain columns (easy
+to query from the ``sqlite3`` shell); nested fields are JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from reelwatch.errors import InputError
+from reelwatch.models import (
+    Alert,
+    AlertStatus,
+    Confidence,
+    HistoryEntry,
+    Match,
+    Media,
+    Post,
+    PostState,
+    TriageStatus,
+)
+from triage.stores.base import (
+    Store,
+    StoreBusyError,
+    StoreError,
+    as_utc,
+    merge_match,
+    merge_post,
+    parse_alert_status,
+    parse_confidence,
+    parse_post_state,
+    parse_status,
+)
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from reelwatch.settings import Settings
+
+SCHEMA_VERSION = 1
+"""Stored in ``PRAGMA user_version``; bump it and add a migration step when the schema changes."""
+
+_M = TypeVar("_M", bound=BaseModel)
+
+# Column lists mirror the model fields; the ones named in _JSON hold nested values as JSON.
+_POST_COLUMNS = (
+    "key", "platform", "post_id", "url", "author", "caption", "hashtags", "posted_at", "stats",
+    "media_url", "duration", "ai_label", "is_ai_labelled", "watch", "hashtag", "first_seen",
+    "last_seen", "provenance", "state", "error", "media_sha256", "first_seen_ts",
+)  # fmt: skip
+_MEDIA_COLUMNS = (
+    "sha256", "path", "bytes", "duration", "width", "height", "fps", "video_codec",
+    "audio_codec", "c2pa",
+)  # fmt: skip
+_MATCH_COLUMNS = (
+    "id", "post_key", "platform", "post_id", "post_url", "account", "caption", "hashtags",
+    "title_id", "title", "score", "confidence", "confidence_rank", "signals", "segments", "ai",
+    "media_sha256", "watch", "created_at", "updated_at", "updated_ts", "status", "assignee",
+    "note", "history",
+)  # fmt: skip
+_ALERT_COLUMNS = (
+    "id", "match_id", "channel", "recipient", "status", "created_at", "sent_at", "error",
+    "message_id", "created_ts",
+)  # fmt: skip
+_JSON = frozenset(
+    {"author", "hashtags", "stats", "provenance", "c2pa", "signals", "segments", "ai", "history"}
+)
+_DERIVED = frozenset({"key", "id", "first_seen_ts", "confidence_rank", "updated_ts", "created_ts"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS posts (
+    key TEXT PRIMARY KEY, platform TEXT NOT NULL, post_id TEXT NOT NULL, url TEXT NOT NULL,
+    author JSON, caption TEXT, hashtags JSON, posted_at TEXT, stats JSON, media_url TEXT,
+    duration REAL, ai_label TEXT, is_ai_labelled INTEGER, watch TEXT, hashtag TEXT,
+    first_seen TEXT, last_seen TEXT, provenance JSON, state TEXT NOT NULL, error TEXT,
+    media_sha256 TEXT, first_seen_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS posts_state ON posts (state, first_seen_ts);
+CREATE TABLE IF NOT EXISTS media (
+    sha256 TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL, duration REAL,
+    width INTEGER, height INTEGER, fps REAL, video_codec TEXT, audio_codec TEXT, c2pa JSON
+);
+CREATE TABLE IF NOT EXISTS matches (
+    id TEXT PRIMARY KEY, post_key TEXT NOT NULL, platform TEXT NOT NULL, post_id TEXT NOT NULL,
+    post_url TEXT NOT NULL, account TEXT, caption TEXT, hashtags JSON, title_id TEXT NOT NULL,
+    title TEXT NOT NULL, score REAL NOT NULL, confidence TEXT NOT NULL,
+    confidence_rank INTEGER NOT NULL, signals JSON, segments JSON, ai JSON, media_sha256 TEXT,
+    watch TEXT, created_at TEXT, updated_at TEXT, updated_ts REAL NOT NULL,
+    status TEXT NOT NULL, assignee TEXT, note TEXT, history JSON
+);
+CREATE INDEX IF NOT EXISTS matches_rank
+    ON matches (confidence_rank DESC, score DESC, updated_ts DESC);
+CREATE INDEX IF NOT EXISTS matches_status ON matches (status);
+CREATE INDEX IF NOT EXISTS matches_title ON matches (title_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, match_id TEXT NOT NULL, channel TEXT NOT NULL,
+    recipient TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT, sent_at TEXT, error TEXT,
+    message_id TEXT, created_ts REAL NOT NULL,
+    lease_ts REAL
+);
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status, created_ts);
+"""
+# lease_ts: when the current delivery attempt started (NULL: none in flight). It is store
+# bookkeeping, not part of the Alert model.
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in one SQLite file; see the module docstring for the concurrency story."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(
+                f"cannot create the folder for the store {self.path}: {e.strerror or e}"
+            ) from None
+        try:
+            # isolation_level=None: we issue BEGIN ourselves so the lock mode is explicit.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the store {self.path}: {e}") from None
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._create_schema()
+        except StoreError:
+            self.close()
+            raise
+        except sqlite3.Error as e:
+            self.close()
+            raise _store_error(self.path, e) from None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.sqlite_path)
+
+    def _create_schema(self) -> None:
+        with self._tx() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {self.path} has schema version {version}, newer than this "
+                    f"reelwatch understands ({SCHEMA_VERSION}); upgrade reelwatch"
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction, serialised within the process by a lock and across processes by
+        SQLite; sqlite errors come out as :class:`StoreError` / :class:`StoreBusyError`."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the store {self.path} is closed")
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _store_error(self.path, e) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # Posts ---------------------------------------------------------------------------------
+    def upsert_post(self, post: Post) -> bool:
+        with self._tx() as conn:
+            existing = self._get(conn, "posts", "key", post.key, Post)
+            stored = post if existing is None else merge_post(existing, post)
+            _write(conn, "posts", _POST_COLUMNS, _post_row(stored))
+            return existing is None
+
+    def get_post(self, key: str) -> Post | None:
+        with self._tx(write=False) as conn:
+            return self._get(conn, "posts", "key", key, Post)
+
+    def has_post(self, key: str) -> bool:
+        with self._tx(write=False) as conn:
+            return conn.execute("SELECT 1 FROM posts WHERE key = ?", (key,)).fetchone() is not None
+
+    def set_post_state(
+        self,
+        key: str,
+        state: PostState | str,
+        *,
+        error: str | None = None,
+        media_sha256: str | None = None,
+    ) -> Post:
+        new_state = parse_post_state(state)
+        with self._tx() as conn:
+            post = self._get(conn, "posts", "key", key, Post)
+            if post is None:
+                raise InputError(f"unknown post {key!r}")
+            post.state = new_state
+            post.error = error
+            if media_sha256 is not None:
+                post.media_sha256 = media_sha256
+            _write(conn, "posts", _POST_COLUMNS, _post_row(post))
+            return post
+
+    def list_posts(
+        self, state: PostState | str | None = None, limit: int | None = None
+    ) -> list[Post]:
+        sql = "SELECT * FROM posts"
+        params: list[Any] = []
+        if state is not None:
+            sql += " WHERE state = ?"
+            params.append(parse_post_state(state).value)
+        sql += " ORDER BY first_seen_ts, key"
+        sql += _limit(params, limit, 0)
+        with self._tx(write=False) as conn:
+            return [_load(row, Post) for row in conn.execute(sql, params)]
+
+    # Media ---------------------------------------------------------------------------------
+    def upsert_media(self, media: Media) -> None:
+        with self._tx() as conn:
+            _write(conn, "media", _MEDIA_COLUMNS, media.model_dump(mode="json"))
+
+    def get_media(self, sha256: str) -> Media | None:
+        with self._tx(write=False) as conn:
+            return self._get(conn, "media", "sha256", sha256, Media)
+
+    # Matches -------------------------------------------------------------------------------
+    def upsert_match(self, match: Match) -> bool:
+        with self._tx() as conn:
+            existing = self._get(conn, "matches", "id", match.id, Match)
+            stored = match if existing is None else merge_match(existing, match)
+            _write(conn, "matches", _MATCH_COLUMNS, _match_row(stored))
+            return existing is None
+
+    def get_match(self, id: str) -> Match | None:
+        with self._tx(write=False) as conn:
+            return self._get(conn, "matches", "id", id, Match)
+
+    def list_matches(
+        self,
+        *,
+        status: TriageStatus | str | None = None,
+        min_confidence: Confidence | str | None = None,
+        title_id: str | None = None,
+        platform: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Match]:
+        where, params = _match_filters(status, min_confidence, title_id, platform)
+        sql = f"SELECT * FROM matches{where} ORDER BY confidence_rank DESC, score DESC, "
+        sql += "updated_ts DESC, id" + _limit(params, limit, offset)
+        with self._tx(write=False) as conn:
+            return [_load(row, Match) for row in conn.execute(sql, params)]
+
+    def count_matches(
+        self,
+        *,
+        status: TriageStatus | str | None = None,
+        min_confidence: Confidence | str | None = None,
+        title_id: str | None = None,
+        platform: str | None = None,
+    ) -> int:
+        where, params = _match_filters(status, min_confidence, title_id, platform)
+        with self._tx(write=False) as conn:
+            return int(conn.execute(f"SELECT COUNT(*) FROM matches{where}", params).fetchone()[0])
+
+    def set_status(
+        self, match_id: str, status: TriageStatus | str, note: str = "", actor: str = ""
+    ) -> Match:
+        new_status = parse_status(status)
+        with self._tx() as conn:
+            match = self._get(conn, "matches", "id", match_id, Match)
+            if match is None:
+                raise InputError(f"unknown match {match_id!r}")
+            match.status = new_status
+            if note:
+                match.note = note
+            match.history.append(HistoryEntry(status=new_status, note=note, actor=actor))
+            _write(conn, "matches", _MATCH_COLUMNS, _match_row(match))
+            return match
+
+    # Alerts --------------------------------------------------------------------------------
+    def claim_alert(self, alert: Alert) -> bool:
+        row = _alert_row(alert)
+        columns = ", ".join((*row, "lease_ts"))
+        marks = ", ".join("?" * (len(row) + 1))
+        with self._tx() as conn:
+            cur = conn.execute(
+                f"INSERT INTO alerts ({columns}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
+                (*row.values(), time.time()),
+            )
+            return cur.rowcount == 1
+
+    def lease_alert(self, alert_id: str, *, lease_s: float) -> Alert | None:
+        now = time.time()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE alerts SET lease_ts = ? WHERE id = ? AND status = ? "
+                "AND (lease_ts IS NULL OR lease_ts <= ?)",
+                (now, alert_id, AlertStatus.PENDING.value, now - lease_s),
+            )
+            if cur.rowcount != 1:
+                return None
+            return self._get(conn, "alerts", "id", alert_id, Alert)
+
+    def update_alert(self, alert: Alert) -> None:
+        row = _alert_row(alert)
+        del row["created_ts"]
+        assignments = ", ".join(f"{c} = ?" for c in row)
+        with self._tx() as conn:
+            known = conn.execute("SELECT status FROM alerts WHERE id = ?", (alert.id,)).fetchone()
+            if known is None:
+                raise InputError(f"unknown alert {alert.id!r}")
+            if known["status"] == AlertStatus.SENT.value:
+                return
+            conn.execute(
+                f"UPDATE alerts SET {assignments}, lease_ts = NULL WHERE id = ?",
+                (*row.values(), alert.id),
+            )
+
+    def get_alert(self, id: str) -> Alert | None:
+        with self._tx(write=False) as conn:
+            return self._get(conn, "alerts", "id", id, Alert)
+
+    def list_alerts(self, status: AlertStatus | str | None = None) -> list[Alert]:
+        sql = "SELECT * FROM alerts"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(parse_alert_status(status).value)
+        with self._tx(write=False) as conn:
+            return [
+                _load(row, Alert) for row in conn.execute(sql + " ORDER BY created_ts, id", params)
+            ]
+
+    # Helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _get(
+        conn: sqlite3.Connection, table: str, key_column: str, key: str, model: type[_M]
+    ) -> _M | None:
+        row = conn.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,)).fetchone()
+        return None if row is None else _load(row, model)
+
+
+def _store_error(path: Path, e: sqlite3.Error) -> StoreError:
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return StoreBusyError(f"the store {path} stayed locked: {text}")
+    if isinstance(e, sqlite3.DatabaseError) and "not a database" in text:
+        return StoreError(f"{path} is not a reelwatch SQLite store ({text})")
+    return StoreError(f"the store {path} failed: {text}")
+
+
+def _limit(params: list[Any], limit: int | None, offset: int) -> str:
+    if limit is None and not offset:
+        return ""
+    params.extend((-1 if limit is None else max(limit, 0), max(offset, 0)))
+    return " LIMIT ? OFFSET ?"
+
+
+def _match_filters(
+    status: TriageStatus | str | None,
+    min_confidence: Confidence | str | None,
+    title_id: str | None,
+    platform: str | None,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(parse_status(status).value)
+    if min_confidence is not None:
+        clauses.append("confidence_rank >= ?")
+        params.append(parse_confidence(min_confidence).rank)
+    if title_id is not None:
+        clauses.append("title_id = ?")
+        params.append(title_id)
+    if platform is not None:
+        clauses.append("platform = ?")
+        params.append(platform)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _post_row(post: Post) -> dict[str, Any]:
+    row = post.model_dump(mode="json")
+    row["key"] = post.key
+    row["first_seen_ts"] = as_utc(post.first_seen).timestamp()
+    return row
+
+
+def _match_row(match: Match) -> dict[str, Any]:
+    row = match.model_dump(mode="json")
+    row["id"] = match.id
+    row["confidence_rank"] = match.confidence.rank
+    row["updated_ts"] = as_utc(match.updated_at).timestamp()
+    return row
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    row = alert.model_dump(mode="json")
+    row["id"] = alert.id
+    row["created_ts"] = as_utc(alert.created_at).timestamp()
+    return {c: row[c] for c in _ALERT_COLUMNS}
+
+
+def _write(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], row: Mapping[str, Any]
+) -> None:
+    values = [json.dumps(row[c]) if c in _JSON else row[c] for c in columns]
+    conn.execute(
+        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})",
+        values,
+    )
+
+
+def _load(row: sqlite3.Row, model: type[_M]) -> _M:
+    data = {
+        k: (json.loads(row[k]) if k in _JSON and row[k] is not None else row[k])
+        for k in row.keys()  # noqa: SIM118 - sqlite3.Row is not a mapping
+        if k not in _DERIVED and k != "lease_ts"
+    }
+    return model.model_validate(data)
