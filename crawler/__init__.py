@@ -1,0 +1,42 @@
+"""Discovery: find posts on platforms by hashtag, and the local replica platform.
+
+Public interface:
+
+- :func:`crawl` (``crawler.runner.crawl``): posts for one hashtag on one platform, crawled by
+  Scrapy in a subprocess;
+- :func:`ytdlp_extractors`: yt-dlp extractors for platforms yt-dlp does not know (the replica).
+
+``crawl`` is loaded on first use so that ``python -m crawler.runner`` and
+``python -m crawler.replica`` do not import their own module twice, and so that importing
+the package stays cheap for code that only needs the replica.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crawler.runner import CrawlInterrupted, crawl
+
+
+def ytdlp_extractors() -> list[type]:
+    """InfoExtractor classes the download worker must register before yt-dlp's own.
+
+    yt-dlp tries extractors in the order they were added and its generic extractor claims
+    every URL, so build ``YoutubeDL(params, auto_init=False)``, call
+    ``ydl.add_info_extractor(cls())`` for each class, then ``ydl.add_default_info_extractors()``.
+    """
+    from crawler.replica.ytdlp import ReplicaIE
+
+    return [ReplicaIE]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("crawl", "CrawlInterrupted"):
+        from crawler import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'crawler' has no attribute {name!r}")
+
+
+__all__ = ["CrawlInterrupted", "crawl", "ytdlp_extractors"]

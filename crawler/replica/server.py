@@ -1,0 +1,496 @@
+"""The replica platform: a local HTTP server that looks like TikTok to a crawler and to yt-dlp.
+
+The demo and the tests point reelwatch at it instead of a real platform, so it imitates the
+parts of TikTok's structure our spider and extractor rely on:
+
+- ``/tag/<name>``: an HTML page whose ``<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">``
+  holds ``__DEFAULT_SCOPE__["webapp.challenge-detail"]`` (``statusCode`` 0 and
+  ``challengeInfo``, or 10205 and no ``challengeInfo`` for an unknown hashtag) and the first
+  page of posts under ``"webapp.challenge-item-list"``;
+- ``/api/challenge/item_list/?challengeID=&cursor=&count=``: JSON pages of items, newest first,
+  with ``cursor`` and ``hasMore``;
+- ``/@<user>/video/<id>``: a post page with ``"webapp.video-detail"``;
+- ``/video/<id>.mp4``: the media, with HEAD and single byte ranges;
+- ``/robots.txt``: allows everything.
+
+Items come from a site folder (:mod:`crawler.replica.site`), re-read when ``site.json``
+changes, so a demo can publish posts while the server runs. ``video.playAddr`` and
+``downloadAddr`` are filled in per request from the ``Host`` the client used.
+
+:class:`Faults` makes the server behave like a hostile platform for tests (429 with
+``Retry-After``, 500s, garbage instead of JSON).
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from crawler.replica.site import SITE_FILE, challenge_id, load_items
+from reelwatch.models import normalize_hashtag
+
+logger = logging.getLogger(__name__)
+
+ALWAYS = 1 << 62
+"""A fault count that never runs out."""
+
+NOT_FOUND_STATUS = 10205
+"""TikTok's ``statusCode`` for a challenge (hashtag) that does not exist."""
+
+MAX_PAGE_COUNT = 50
+"""Largest ``count`` the item-list API honours, as real platforms cap page sizes."""
+
+_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@dataclass
+class Faults:
+    """Switches that make the API misbehave, for tests of a hostile platform.
+
+    They apply to ``/api/`` requests in order: the first ``rate_limit`` answer 429 with
+    ``Retry-After: retry_after``, the next ``server_errors`` answer 500, the next ``garbage``
+    answer 200 with an HTML block page instead of JSON; after that the API behaves. Use
+    :data:`ALWAYS` for a fault that never stops. ``api_requests`` counts what was asked.
+    """
+
+    rate_limit: int = 0
+    retry_after: str = "1"
+    server_errors: int = 0
+    garbage: int = 0
+    api_requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def next_api_fault(self) -> str | None:
+        """Count one API request and say which fault, if any, it should get."""
+        with self._lock:
+            n = self.api_requests
+            self.api_requests += 1
+        if n < self.rate_limit:
+            return "rate_limit"
+        n -= self.rate_limit
+        if n < self.server_errors:
+            return "server_error"
+        n -= self.server_errors
+        if n < self.garbage:
+            return "garbage"
+        return None
+
+
+def script_json(obj: Any) -> str:
+    """JSON that is safe inside ``<script>``: no ``<``, ``>`` or ``&`` can end the element.
+
+    Those characters only occur inside JSON strings, where ``\\u003c`` etc. decode back to
+    the same text, so a caption such as ``</script><script>alert(1)</script>`` survives as
+    data. U+2028/U+2029 are escaped too because some JavaScript parsers treat them as line
+    breaks.
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def rehydration_page(title: str, scope: dict[str, Any]) -> bytes:
+    """An HTML page carrying ``scope`` the way TikTok's server-side render does."""
+    blob = script_json({"__DEFAULT_SCOPE__": scope})
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<title>{html.escape(title)}</title></head>\n<body><div id="app"></div>\n'
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+        f"{blob}</script>\n</body></html>\n"
+    )
+    return page.encode("utf-8")
+
+
+class _Catalog:
+    """The site's items, indexed by id and hashtag; reloaded when ``site.json`` changes.
+
+    A change is noticed by modification time and size, so rewrite the file (or publish a
+    new one with ``build_site``) rather than editing it in place within the same instant.
+    """
+
+    def __init__(self, site_dir: Path) -> None:
+        self.site_dir = site_dir
+        self._lock = threading.Lock()
+        self._version: tuple[int, int] | None = None
+        self.items: list[dict[str, Any]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_tag: dict[str, list[dict[str, Any]]] = {}
+        self.tag_by_challenge: dict[str, str] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        stat = (self.site_dir / SITE_FILE).stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if version == self._version:
+                return
+            items = load_items(self.site_dir)
+            items.sort(key=lambda i: (int(i.get("createTime") or 0), str(i["id"])), reverse=True)
+            by_tag: dict[str, list[dict[str, Any]]] = {}
+            for item in items:
+                for tag in _item_tags(item):
+                    by_tag.setdefault(tag, []).append(item)
+            self.items = items
+            self.by_id = {str(i["id"]): i for i in items}
+            self.by_tag = by_tag
+            self.tag_by_challenge = {challenge_id(t): t for t in by_tag}
+            self._version = version
+
+
+def _item_tags(item: dict[str, Any]) -> list[str]:
+    names = [c.get("title", "") for c in item.get("challenges") or []]
+    names += [t.get("hashtagName", "") for t in item.get("textExtra") or []]
+    return list(dict.fromkeys(normalize_hashtag(n) for n in names if n))
+
+
+class _ReplicaHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    replica: ReplicaServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-answer (yt-dlp probing, a crawler shutting down) is normal;
+        anything else is a bug in the replica and is logged with its traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            logger.debug("client %s went away: %s", client_address, exc)
+            return
+        logger.exception("replica failed answering %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes requests; every answer carries Content-Length so keep-alive works."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "replica/1.0"
+    server: _ReplicaHTTPServer
+
+    _routes: ClassVar[list[tuple[re.Pattern[str], str]]] = [
+        (re.compile(r"/robots\.txt"), "robots"),
+        (re.compile(r"/tag/(?P<name>[^/]+)/?"), "tag_page"),
+        (re.compile(r"/api/challenge/item_list/?"), "item_list"),
+        (re.compile(r"/@(?P<user>[^/]+)/video/(?P<id>[^/]+)/?"), "video_page"),
+        (re.compile(r"/video/(?P<id>[^/]+)\.mp4"), "media"),
+    ]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def replica(self) -> ReplicaServer:
+        return self.server.replica
+
+    @property
+    def base_url(self) -> str:
+        host = self.headers.get("Host")
+        return f"http://{host}" if host else self.replica.base_url
+
+    def _dispatch(self, *, head: bool) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        for pattern, name in self._routes:
+            m = pattern.fullmatch(path)
+            if m:
+                getattr(self, f"_{name}")(head=head, query=parse_qs(parts.query), **m.groupdict())
+                return
+        self._send_text(HTTPStatus.NOT_FOUND, "not found\n", head=head)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        *,
+        head: bool,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _send_text(self, status: int, text: str, *, head: bool) -> None:
+        self._send(status, text.encode(), "text/plain; charset=utf-8", head=head)
+
+    def _send_json(self, obj: Any, *, head: bool) -> None:
+        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        self._send(HTTPStatus.OK, body, "application/json; charset=utf-8", head=head)
+
+    def _send_html(self, status: int, body: bytes, *, head: bool) -> None:
+        self._send(status, body, "text/html; charset=utf-8", head=head)
+
+    def _public_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The item as served: a copy with media addresses on the host the client asked."""
+        out = copy.deepcopy(item)
+        video = out.setdefault("video", {})
+        media = f"{self.base_url}/video/{out['id']}.mp4"
+        video["playAddr"] = media
+        video["downloadAddr"] = media
+        return out
+
+    def _page(self, items: list[dict[str, Any]], cursor: int, count: int) -> dict[str, Any]:
+        chunk = items[cursor : cursor + count]
+        end = cursor + len(chunk)
+        return {
+            "itemList": [self._public_item(i) for i in chunk],
+            "cursor": str(end),
+            "hasMore": end < len(items),
+        }
+
+    # -- routes -----------------------------------------------------------------------------
+    def _robots(self, *, head: bool, query: dict[str, list[str]]) -> None:
+        self._send_text(HTTPStatus.OK, "User-agent: *\nAllow: /\n", head=head)
+
+    def _tag_page(self, *, head: bool, query: dict[str, list[str]], name: str) -> None:
+        catalog = self.replica.catalog()
+        tag = normalize_hashtag(name)
+        items = catalog.by_tag.get(tag)
+        scope: dict[str, Any] = {"webapp.app-context": {"language": "en", "region": "US"}}
+        if not items:
+            scope["webapp.challenge-detail"] = {
+                "statusCode": NOT_FOUND_STATUS,
+                "statusMsg": "challenge not found",
+            }
+            self._send_html(HTTPStatus.OK, rehydration_page(f"#{tag} | replica", scope), head=head)
+            return
+        scope["webapp.challenge-detail"] = {
+            "statusCode": 0,
+            "statusMsg": "",
+            "challengeInfo": {
+                "challenge": {"id": challenge_id(tag), "title": tag, "desc": ""},
+                "stats": {
+                    "videoCount": len(items),
+                    "viewCount": sum(
+                        int((i.get("stats") or {}).get("playCount") or 0) for i in items
+                    ),
+                },
+            },
+        }
+        if self.replica.embed_items:
+            scope["webapp.challenge-item-list"] = self._page(items, 0, self.replica.page_size)
+        self._send_html(HTTPStatus.OK, rehydration_page(f"#{tag} | replica", scope), head=head)
+
+    def _item_list(self, *, head: bool, query: dict[str, list[str]]) -> None:
+        fault = self.replica.faults.next_api_fault()
+        if fault == "rate_limit":
+            self._send(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                b'{"statusCode": 10000, "statusMsg": "rate limited"}',
+                "application/json",
+                head=head,
+                headers={"Retry-After": self.replica.faults.retry_after},
+            )
+            return
+        if fault == "server_error":
+            self._send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n", head=head)
+            return
+        if fault == "garbage":
+            body = b"<html><body><h1>Please verify you are human</h1></body></html>"
+            self._send_html(HTTPStatus.OK, body, head=head)
+            return
+
+        def first_int(key: str, default: int) -> int:
+            try:
+                return max(0, int(query.get(key, [str(default)])[0]))
+            except ValueError:
+                return default
+
+        catalog = self.replica.catalog()
+        tag = catalog.tag_by_challenge.get(query.get("challengeID", [""])[0])
+        if tag is None:
+            self._send_json(
+                {"statusCode": NOT_FOUND_STATUS, "itemList": [], "hasMore": False, "cursor": "0"},
+                head=head,
+            )
+            return
+        count = min(first_int("count", self.replica.page_size) or 1, MAX_PAGE_COUNT)
+        page = self._page(catalog.by_tag[tag], first_int("cursor", 0), count)
+        self._send_json({**page, "statusCode": 0}, head=head)
+
+    def _video_page(self, *, head: bool, query: dict[str, list[str]], user: str, id: str) -> None:
+        item = self.replica.catalog().by_id.get(id)
+        if item is None:
+            self._send_text(HTTPStatus.NOT_FOUND, "video not found\n", head=head)
+            return
+        scope = {
+            "webapp.video-detail": {
+                "itemInfo": {"itemStruct": self._public_item(item)},
+                "statusCode": 0,
+                "statusMsg": "",
+            }
+        }
+        title = f"{item.get('desc', '')} | replica"
+        self._send_html(HTTPStatus.OK, rehydration_page(title, scope), head=head)
+
+    def _media(self, *, head: bool, query: dict[str, list[str]], id: str) -> None:
+        path = self.replica.site_dir / "videos" / f"{id}.mp4"
+        if not _ID_RE.fullmatch(id) or not path.is_file():
+            self._send_text(HTTPStatus.NOT_FOUND, "media not found\n", head=head)
+            return
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        status = HTTPStatus.OK
+        headers = {"Accept-Ranges": "bytes"}
+        range_header = self.headers.get("Range")
+        if range_header:
+            m = _RANGE_RE.fullmatch(range_header.strip())
+            parsed = _resolve_range(m.group(1), m.group(2), size) if m else None
+            if parsed is None:
+                headers["Content-Range"] = f"bytes */{size}"
+                self._send(
+                    HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                    b"",
+                    "video/mp4",
+                    head=head,
+                    headers=headers,
+                )
+                return
+            start, end = parsed
+            status = HTTPStatus.PARTIAL_CONTENT
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        self.send_response(status)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(end - start + 1))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if head:
+            return
+        with path.open("rb") as f:
+            f.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = f.read(min(remaining, 64 * 1024))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+
+
+def _resolve_range(first: str, last: str, size: int) -> tuple[int, int] | None:
+    """Inclusive byte bounds of ``bytes=first-last`` in a file of ``size``, or None (416)."""
+    if not first and not last:
+        return None
+    if not first:
+        length = int(last)
+        if length == 0 or size == 0:
+            return None
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return None
+    return start, end
+
+
+class ReplicaServer:
+    """Serves a site folder over HTTP from a daemon thread.
+
+    ``port=0`` picks a free port; :attr:`base_url` is known after :meth:`start`. Use it as a
+    context manager in tests so the port is released even when a test fails. ``page_size``
+    is how many posts the tag page embeds (and the API's default ``count``);
+    ``embed_items=False`` serves tag pages with the challenge only, as TikTok often does, so
+    every post comes from the API.
+    """
+
+    def __init__(
+        self,
+        site_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        page_size: int = 30,
+        embed_items: bool = True,
+    ) -> None:
+        self.site_dir = Path(site_dir)
+        self.host = host
+        self.port = port
+        self.faults = faults or Faults()
+        self.page_size = page_size
+        self.embed_items = embed_items
+        self._catalog: _Catalog | None = None
+        self._httpd: _ReplicaHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the replica server is not running; call start() first")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def catalog(self) -> _Catalog:
+        if self._catalog is None:
+            self._catalog = _Catalog(self.site_dir)
+        else:
+            self._catalog.refresh()
+        return self._catalog
+
+    def start(self) -> str:
+        """Load the site, bind, serve in the background; returns the base URL."""
+        if self._httpd is not None:
+            return self.base_url
+        if not (self.site_dir / SITE_FILE).is_file():
+            raise FileNotFoundError(f"{self.site_dir / SITE_FILE} does not exist")
+        self.catalog()
+        httpd = _ReplicaHTTPServer((self.host, self.port), _Handler)
+        httpd.replica = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> ReplicaServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

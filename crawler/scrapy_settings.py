@@ -1,0 +1,60 @@
+"""Scrapy settings, derived from the reelwatch settings tree and from nothing else.
+
+Politeness (user agent, AutoThrottle, delay, concurrency), retries (429 and 5xx, honouring
+Retry-After through :class:`crawler.middlewares.RetryAfterMiddleware`) and timeouts all come
+from ``settings.crawl``; what is not there is fixed here because reelwatch needs it so
+(no telnet console or remote control in a worker, warnings-only logging).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from crawler.middlewares import RETRY_AFTER_MAX_SETTING
+from crawler.pipelines import OUTPUT_SETTING
+from reelwatch.settings import Settings
+
+RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
+REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
+
+
+def scrapy_settings(settings: Settings, posts_file: Path | None = None) -> dict[str, Any]:
+    """The Scrapy settings dict for a crawl; ``posts_file`` turns on the JSON-lines output."""
+    crawl = settings.crawl
+    extensions: dict[str, int | None] = {}
+    if importlib.util.find_spec("scrapy.extensions.remote_control") is not None:
+        extensions[REMOTE_CONTROL] = None
+    values: dict[str, Any] = {
+        "BOT_NAME": "reelwatch",
+        "USER_AGENT": crawl.user_agent,
+        "ROBOTSTXT_OBEY": True,
+        "CONCURRENT_REQUESTS": crawl.concurrent_requests,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_requests,
+        "DOWNLOAD_DELAY": crawl.download_delay,
+        "DOWNLOAD_TIMEOUT": crawl.timeout_s,
+        "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
+        "AUTOTHROTTLE_START_DELAY": crawl.download_delay,
+        "AUTOTHROTTLE_MAX_DELAY": max(crawl.timeout_s, 10.0),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+        "RETRY_ENABLED": True,
+        "RETRY_TIMES": crawl.retry_times,
+        "RETRY_HTTP_CODES": RETRY_HTTP_CODES,
+        # Spiders retry block pages with get_retry_request, which must carry retry_times.
+        "META_COPY_WARN_SKIP_KEYS": ["retry_times"],
+        RETRY_AFTER_MAX_SETTING: max(crawl.timeout_s, 60.0),
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "crawler.middlewares.RetryAfterMiddleware": 550,
+        },
+        "ITEM_PIPELINES": {"crawler.pipelines.PostJsonLinesPipeline": 100},
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "EXTENSIONS": extensions,
+        "LOG_LEVEL": "WARNING",
+        "COOKIES_ENABLED": True,
+    }
+    if posts_file is not None:
+        values[OUTPUT_SETTING] = str(posts_file)
+    return values
