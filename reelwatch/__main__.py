@@ -1,0 +1,3 @@
+from reelwatch.cli import main
+
+main()

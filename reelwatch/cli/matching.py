@@ -1,0 +1,123 @@
+"""``reelwatch match`` (score media now) and ``reelwatch matches`` (what landed for triage)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from reelwatch.cli import console, settings_of
+from reelwatch.errors import InputError, ReelwatchError
+from reelwatch.models import Confidence, Match, TriageStatus
+from reelwatch.settings import Settings
+
+matches_app = typer.Typer(help="Matches landed for triage.", no_args_is_help=True)
+
+
+def _resolve_input(settings: Settings, item: str) -> Path:
+    if item.startswith(("http://", "https://")):
+        from workers.download import download
+
+        return download(settings, item).path
+    path = Path(item)
+    if not path.exists():
+        raise InputError(f"{item}: no such file")
+    if path.is_dir():
+        raise InputError(f"{item}: is a directory, not a media file")
+    return path
+
+
+def match(
+    ctx: typer.Context,
+    inputs: Annotated[list[str], typer.Argument(help="Media files or video URLs.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
+) -> None:
+    """Score media against the catalog: every title with any evidence, best first."""
+    from matcher.engine import Matcher
+
+    settings = settings_of(ctx)
+    settings.ensure_home()
+    matcher = Matcher(settings)
+    failures = 0
+    for item in inputs:
+        try:
+            report = matcher.match_file(_resolve_input(settings, item))
+        except ReelwatchError as exc:
+            failures += 1
+            print(f"reelwatch: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            continue
+        data: dict[str, Any] = report.to_json()
+        data["input"] = item
+        if as_json:
+            typer.echo(json.dumps(data))
+            continue
+        console.print(f"{item}  sha256 {report.media.sha256[:12]}  "
+                      f"{report.media.duration or 0:.1f}s {report.media.width}x{report.media.height}")
+        if not report.matches:
+            console.print("  no match")
+        for m in report.matches:
+            console.print(f"  {m.title} ({m.title_id}): score {m.score:.2f} [{m.confidence.value}]")
+            for s in m.segments:
+                console.print(
+                    f"    {s.signal}: query {s.query_start:.1f}-{s.query_end:.1f}s "
+                    f"~ {s.ref_asset} {s.ref_start:.1f}-{s.ref_end:.1f}s"
+                )
+    if failures:
+        raise typer.Exit(1)
+
+
+def _match_row(m: Match) -> dict[str, Any]:
+    d = m.model_dump(mode="json")
+    d["id"] = m.id
+    return d
+
+
+@matches_app.command("list")
+def list_matches(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    status: Annotated[TriageStatus | None, typer.Option(help="Only this triage status.")] = None,
+    min_confidence: Annotated[
+        Confidence | None, typer.Option(help="Only this tier or better.")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Only this title id.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+) -> None:
+    """List landed matches, best first."""
+    from triage.stores import open_store
+
+    with open_store(settings_of(ctx)) as store:
+        found = store.list_matches(
+            status=status, min_confidence=min_confidence, title_id=title, limit=limit
+        )
+    if as_json:
+        typer.echo(json.dumps([_match_row(m) for m in found], indent=2))
+        return
+    if not found:
+        console.print("no matches")
+        return
+    table = Table("title", "platform", "account", "score", "tier", "status", "post")
+    for m in found:
+        table.add_row(m.title, m.platform, f"@{m.account}", f"{m.score:.2f}",
+                      m.confidence.value, m.status.value, m.post_url)
+    console.print(table)
+
+
+@matches_app.command("set-status")
+def set_status(
+    ctx: typer.Context,
+    match_id: Annotated[str, typer.Argument(help="Match id (platform:post_id:title_id).")],
+    status: Annotated[TriageStatus, typer.Argument(help="New triage status.")],
+    note: Annotated[str, typer.Option(help="Why.")] = "",
+    actor: Annotated[str, typer.Option(help="Who decided.")] = "cli",
+) -> None:
+    """Record a triage decision on a match (kept in its history)."""
+    from triage.stores import open_store
+
+    with open_store(settings_of(ctx)) as store:
+        m = store.set_status(match_id, status, note=note, actor=actor)
+    console.print(f"{m.id}: {m.status.value}")

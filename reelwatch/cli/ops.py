@@ -1,0 +1,182 @@
+"""Operational commands: ``crawl``, ``watch``, ``worker``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reelwatch.cli import console, settings_of
+from reelwatch.errors import InputError
+from reelwatch.models import normalize_hashtag
+from reelwatch.settings import Settings
+
+watch_app = typer.Typer(help="Watches: saved hashtag crawls.", no_args_is_help=True)
+
+
+@contextmanager
+def replica_running(settings: Settings, platform: str) -> Iterator[None]:
+    """Serve the demo's replica site for the duration when crawling ``replica`` without one."""
+    if platform != "replica" or settings.crawl.replica_url:
+        yield
+        return
+    from crawler.replica.server import ReplicaServer
+
+    site = settings.home / "demo" / "site"
+    if not (site / "site.json").exists():
+        raise InputError(
+            "no replica platform: run `reelwatch demo` once to generate its site, or serve one "
+            "with `python -m crawler.replica --site DIR` and set REELWATCH_CRAWL__REPLICA_URL"
+        )
+    settings.download.allow_private_hosts = True
+    with ReplicaServer(site) as server:
+        settings.crawl.replica_url = server.base_url
+        try:
+            yield
+        finally:
+            settings.crawl.replica_url = None
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def run_hashtags(
+    settings: Settings,
+    platform: str,
+    hashtags: list[str],
+    limit: int | None,
+    watch: str | None,
+    process: bool = True,
+) -> list[str]:
+    """Discover posts for each hashtag and start their chains; returns keys sent for work."""
+    from workers.app import configure
+    from workers.tasks import pipeline, post_chain
+
+    configure(settings)
+    sent: list[str] = []
+    with progress_bar() as progress:
+        for tag in hashtags:
+            task = progress.add_task(f"crawl #{tag}", total=None)
+            posts, todo = pipeline().discover(platform, tag, limit=limit, watch=watch)
+            todo = [k for k in todo if k not in sent]
+            progress.update(task, total=len(posts), completed=len(posts),
+                            description=f"#{tag}: {len(posts)} posts, {len(todo)} new")
+            if not process:
+                continue
+            label = "process" if settings.eager else "queue"
+            work = progress.add_task(f"{label} #{tag}", total=len(todo))
+            for key in todo:
+                post_chain(key).apply_async()
+                sent.append(key)
+                progress.advance(work)
+    return sent
+
+
+def crawl(
+    ctx: typer.Context,
+    platform: Annotated[str, typer.Option(help="Platform: replica or tiktok.")],
+    hashtag: Annotated[str, typer.Option(help="Hashtag, with or without #.")],
+    limit: Annotated[int | None, typer.Option(help="Stop after this many posts.")] = None,
+    process: Annotated[
+        bool, typer.Option(help="Download, fingerprint, match and land new posts.")
+    ] = True,
+) -> None:
+    """Crawl one hashtag now; new posts go through the pipeline (in-process by default)."""
+    settings = settings_of(ctx)
+    settings.ensure_home()
+    tag = normalize_hashtag(hashtag)
+    if not tag:
+        raise InputError("empty hashtag")
+    with replica_running(settings, platform):
+        sent = run_hashtags(settings, platform, [tag], limit, watch=None, process=process)
+    _report(settings, sent)
+
+
+def _report(settings: Settings, keys: list[str]) -> None:
+    from triage.stores import open_store
+
+    if not keys:
+        console.print("nothing new")
+        return
+    if not settings.eager:
+        console.print(f"{len(keys)} post(s) queued on {settings.broker_url}")
+        return
+    table = Table("post", "account", "state", "matches / error")
+    with open_store(settings) as store:
+        for key in keys:
+            post = store.get_post(key)
+            if post is None:
+                continue
+            matches = [m for m in store.list_matches() if m.post_key == key]
+            detail = post.error or ", ".join(
+                f"{m.title} {m.score:.2f} {m.confidence.value}" for m in matches
+            ) or "-"
+            table.add_row(post.url, f"@{post.author.handle}", post.state.value, detail)
+    console.print(table)
+
+
+@watch_app.command("list")
+def watch_list(ctx: typer.Context) -> None:
+    """List the watches in the watchlist."""
+    from reelwatch.watches import load_watches
+
+    settings = settings_of(ctx)
+    table = Table("name", "platform", "hashtags", "limit", "schedule", "alert at")
+    for w in load_watches(settings.watchlist_path):
+        table.add_row(w.name, w.platform, " ".join(f"#{h}" for h in w.hashtags), str(w.limit),
+                      w.schedule, w.min_confidence.value)
+    console.print(table)
+
+
+@watch_app.command("run")
+def watch_run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Watch name (see `watch list`).")],
+) -> None:
+    """Run one watch now: crawl each of its hashtags and process what is new."""
+    from reelwatch.watches import get_watch
+
+    settings = settings_of(ctx)
+    settings.ensure_home()
+    w = get_watch(settings.watchlist_path, name)
+    settings.alerts.min_confidence = w.min_confidence
+    if w.recipients:
+        settings.email.recipients = w.recipients
+    with replica_running(settings, w.platform):
+        sent = run_hashtags(settings, w.platform, w.hashtags, w.limit, watch=w.name)
+    _report(settings, sent)
+
+
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "crawl,media,gpu,land",
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker (needs REELWATCH_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
+    from workers.app import QUEUES, configure
+
+    settings = settings_of(ctx)
+    if settings.eager:
+        raise InputError("no broker: set REELWATCH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    unknown = set(queues.split(",")) - set(QUEUES)
+    if unknown:
+        raise InputError(f"unknown queue(s): {', '.join(sorted(unknown))}; known: {QUEUES}")
+    settings.ensure_home()
+    app = configure(settings)
+    app.worker_main(
+        ["worker", "-Q", queues, "-c", str(concurrency), "--loglevel", loglevel,
+         "--without-gossip", "--without-mingle", "-n", f"reelwatch-{queues.replace(',', '-')}@%h"]
+    )

@@ -1,0 +1,132 @@
+"""The whole chain in-process (Celery eager): crawl → download → fingerprint → match → land →
+alert, against the replica, a real SMTP sink and the SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reelwatch.models import Confidence, PostState, post_key
+from reelwatch.settings import Settings
+from tests.workers.conftest import (
+    CORRUPT_ID,
+    COPY_ID,
+    HOSTILE_CAPTION,
+    HOSTILE_ID,
+    TAG,
+    UNRELATED_ID,
+)
+from triage.smtp_sink import SmtpSink
+from triage.stores import open_store
+from workers import tasks
+from workers.app import configure
+
+
+@pytest.fixture
+def crawled(world_settings: Settings) -> dict:
+    configure(world_settings)
+    return tasks.crawl.delay("replica", TAG, None, "test").get()
+
+
+def test_chain_lands_matches_and_alerts(
+    crawled: dict, world_settings: Settings, sink: SmtpSink
+) -> None:
+    assert crawled["found"] == 4
+    assert len(crawled["queued"]) == 4
+    with open_store(world_settings) as store:
+        copy_key = post_key("replica", COPY_ID)
+        [match] = [m for m in store.list_matches() if m.post_key == copy_key]
+        assert match.title == "Starfall Station"
+        assert match.confidence == Confidence.HIGH
+        seg = max(match.segments, key=lambda s: s.query_end - s.query_start)
+        # The copy is seconds 3..10 of the reference, mirrored and cropped.
+        assert abs(seg.query_start - 0.0) <= 2 and abs(seg.query_end - 7.0) <= 2
+        assert abs(seg.ref_start - 3.0) <= 2 and abs(seg.ref_end - 10.0) <= 2
+        assert store.get_post(copy_key).state == PostState.MATCHED  # type: ignore[union-attr]
+
+        unrelated = [m for m in store.list_matches()
+                     if m.post_key == post_key("replica", UNRELATED_ID)]
+        assert all(m.confidence == Confidence.LOW for m in unrelated)
+
+        corrupt = store.get_post(post_key("replica", CORRUPT_ID))
+        assert corrupt is not None and corrupt.state == PostState.FAILED
+        assert corrupt.error is not None and "truncated or corrupt" in corrupt.error
+
+        highs = store.list_matches(min_confidence=Confidence.HIGH)
+    assert {m.post_id for m in highs} == {COPY_ID, HOSTILE_ID}
+    assert len(sink.messages) == len(highs)
+
+
+def test_hostile_caption_stays_text(crawled: dict, world_settings: Settings,
+                                    sink: SmtpSink) -> None:
+    with open_store(world_settings) as store:
+        post = store.get_post(post_key("replica", HOSTILE_ID))
+    assert post is not None and post.caption.startswith(HOSTILE_CAPTION[:40])
+    [mail] = [m for m in sink.messages if "evil" in str(m["Subject"]) or
+              HOSTILE_ID in m.as_string()]
+    assert "X-Injected" not in mail
+    assert "Bcc" not in mail
+    assert "\n" not in str(mail["Subject"]) and "\r" not in str(mail["Subject"])
+    html = mail.get_body(("html",))
+    assert html is not None
+    assert "<script>alert(1)</script>" not in html.get_content()
+
+
+def test_second_run_lands_nothing_twice(crawled: dict, world_settings: Settings,
+                                        sink: SmtpSink) -> None:
+    with open_store(world_settings) as store:
+        before = {m.id: m.score for m in store.list_matches()}
+    mails_before = len(sink.messages)
+
+    again = tasks.crawl.delay("replica", TAG, None, "test").get()
+    assert again["found"] == 4 and again["queued"] == []
+    # Even forcing a post through the chain again changes nothing.
+    tasks.post_chain(post_key("replica", COPY_ID)).apply_async()
+
+    with open_store(world_settings) as store:
+        after = {m.id: m.score for m in store.list_matches()}
+    assert after == before
+    assert len(sink.messages) == mails_before
+
+
+def test_matches_list_json_for_scripts(crawled: dict, world_settings: Settings) -> None:
+    env = {**os.environ, "REELWATCH_HOME": str(world_settings.home)}
+    env.pop("REELWATCH_BROKER_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "reelwatch", "matches", "list", "--json"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    rows = json.loads(out)
+    copy = next(r for r in rows if r["post_id"] == COPY_ID)
+    assert copy["title"] == "Starfall Station"
+    assert copy["platform"] == "replica"
+    assert copy["post_url"].endswith(f"/@mirror.king/video/{COPY_ID}")
+    assert copy["confidence"] == "high" and 0 < copy["score"] <= 1
+    assert copy["segments"][0]["signal"] == "copy"
+    assert {"query_start", "query_end", "ref_asset", "ref_start", "ref_end"} <= set(
+        copy["segments"][0]
+    )
+    scores = [r["score"] for r in rows if r["confidence"] == "high"]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unknown_hashtag_is_one_clear_line(world_settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "REELWATCH_HOME": str(world_settings.home),
+        "REELWATCH_CRAWL__REPLICA_URL": str(world_settings.crawl.replica_url),
+        "REELWATCH_DOWNLOAD__ALLOW_PRIVATE_HOSTS": "true",
+    }
+    env.pop("REELWATCH_BROKER_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "reelwatch", "crawl", "--platform", "replica",
+         "--hashtag", "#nosuchtagatall"],
+        capture_output=True, text=True, env=env,
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nosuchtagatall" in lines[0] and "not found" in lines[0]

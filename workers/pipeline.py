@@ -1,0 +1,232 @@
+"""The per-post pipeline as plain functions: discover → download → fingerprint → match →
+land → alert.
+
+Celery tasks in :mod:`workers.tasks` are thin wrappers around these, so tests and the demo
+can call them directly. Every step takes the post's identity (``platform:post_id``), reads
+what it needs from the Store, and is safe to run twice: files are content-addressed,
+fingerprints are cached by sha256, matches and alerts have deterministic ids.
+
+Expected failures (``InputError``, ``PermanentError``) are recorded on the post, which is
+then skipped by the remaining steps; ``TransientError`` propagates so Celery can retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import crawler
+from matcher.engine import Matcher
+from matcher.fingerprint import fingerprint_file
+from reelwatch.errors import InputError, PermanentError, ReelwatchError
+from reelwatch.models import (
+    AIFlag,
+    Alert,
+    Confidence,
+    Match,
+    Post,
+    PostState,
+    TitleMatch,
+    utcnow,
+)
+from reelwatch.settings import Settings
+from triage.alerts import deliver
+from triage.notifiers import build_notifiers
+from triage.notifiers.base import Notifier
+from triage.stores import open_store
+from triage.stores.base import Store
+from workers.download import download
+
+log = logging.getLogger(__name__)
+
+AI_HASHTAGS = frozenset(
+    {"ai", "aiart", "aigenerated", "aivideo", "sora", "veo", "veo3", "runway", "pika",
+     "klingai", "midjourney", "aifilm", "aiedit"}
+)
+
+
+class StepSkipped(Exception):
+    """The post failed earlier (or just now) with a recorded, non-retryable error."""
+
+
+class Pipeline:
+    """Holds the parts one process needs (store, matcher, notifiers), opened lazily."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        settings.ensure_home()
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        return Matcher(self.settings)
+
+    @cached_property
+    def notifiers(self) -> list[Notifier]:
+        return build_notifiers(self.settings)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- steps ------------------------------------------------------------------------------
+    def discover(
+        self,
+        platform: str,
+        hashtag: str,
+        limit: int | None = None,
+        watch: str | None = None,
+    ) -> tuple[list[Post], list[str]]:
+        """Crawl one hashtag; upsert every post; return (all posts, keys that need work).
+
+        Known posts are not processed again unless they never finished (still ``discovered``)
+        so that a crash between discovery and processing loses nothing.
+        """
+        posts = crawler.crawl(self.settings, platform, hashtag, limit=limit, watch=watch)
+        todo: list[str] = []
+        for post in posts:
+            is_new = self.store.upsert_post(post)
+            if is_new:
+                todo.append(post.key)
+                continue
+            stored = self.store.get_post(post.key)
+            if stored is not None and stored.state == PostState.DISCOVERED:
+                todo.append(post.key)
+        return posts, todo
+
+    @contextmanager
+    def _recording(self, key: str) -> Iterator[Post]:
+        post = self.store.get_post(key)
+        if post is None:
+            raise InputError(f"unknown post {key!r}")
+        if post.state == PostState.FAILED:
+            raise StepSkipped(post.error or "failed earlier")
+        try:
+            yield post
+        except (InputError, PermanentError) as exc:
+            log.warning("post %s failed: %s", key, exc)
+            self.store.set_post_state(key, PostState.FAILED, error=str(exc))
+            raise StepSkipped(str(exc)) from exc
+
+    def media_path(self, sha256: str) -> Path:
+        matches = sorted((self.settings.media_dir / sha256[:2]).glob(f"{sha256}.*"))
+        if not matches:
+            raise PermanentError(f"media {sha256[:12]} is not in the media store")
+        return matches[0]
+
+    def download(self, key: str) -> str:
+        """Fetch the post's video; returns its sha256."""
+        with self._recording(key) as post:
+            if post.media_sha256:
+                try:
+                    self.media_path(post.media_sha256)
+                    return post.media_sha256
+                except PermanentError:
+                    pass
+            got = download(self.settings, post.url)
+            from matcher.decode import probe
+
+            media = probe(got.path)
+            self.store.upsert_media(media)
+            self.store.set_post_state(key, PostState.DOWNLOADED, media_sha256=got.sha256)
+            return got.sha256
+
+    def fingerprint(self, key: str) -> str:
+        with self._recording(key) as post:
+            sha = self._sha(post)
+            fingerprint_file(self.media_path(sha), self.settings, sha256=sha)
+            self.store.set_post_state(key, PostState.FINGERPRINTED)
+            return sha
+
+    def match(self, key: str) -> list[TitleMatch]:
+        with self._recording(key) as post:
+            sha = self._sha(post)
+            report = self.matcher.match_file(self.media_path(sha), sha256=sha)
+            return list(report.matches)
+
+    def land(self, key: str, matches: list[TitleMatch]) -> list[str]:
+        """Upsert one Match per title; returns ids of matches that reach the alert tier."""
+        with self._recording(key) as post:
+            alert_ids: list[str] = []
+            ai = ai_flags(post)
+            for tm in matches:
+                match = Match(
+                    post_key=post.key,
+                    platform=post.platform,
+                    post_id=post.post_id,
+                    post_url=post.url,
+                    account=post.author.handle,
+                    caption=post.caption,
+                    hashtags=post.hashtags,
+                    title_id=tm.title_id,
+                    title=tm.title,
+                    score=tm.score,
+                    confidence=tm.confidence,
+                    signals=tm.signals,
+                    segments=tm.segments,
+                    ai=ai,
+                    media_sha256=post.media_sha256,
+                    watch=post.watch,
+                    updated_at=utcnow(),
+                )
+                self.store.upsert_match(match)
+                if match.confidence.at_least(self.settings.alerts.min_confidence):
+                    alert_ids.append(match.id)
+            self.store.set_post_state(key, PostState.MATCHED)
+            return alert_ids
+
+    def alert(self, match_ids: list[str]) -> list[Alert]:
+        sent: list[Alert] = []
+        for mid in match_ids:
+            match = self.store.get_match(mid)
+            if match is None:
+                continue
+            post = self.store.get_post(match.post_key)
+            sent.extend(deliver(self.store, self.notifiers, match, post, self.settings))
+        return sent
+
+    def process(self, key: str) -> dict[str, Any]:
+        """Run every step for one post in this process; returns a short outcome."""
+        try:
+            self.download(key)
+            self.fingerprint(key)
+            matches = self.match(key)
+            alert_ids = self.land(key, matches)
+            alerts = self.alert(alert_ids)
+        except StepSkipped as exc:
+            return {"post": key, "ok": False, "error": str(exc)}
+        return {"post": key, "ok": True, "matches": len(matches), "alerts": len(alerts)}
+
+    def _sha(self, post: Post) -> str:
+        if not post.media_sha256:
+            raise PermanentError("post has no downloaded media")
+        return post.media_sha256
+
+
+def ai_flags(post: Post) -> AIFlag:
+    """What the platform and the poster say about AI generation (provenance comes later)."""
+    reasons: list[str] = []
+    if post.is_ai_labelled or post.ai_label:
+        reasons.append(f"platform label: {post.ai_label or 'AI-generated'}")
+    tags = sorted(AI_HASHTAGS.intersection(post.hashtags))
+    if tags:
+        reasons.append("AI hashtags: " + ", ".join(f"#{t}" for t in tags))
+    return AIFlag(is_ai=bool(reasons), reasons=reasons)
+
+
+def tier_reached(confidence: Confidence | str, threshold: Confidence | str) -> bool:
+    return Confidence(confidence).at_least(threshold)
+
+
+__all__ = ["Pipeline", "ReelwatchError", "StepSkipped", "ai_flags"]
