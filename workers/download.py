@@ -157,7 +157,8 @@ def download(settings: Settings, url: str) -> Downloaded:
                 f"{url}: nothing downloaded (larger than "
                 f"{settings.download.max_filesize_mb:g} MB or no downloadable format)"
             )
-        return store_content_addressed(max(files, key=lambda p: p.stat().st_size),
-                                       settings.media_dir)
+        return store_content_addressed(
+            max(files, key=lambda p: p.stat().st_size), settings.media_dir
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -44,8 +44,21 @@ from workers.download import download
 log = logging.getLogger(__name__)
 
 AI_HASHTAGS = frozenset(
-    {"ai", "aiart", "aigenerated", "aivideo", "sora", "veo", "veo3", "runway", "pika",
-     "klingai", "midjourney", "aifilm", "aiedit"}
+    {
+        "ai",
+        "aiart",
+        "aigenerated",
+        "aivideo",
+        "sora",
+        "veo",
+        "veo3",
+        "runway",
+        "pika",
+        "klingai",
+        "midjourney",
+        "aifilm",
+        "aiedit",
+    }
 )
 
 

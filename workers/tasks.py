@@ -37,7 +37,7 @@ def reset_pipeline() -> None:
         old.close()
 
 
-class PipelineTask(Task):  # type: ignore[misc]
+class PipelineTask(Task):
     autoretry_for = (TransientError,)
     retry_backoff = 5
     retry_backoff_max = 600
@@ -46,8 +46,9 @@ class PipelineTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
-                   ) -> None:
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
         key = args[0] if args and isinstance(args[0], str) else None
         if key and isinstance(exc, TransientError):
             pipeline().store.set_post_state(

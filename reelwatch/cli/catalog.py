@@ -11,8 +11,9 @@ from rich.table import Table
 
 from reelwatch.cli import console, settings_of
 
-app = typer.Typer(help="Manage the IP catalog: titles and their reference media.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Manage the IP catalog: titles and their reference media.", no_args_is_help=True
+)
 
 
 @app.command("add")
@@ -69,7 +70,10 @@ def list_(
     table = Table("title", "id", "owner", "hashtags", "assets")
     for t in titles:
         table.add_row(
-            t.name, t.id, t.owner, " ".join(f"#{h}" for h in t.hashtags),
+            t.name,
+            t.id,
+            t.owner,
+            " ".join(f"#{h}" for h in t.hashtags),
             str(len(catalog.assets(t.id))),
         )
     console.print(table)

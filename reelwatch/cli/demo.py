@@ -10,8 +10,8 @@ it again lands nothing twice and sends no second email.
 from __future__ import annotations
 
 import socket
-from email.message import EmailMessage
 import time
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Annotated
 
@@ -60,14 +60,22 @@ def demo(
     with progress_bar() as progress:
         task = progress.add_task("generate demo content", total=None)
         content = generate_demo_content(demo_dir / "content")
-        progress.update(task, total=1, completed=1,
-                        description=f"demo content: {len(content.titles)} titles, "
-                        f"{len(content.posts)} posts")
+        progress.update(
+            task,
+            total=1,
+            completed=1,
+            description=f"demo content: {len(content.titles)} titles, {len(content.posts)} posts",
+        )
         catalog = Catalog(settings)
         task = progress.add_task("index reference clips", total=len(content.titles))
         for t in content.titles:
-            title = catalog.add_title(t.name, owner=t.owner, aliases=t.aliases,
-                                      hashtags=t.hashtags, description=t.description)
+            title = catalog.add_title(
+                t.name,
+                owner=t.owner,
+                aliases=t.aliases,
+                hashtags=t.hashtags,
+                description=t.description,
+            )
             catalog.add_assets(title.id, list(t.references))
             progress.advance(task)
     videos = []
@@ -75,19 +83,32 @@ def demo(
         info = probe(Path(p.path))
         videos.append(
             ReplicaVideo(
-                id=p.id, user=p.user, nickname=p.nickname, caption=p.caption,
-                hashtags=p.hashtags, path=Path(p.path), create_time=p.create_time,
-                duration=round(info.duration or 0), width=info.width or 0,
-                height=info.height or 0, followers=p.followers, plays=p.plays, likes=p.likes,
-                shares=p.shares, comments=p.comments, is_aigc=p.is_aigc,
+                id=p.id,
+                user=p.user,
+                nickname=p.nickname,
+                caption=p.caption,
+                hashtags=p.hashtags,
+                path=Path(p.path),
+                create_time=p.create_time,
+                duration=round(info.duration or 0),
+                width=info.width or 0,
+                height=info.height or 0,
+                followers=p.followers,
+                plays=p.plays,
+                likes=p.likes,
+                shares=p.shares,
+                comments=p.comments,
+                is_aigc=p.is_aigc,
                 aigc_description=p.aigc_description,
             )
         )
     site = build_site(demo_dir / "site", videos)
     hashtags = list(dict.fromkeys(h for t in content.titles for h in t.hashtags[:1]))
 
-    with ReplicaServer(site, port=_free_or_zero(DEMO_REPLICA_PORT)) as replica, \
-            SmtpSink() as sink:
+    with (
+        ReplicaServer(site, port=_free_or_zero(DEMO_REPLICA_PORT)) as replica,
+        SmtpSink(save_dir=demo_dir / "received-mail") as sink,
+    ):
         settings.crawl.replica_url = replica.base_url
         settings.email.smtp_host = "127.0.0.1"
         settings.email.smtp_port = sink.port
@@ -114,27 +135,53 @@ def verdict(match: Match, expected_title: str | None) -> bool:
     return match.confidence == Confidence.LOW
 
 
-def _summary(settings: Settings, content: DemoContent, received: list[EmailMessage],
-             processed: int, elapsed: float) -> None:
+def _summary(
+    settings: Settings,
+    content: DemoContent,
+    received: list[EmailMessage],
+    processed: int,
+    elapsed: float,
+) -> None:
     from triage.stores import open_store
 
     posts = {p.id: p for p in content.posts}
     with open_store(settings) as store:
         found = [m for m in store.list_matches() if m.platform == "replica"]
-    table = Table("title", "platform", "account", "score", "tier", "post", "as expected",
-                  title=f"Matches ({len(found)})")
+    table = Table(
+        "title",
+        "platform",
+        "account",
+        "score",
+        "tier",
+        "post",
+        "as expected",
+        title=f"Matches ({len(found)})",
+    )
     for m in found:
         truth = posts.get(m.post_id)
         expected = truth.expected_title if truth else None
-        ok = (Text("yes", style="green") if verdict(m, expected)
-              else Text(f"no ({expected or 'unrelated'})", style="red"))
-        table.add_row(m.title, m.platform, f"@{m.account}", f"{m.score:.2f}",
-                      m.confidence.value, m.post_url, ok)
+        ok = (
+            Text("yes", style="green")
+            if verdict(m, expected)
+            else Text(f"no ({expected or 'unrelated'})", style="red")
+        )
+        table.add_row(
+            m.title,
+            m.platform,
+            f"@{m.account}",
+            f"{m.score:.2f}",
+            m.confidence.value,
+            m.post_url,
+            ok,
+        )
     console.print(table)
     high = {(m.post_id, m.title) for m in found if m.confidence == Confidence.HIGH}
     copies_found = sum((p.id, p.expected_title) in high for p in content.copies)
-    wrong = [m for m in found if not verdict(m, posts[m.post_id].expected_title
-                                             if m.post_id in posts else None)]
+    wrong = [
+        m
+        for m in found
+        if not verdict(m, posts[m.post_id].expected_title if m.post_id in posts else None)
+    ]
     colour = "green" if copies_found == len(content.copies) and not wrong else "red"
     console.print(
         f"copies found at high confidence: {copies_found}/{len(content.copies)}; "
@@ -145,4 +192,6 @@ def _summary(settings: Settings, content: DemoContent, received: list[EmailMessa
     for msg in received:
         mails.add_row(str(msg.get("To", "")), str(msg.get("Subject", "")))
     console.print(mails)
-    console.print(f"{processed} new post(s) processed in {elapsed:.0f} s; data home {settings.home}")
+    console.print(
+        f"{processed} new post(s) processed in {elapsed:.0f} s; data home {settings.home}"
+    )

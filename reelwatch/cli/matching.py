@@ -55,8 +55,10 @@ def match(
         if as_json:
             typer.echo(json.dumps(data))
             continue
-        console.print(f"{item}  sha256 {report.media.sha256[:12]}  "
-                      f"{report.media.duration or 0:.1f}s {report.media.width}x{report.media.height}")
+        console.print(
+            f"{item}  sha256 {report.media.sha256[:12]}  "
+            f"{report.media.duration or 0:.1f}s {report.media.width}x{report.media.height}"
+        )
         if not report.matches:
             console.print("  no match")
         for m in report.matches:
@@ -102,8 +104,15 @@ def list_matches(
         return
     table = Table("title", "platform", "account", "score", "tier", "status", "post")
     for m in found:
-        table.add_row(m.title, m.platform, f"@{m.account}", f"{m.score:.2f}",
-                      m.confidence.value, m.status.value, m.post_url)
+        table.add_row(
+            m.title,
+            m.platform,
+            f"@{m.account}",
+            f"{m.score:.2f}",
+            m.confidence.value,
+            m.status.value,
+            m.post_url,
+        )
     console.print(table)
 
 

@@ -71,8 +71,12 @@ def run_hashtags(
             task = progress.add_task(f"crawl #{tag}", total=None)
             posts, todo = pipeline().discover(platform, tag, limit=limit, watch=watch)
             todo = [k for k in todo if k not in sent]
-            progress.update(task, total=len(posts), completed=len(posts),
-                            description=f"#{tag}: {len(posts)} posts, {len(todo)} new")
+            progress.update(
+                task,
+                total=len(posts),
+                completed=len(posts),
+                description=f"#{tag}: {len(posts)} posts, {len(todo)} new",
+            )
             if not process:
                 continue
             label = "process" if settings.eager else "queue"
@@ -120,9 +124,11 @@ def _report(settings: Settings, keys: list[str]) -> None:
             if post is None:
                 continue
             matches = [m for m in store.list_matches() if m.post_key == key]
-            detail = post.error or ", ".join(
-                f"{m.title} {m.score:.2f} {m.confidence.value}" for m in matches
-            ) or "-"
+            detail = (
+                post.error
+                or ", ".join(f"{m.title} {m.score:.2f} {m.confidence.value}" for m in matches)
+                or "-"
+            )
             table.add_row(post.url, f"@{post.author.handle}", post.state.value, detail)
     console.print(table)
 
@@ -135,8 +141,14 @@ def watch_list(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     table = Table("name", "platform", "hashtags", "limit", "schedule", "alert at")
     for w in load_watches(settings.watchlist_path):
-        table.add_row(w.name, w.platform, " ".join(f"#{h}" for h in w.hashtags), str(w.limit),
-                      w.schedule, w.min_confidence.value)
+        table.add_row(
+            w.name,
+            w.platform,
+            " ".join(f"#{h}" for h in w.hashtags),
+            str(w.limit),
+            w.schedule,
+            w.min_confidence.value,
+        )
     console.print(table)
 
 
@@ -177,6 +189,17 @@ def worker(
     settings.ensure_home()
     app = configure(settings)
     app.worker_main(
-        ["worker", "-Q", queues, "-c", str(concurrency), "--loglevel", loglevel,
-         "--without-gossip", "--without-mingle", "-n", f"reelwatch-{queues.replace(',', '-')}@%h"]
+        [
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"reelwatch-{queues.replace(',', '-')}@%h",
+        ]
     )

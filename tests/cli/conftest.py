@@ -17,13 +17,17 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def run_cli(home: Path) -> Runner:
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 240
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "REELWATCH_HOME": str(home), **(env or {})}
         full_env.pop("REELWATCH_BROKER_URL", None)
         return subprocess.run(
             [sys.executable, "-m", "reelwatch", *args],
-            capture_output=True, text=True, env=full_env, timeout=timeout,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
         )
 
     return run

@@ -21,6 +21,7 @@ COPY_ID = "7300000000000000001"
 UNRELATED_ID = "7300000000000000002"
 HOSTILE_ID = "7300000000000000003"
 CORRUPT_ID = "7300000000000000004"
+HOSTILE_NICKNAME = "<b>evil</b>\r\nX-Injected: 1"
 HOSTILE_CAPTION = "</script><script>alert(1)</script>\r\nBcc: victim@example.com ✨ " + "x" * 2000
 
 
@@ -52,8 +53,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         vid: str, user: str, caption: str, path: Path, offset: int, nickname: str = ""
     ) -> ReplicaVideo:
         return ReplicaVideo(
-            id=vid, user=user, nickname=nickname, caption=caption, hashtags=[TAG], path=path,
-            create_time=now - offset, duration=7, width=640, height=360,
+            id=vid,
+            user=user,
+            nickname=nickname,
+            caption=caption,
+            hashtags=[TAG],
+            path=path,
+            create_time=now - offset,
+            duration=7,
+            width=640,
+            height=360,
         )
 
     site = build_site(
@@ -62,7 +71,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             video(COPY_ID, "mirror.king", "best scene ever", copy, 10),
             video(UNRELATED_ID, "randomcam", "my camera collection", unrelated, 20),
             video(CORRUPT_ID, "brokenfile", "this upload got cut", corrupt, 40),
-            video(HOSTILE_ID, "evil.user", HOSTILE_CAPTION, hostile, 30, "<b>evil</b>\r\nX-Injected: 1"),
+            video(
+                HOSTILE_ID,
+                "evil.user",
+                HOSTILE_CAPTION,
+                hostile,
+                30,
+                "<b>evil</b>\r\nX-Injected: 1",
+            ),
         ],
     )
     return World(reference=reference, copy=copy, unrelated=unrelated, site=site)

@@ -13,8 +13,8 @@ import pytest
 from reelwatch.models import Confidence, PostState, post_key
 from reelwatch.settings import Settings
 from tests.workers.conftest import (
-    CORRUPT_ID,
     COPY_ID,
+    CORRUPT_ID,
     HOSTILE_CAPTION,
     HOSTILE_ID,
     TAG,
@@ -48,8 +48,9 @@ def test_chain_lands_matches_and_alerts(
         assert abs(seg.ref_start - 3.0) <= 2 and abs(seg.ref_end - 10.0) <= 2
         assert store.get_post(copy_key).state == PostState.MATCHED  # type: ignore[union-attr]
 
-        unrelated = [m for m in store.list_matches()
-                     if m.post_key == post_key("replica", UNRELATED_ID)]
+        unrelated = [
+            m for m in store.list_matches() if m.post_key == post_key("replica", UNRELATED_ID)
+        ]
         assert all(m.confidence == Confidence.LOW for m in unrelated)
 
         corrupt = store.get_post(post_key("replica", CORRUPT_ID))
@@ -61,13 +62,15 @@ def test_chain_lands_matches_and_alerts(
     assert len(sink.messages) == len(highs)
 
 
-def test_hostile_caption_stays_text(crawled: dict, world_settings: Settings,
-                                    sink: SmtpSink) -> None:
+def test_hostile_caption_stays_text(
+    crawled: dict, world_settings: Settings, sink: SmtpSink
+) -> None:
     with open_store(world_settings) as store:
         post = store.get_post(post_key("replica", HOSTILE_ID))
     assert post is not None and post.caption.startswith(HOSTILE_CAPTION[:40])
-    [mail] = [m for m in sink.messages if "evil" in str(m["Subject"]) or
-              HOSTILE_ID in m.as_string()]
+    [mail] = [
+        m for m in sink.messages if "evil" in str(m["Subject"]) or HOSTILE_ID in m.as_string()
+    ]
     assert "X-Injected" not in mail
     assert "Bcc" not in mail
     assert "\n" not in str(mail["Subject"]) and "\r" not in str(mail["Subject"])
@@ -76,8 +79,9 @@ def test_hostile_caption_stays_text(crawled: dict, world_settings: Settings,
     assert "<script>alert(1)</script>" not in html.get_content()
 
 
-def test_second_run_lands_nothing_twice(crawled: dict, world_settings: Settings,
-                                        sink: SmtpSink) -> None:
+def test_second_run_lands_nothing_twice(
+    crawled: dict, world_settings: Settings, sink: SmtpSink
+) -> None:
     with open_store(world_settings) as store:
         before = {m.id: m.score for m in store.list_matches()}
     mails_before = len(sink.messages)
@@ -98,7 +102,10 @@ def test_matches_list_json_for_scripts(crawled: dict, world_settings: Settings) 
     env.pop("REELWATCH_BROKER_URL", None)
     out = subprocess.run(
         [sys.executable, "-m", "reelwatch", "matches", "list", "--json"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     rows = json.loads(out)
     copy = next(r for r in rows if r["post_id"] == COPY_ID)
@@ -123,9 +130,19 @@ def test_unknown_hashtag_is_one_clear_line(world_settings: Settings) -> None:
     }
     env.pop("REELWATCH_BROKER_URL", None)
     result = subprocess.run(
-        [sys.executable, "-m", "reelwatch", "crawl", "--platform", "replica",
-         "--hashtag", "#nosuchtagatall"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "reelwatch",
+            "crawl",
+            "--platform",
+            "replica",
+            "--hashtag",
+            "#nosuchtagatall",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
