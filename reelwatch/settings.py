@@ -71,6 +71,17 @@ class MatcherSettings(BaseModel):
     medium_threshold: float = 0.45
     min_quality: int = 20
     """PDQ quality below which a frame is too flat to hash reliably (skipped)."""
+    reference_sample_fps: float = 4.0
+    """Catalog assets are sampled denser than queries: finer reference times, better alignment."""
+    reference_crops: list[float] = Field(default_factory=lambda: [0.9, 0.8, 0.7])
+    """Centre crops of each reference frame indexed besides the full frame, so zoomed-in
+    re-uploads still match."""
+    decode_max_side: int = 512
+    """Sampled frames are scaled to this longer side; PDQ works on 64x64 anyway."""
+    align_tolerance_s: float = 1.0
+    """How far (in reference seconds) a frame pair may sit off a segment's time line."""
+    min_segment_frames: int = 3
+    """Sampled query frames a segment needs; two random frame hits always make a line."""
 
 
 class StoreSettings(BaseModel):

@@ -1,0 +1,298 @@
+"""Decode media once: probe the container, sample frames (and later audio) for every signal.
+
+Every signal works from one :class:`Decoded`, so a video is demuxed and decoded a single time
+however many signals run. Stills (JPEG, PNG, WebP...) are media too: one frame at t=0, which
+is what catalog assets of kind ``image`` are.
+
+Bad input is the user's problem, never a crash: a missing file, a file that is not media, and
+a truncated or corrupt video raise :class:`~reelwatch.errors.InputError` with one line naming
+the file. Decoding is bounded (``max_frames``, the file's own length), so corrupt input cannot
+make it loop forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from reelwatch.errors import InputError
+from reelwatch.models import Media
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO"})
+"""Pillow formats read as single-frame media (animated GIFs go through FFmpeg instead)."""
+
+_NOT_VIDEO_FORMATS = frozenset({"tty", "txt", "ansi", "bin", "idf", "xbin", "adf"})
+"""FFmpeg demuxers that will "decode" plain text as ANSI art; a text file is not a video."""
+
+_NOT_VIDEO_CODECS = frozenset({"ansi", "bintext", "xbin", "idf", "text"})
+
+
+@dataclass
+class Decoded:
+    """Sampled content of one media file.
+
+    ``frames`` is ``(n, h, w, 3)`` RGB ``uint8`` at the sampled ``times`` (seconds, rising);
+    frames are scaled so their longer side is at most the decode ``max_side``. ``audio`` is
+    mono ``float32`` at ``sample_rate`` when audio was asked for and present, else ``None``.
+    """
+
+    media: Media
+    frames: np.ndarray
+    times: np.ndarray
+    is_image: bool = False
+    audio: np.ndarray | None = None
+    sample_rate: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of content (0 for a still)."""
+        return float(self.media.duration or 0.0)
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path.name}: empty file")
+
+
+def _open_still(path: Path) -> Image.Image | None:
+    """The image if ``path`` is a single-frame still Pillow can read, else ``None``."""
+    try:
+        img = Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    if img.format not in IMAGE_FORMATS or getattr(img, "n_frames", 1) > 1:
+        img.close()
+        return None
+    return img
+
+
+def _av_reason(exc: Exception) -> str:
+    msg = str(getattr(exc, "strerror", None) or exc).strip().rstrip(".")
+    return msg.lower() or type(exc).__name__
+
+
+def _looks_like_mp4(path: Path) -> bool:
+    """An ISO-BMFF header (``ftyp`` box) whose container FFmpeg cannot open is a broken video
+    (usually a download cut short before the ``moov`` index), not some other kind of file."""
+    with path.open("rb") as f:
+        return f.read(12)[4:8] == b"ftyp"
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        if _looks_like_mp4(path):
+            raise InputError(
+                f"{path.name}: truncated or corrupt video ({_av_reason(exc)})"
+            ) from None
+        raise InputError(f"{path.name}: not a video ({_av_reason(exc)})") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path.name}: not a video ({_av_reason(exc)})") from None
+    fmt = (container.format.name or "").split(",")
+    vs = container.streams.video
+    codec = vs[0].codec_context.name if vs else ""
+    if set(fmt) & _NOT_VIDEO_FORMATS or codec in _NOT_VIDEO_CODECS:
+        container.close()
+        raise InputError(f"{path.name}: not a video (looks like text)")
+    if not vs and not container.streams.audio:
+        container.close()
+        raise InputError(f"{path.name}: not a video (no video or audio stream)")
+    return container
+
+
+def _container_media(path: Path, sha: str, container: av.container.InputContainer) -> Media:
+    vs = container.streams.video[0] if container.streams.video else None
+    aus = container.streams.audio[0] if container.streams.audio else None
+    duration: float | None = None
+    if container.duration:
+        duration = container.duration / av.time_base
+    elif vs is not None and vs.duration and vs.time_base:
+        duration = float(vs.duration * vs.time_base)
+    fps = float(vs.average_rate) if vs is not None and vs.average_rate else None
+    return Media(
+        sha256=sha,
+        path=str(path),
+        bytes=path.stat().st_size,
+        duration=duration,
+        width=vs.codec_context.width if vs is not None else None,
+        height=vs.codec_context.height if vs is not None else None,
+        fps=fps,
+        video_codec=vs.codec_context.name if vs is not None else None,
+        audio_codec=aus.codec_context.name if aus is not None else None,
+    )
+
+
+def probe(path: Path | str, sha256: str | None = None) -> Media:
+    """What the file is: sha256, size, duration, frame size, fps and codecs.
+
+    ``sha256`` may be passed when the caller already knows it (downloads are
+    content-addressed) to skip re-hashing. Raises ``InputError`` for anything that is not
+    readable media.
+    """
+    path = Path(path)
+    _check_file(path)
+    sha = sha256 or sha256_file(path)
+    still = _open_still(path)
+    if still is not None:
+        with still:
+            return Media(
+                sha256=sha,
+                path=str(path),
+                bytes=path.stat().st_size,
+                duration=0.0,
+                width=still.width,
+                height=still.height,
+                fps=None,
+                video_codec=(still.format or "image").lower(),
+            )
+    with _open_container(path) as container:
+        return _container_media(path, sha, container)
+
+
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, round(width * scale)) // 2 * 2, max(2, round(height * scale)) // 2 * 2
+
+
+def decode(
+    path: Path | str,
+    sample_fps: float,
+    max_frames: int,
+    *,
+    max_side: int = 512,
+    with_audio: bool = False,
+    audio_rate: int = 16000,
+    sha256: str | None = None,
+) -> Decoded:
+    """Decode ``path`` once, keeping ``sample_fps`` frames per second (at most ``max_frames``).
+
+    Sampling follows presentation times, so variable frame rates and odd fps sample evenly;
+    only kept frames are converted to RGB. A video whose decodable part falls well short of
+    the length its container declares is reported as truncated (``InputError``): a partial
+    fingerprint would under-report matches silently.
+    """
+    path = Path(path)
+    media = probe(path, sha256)
+    still = _open_still(path)
+    if still is not None:
+        with still:
+            rgb = still.convert("RGB")
+            size = _fit(rgb.width, rgb.height, max_side)
+            pixels = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR))
+        return Decoded(media, pixels[None], np.zeros(1), is_image=True)
+
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    audio_chunks: list[np.ndarray] = []
+    step = 1.0 / sample_fps
+    next_t = 0.0
+    last_t = 0.0
+    with _open_container(path) as container:
+        vs = container.streams.video[0] if container.streams.video else None
+        aus = container.streams.audio[0] if with_audio and container.streams.audio else None
+        streams = [s for s in (vs, aus) if s is not None]
+        if vs is not None:
+            vs.thread_type = "AUTO"
+        fps = media.fps or 25.0
+        size = _fit(media.width or 2, media.height or 2, max_side)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate)
+        n_video = 0
+        try:
+            for packet in container.demux(*streams):
+                for frame in packet.decode():
+                    if isinstance(frame, av.VideoFrame):
+                        t = frame.time if frame.time is not None else n_video / fps
+                        n_video += 1
+                        last_t = max(last_t, t)
+                        if len(frames) < max_frames and t >= next_t - 0.5 / fps:
+                            small = frame.reformat(width=size[0], height=size[1], format="rgb24")
+                            frames.append(small.to_ndarray())
+                            times.append(t)
+                            next_t = max(next_t + step, t + 0.5 * step)
+                    elif isinstance(frame, av.AudioFrame):
+                        for rf in resampler.resample(frame):
+                            audio_chunks.append(rf.to_ndarray().reshape(-1))
+                if len(frames) >= max_frames and aus is None:
+                    break
+        except av.FFmpegError as exc:
+            if not frames:
+                raise InputError(f"{path.name}: corrupt video ({_av_reason(exc)})") from None
+            raise InputError(
+                f"{path.name}: truncated or corrupt video (decoding failed after {last_t:.1f} s:"
+                f" {_av_reason(exc)})"
+            ) from None
+
+    if vs is not None and not frames:
+        raise InputError(f"{path.name}: truncated or corrupt video (no decodable frames)")
+    declared = media.duration or 0.0
+    if vs is not None and len(frames) < max_frames and declared > 0:
+        decoded_to = last_t + 1.0 / fps
+        if decoded_to < declared - max(1.0, 0.1 * declared):
+            raise InputError(
+                f"{path.name}: truncated video (decodes to {decoded_to:.1f} s of {declared:.1f} s)"
+            )
+    audio = np.concatenate(audio_chunks).astype(np.float32) if audio_chunks else None
+    arr = np.stack(frames) if frames else np.zeros((0, size[1], size[0], 3), np.uint8)
+    return Decoded(
+        media,
+        arr,
+        np.asarray(times, dtype=np.float64),
+        audio=audio,
+        sample_rate=audio_rate if audio is not None else None,
+    )
+
+
+def grab_frame(path: Path | str, t: float, *, max_side: int = 512) -> np.ndarray:
+    """The RGB frame shown at ``t`` seconds (a still's only frame), for evidence thumbnails.
+
+    Seeks to the keyframe before ``t`` and decodes forward, so it costs a fraction of a full
+    decode. Raises ``InputError`` like :func:`decode`.
+    """
+    path = Path(path)
+    _check_file(path)
+    still = _open_still(path)
+    if still is not None:
+        with still:
+            rgb = still.convert("RGB")
+            return np.asarray(
+                rgb.resize(_fit(rgb.width, rgb.height, max_side), Image.Resampling.BILINEAR)
+            )
+    with _open_container(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path.name}: no video stream")
+        vs = container.streams.video[0]
+        size = _fit(vs.codec_context.width, vs.codec_context.height, max_side)
+        best: av.VideoFrame | None = None
+        try:
+            if t > 0 and vs.time_base:
+                container.seek(int(t / vs.time_base), stream=vs, backward=True)
+            for frame in container.decode(vs):
+                if best is None or frame.time is None or frame.time <= t + 1e-3:
+                    best = frame
+                if frame.time is not None and frame.time >= t - 1e-3:
+                    break
+        except av.FFmpegError as exc:
+            if best is None:
+                raise InputError(f"{path.name}: corrupt video ({_av_reason(exc)})") from None
+        if best is None:
+            raise InputError(f"{path.name}: no frame at {t:.2f} s")
+        return best.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()

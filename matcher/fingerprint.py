@@ -1,0 +1,133 @@
+"""Fingerprint a media file once for every enabled signal, cached by content.
+
+The cache lives under ``settings.fingerprint_dir`` as ``<sha[:2]>/<sha>-<role>.npz`` and is
+keyed by the media's sha256, so a video reposted by many accounts is decoded and hashed once.
+A cached entry made with other signal versions or sampling settings is recomputed, never
+reused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matcher.decode import Decoded, decode, sha256_file
+from matcher.signals import SIGNALS, Signal
+from matcher.signals.base import Fingerprint, Role
+from reelwatch.errors import InputError
+from reelwatch.models import Media
+from reelwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_META = "__meta__"
+
+
+@dataclass
+class Fingerprints:
+    """Every signal's fingerprint of one media file.
+
+    ``decoded`` is the decoded media when it was just computed (the engine cuts evidence
+    thumbnails from it); it is ``None`` when the fingerprints came from the cache.
+    """
+
+    media: Media
+    role: Role
+    signals: dict[str, Fingerprint]
+    sample_fps: float
+    decoded: Decoded | None = None
+
+    @property
+    def duration(self) -> float:
+        return float(self.media.duration or 0.0)
+
+
+def enabled_signals(settings: Settings) -> list[Signal]:
+    """Instances of the registered signals, configured by ``settings``."""
+    return [cls(settings.matcher) for cls in SIGNALS]
+
+
+def _cache_key(settings: Settings, role: Role, sample_fps: float) -> str:
+    m = settings.matcher
+    keys = [s.config_key() for s in enabled_signals(settings)]
+    return f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}|" + "|".join(
+        keys
+    )
+
+
+def _cache_path(settings: Settings, sha: str, role: Role) -> Path:
+    return settings.fingerprint_dir / sha[:2] / f"{sha}-{role}.npz"
+
+
+def _load(path: Path, key: str, media_path: Path) -> Fingerprints | None:
+    try:
+        with np.load(path) as data:
+            meta = json.loads(str(data[_META]))
+            if meta.get("key") != key:
+                return None
+            signals: dict[str, Fingerprint] = {}
+            for name in data.files:
+                if name == _META:
+                    continue
+                sig, _, arr = name.partition("/")
+                signals.setdefault(sig, {})[arr] = data[name]
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        log.warning("ignoring unreadable fingerprint cache %s: %s", path, exc)
+        return None
+    media = Media.model_validate(meta["media"]).model_copy(update={"path": str(media_path)})
+    return Fingerprints(media, meta["role"], signals, float(meta["sample_fps"]))
+
+
+def _save(path: Path, key: str, fps: Fingerprints) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "key": key,
+        "role": fps.role,
+        "sample_fps": fps.sample_fps,
+        "media": fps.media.model_dump(mode="json"),
+    }
+    arrays = {f"{sig}/{k}": v for sig, fp in fps.signals.items() for k, v in fp.items()}
+    buf = io.BytesIO()
+    arrays[_META] = np.array(json.dumps(meta))
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+
+
+def fingerprint_file(
+    path: Path | str,
+    settings: Settings,
+    sha256: str | None = None,
+    *,
+    role: Role = "query",
+) -> Fingerprints:
+    """Fingerprints of ``path`` for every enabled signal, from the cache when possible.
+
+    ``role="reference"`` is for catalog assets (denser sampling, crop variants); queries
+    are posts. Pass ``sha256`` when it is known (downloads are content-addressed) to skip
+    hashing the file. Raises ``InputError`` for missing or unreadable media.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    sha = sha256 or sha256_file(path)
+    m = settings.matcher
+    sample_fps = m.reference_sample_fps if role == "reference" else m.sample_fps
+    key = _cache_key(settings, role, sample_fps)
+    cache = _cache_path(settings, sha, role)
+    if cache.exists():
+        cached = _load(cache, key, path)
+        if cached is not None:
+            return cached
+    decoded = decode(path, sample_fps, m.max_frames, max_side=m.decode_max_side, sha256=sha)
+    signals = {s.name: s.fingerprint(decoded, role) for s in enabled_signals(settings)}
+    fps = Fingerprints(decoded.media, role, signals, sample_fps, decoded)
+    _save(cache, key, fps)
+    return fps

@@ -1,0 +1,154 @@
+"""The Signal contract: one small plugin per kind of evidence (copy, face, audio, text...).
+
+How to add a signal
+-------------------
+1. Subclass :class:`Signal` in ``matcher/signals/<kind>.py``. Name the class
+   ``<Technique><Kind>Signal`` (``PdqCopySignal``, ``ChromaprintAudioSignal``): the signal's
+   :attr:`~Signal.name` is the lower-cased word before ``Signal`` (``copy``, ``audio``), and it
+   is the key of the signal in match reports, fingerprint caches and catalog indexes.
+2. Keep it stateless: configuration comes from :class:`~reelwatch.settings.MatcherSettings`,
+   data lives in the fingerprints it returns and the :class:`SignalIndex` it builds. Bump
+   :attr:`~Signal.version` whenever fingerprints change meaning; caches and catalog indexes
+   made by another version are rebuilt, never mixed.
+3. Implement :meth:`~Signal.fingerprint` (from one :class:`~matcher.decode.Decoded`, so media
+   is decoded once for all signals), :meth:`~Signal.new_index`/:meth:`~Signal.load_index`,
+   :meth:`~Signal.search` (query fingerprint -> time-aligned :class:`SignalHit` per reference
+   asset) and :meth:`~Signal.score` (hits of one title -> calibrated evidence in [0, 1]).
+4. Register the class in ``SIGNALS`` in ``matcher/signals/__init__.py`` (names must be
+   unique; import fails otherwise) and add it to the contract tests in
+   ``tests/matcher/test_signal_contract.py``, which every signal runs.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from matcher.decode import Decoded
+from reelwatch.models import AssetKind
+from reelwatch.settings import MatcherSettings
+
+Fingerprint = dict[str, np.ndarray]
+"""A signal's fingerprint of one media file: named arrays, so it caches as one ``.npz``."""
+
+Role = Literal["query", "reference"]
+"""References (catalog assets) and queries (posts) may be fingerprinted differently: the copy
+signal stores crop variants of references and tries mirrors and content regions of queries."""
+
+
+@dataclass(frozen=True)
+class SignalHit:
+    """A stretch of the query that one signal aligned with a stretch of one reference asset.
+
+    ``query_time``/``ref_time``/``query_frame`` point at the closest pair of frames inside the
+    stretch, which the engine turns into evidence thumbnails.
+    """
+
+    asset_num: int
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    distance: float
+    frames: int
+    density: float
+    query_time: float
+    ref_time: float
+    query_frame: int
+    slope: float = 1.0
+
+
+class SignalIndex(ABC):
+    """Reference fingerprints of the catalog, keyed by integer asset numbers.
+
+    Adding and removing are incremental (adding one asset never rebuilds the rest); ``save``
+    and ``load`` persist it under a folder the catalog owns.
+    """
+
+    @abstractmethod
+    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
+        """Index one asset's reference fingerprint; returns how many entries were added."""
+
+    @abstractmethod
+    def remove(self, asset_nums: Iterable[int]) -> int:
+        """Drop these assets; returns how many entries were removed."""
+
+    @abstractmethod
+    def asset_nums(self) -> set[int]:
+        """Assets present in the index."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of indexed entries (e.g. frame hashes)."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Persist atomically under ``directory``."""
+
+
+def _name_from_class(cls_name: str) -> str:
+    words = re.findall(r"[A-Z][a-z0-9]*", cls_name.removesuffix("Signal"))
+    return words[-1].lower() if words else cls_name.lower()
+
+
+class Signal(ABC):
+    """One kind of evidence that a query reuses a title's reference assets."""
+
+    name: ClassVar[str]
+    """Derived from the class name (``PdqCopySignal`` -> ``copy``); see the module docs."""
+    version: ClassVar[int] = 1
+    asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset()
+    """Kinds of catalog asset this signal indexes; others are skipped."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = _name_from_class(cls.__name__)
+
+    def __init__(self, settings: MatcherSettings) -> None:
+        self.settings = settings
+
+    def config_key(self) -> str:
+        """What, besides :attr:`version`, changes fingerprints: cached ones with another key
+        are recomputed. Override when settings shape the fingerprint."""
+        return f"{self.name}-v{self.version}"
+
+    @abstractmethod
+    def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
+        """Fingerprint decoded media as a reference asset or as a query."""
+
+    @abstractmethod
+    def new_index(self) -> SignalIndex:
+        """An empty index."""
+
+    @abstractmethod
+    def load_index(self, directory: Path) -> SignalIndex:
+        """The index saved under ``directory`` (an empty one if none was saved)."""
+
+    @abstractmethod
+    def search(
+        self, index: SignalIndex, fingerprint: Fingerprint, query_duration: float
+    ) -> list[SignalHit]:
+        """Time-aligned hits of a query fingerprint, any number per reference asset."""
+
+    @abstractmethod
+    def score(self, hits: Sequence[SignalHit], query_duration: float) -> float:
+        """Calibrated strength in [0, 1] of the hits on one title's assets."""
+
+
+def check_unique_names(signals: Sequence[type[Signal]]) -> tuple[type[Signal], ...]:
+    """The registry, after checking that no two signals share a name."""
+    seen: dict[str, type[Signal]] = {}
+    for s in signals:
+        if s.name in seen:
+            raise ValueError(
+                f"signal name {s.name!r} used by {seen[s.name].__name__} and {s.__name__}"
+            )
+        seen[s.name] = s
+    return tuple(signals)

@@ -1,0 +1,395 @@
+"""Deterministic synthesis of demo and test media.
+
+Reference clips are Ken Burns pans and zooms over the real photographs that ship with
+scikit-image, with a generated melody as the soundtrack, so the matcher sees natural-image
+statistics rather than synthetic noise. The transformations are the edits real infringers
+apply to re-uploads (excerpts, crops, mirrors, 9:16 letterboxing over a blurred fill, text and
+sticker overlays, speed changes, small heavily compressed re-encodes); each is a pure function
+``Clip -> Clip`` so they compose without re-encoding in between, and :func:`transform_file`
+encodes the result once.
+
+This module is part of the pure core: it must not import crawler/, matcher/, workers/ or
+triage/. Everything here is seeded; the same arguments give the same frames and samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+SAMPLE_RATE = 22050
+"""Audio sample rate of every generated clip (AAC, stereo)."""
+
+PhotoLike = str | np.ndarray
+Transform = Callable[["Clip"], "Clip"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Decoded frames and audio held in memory between transformations.
+
+    ``frames`` are RGB ``uint8`` arrays of one size; ``audio`` is ``float32`` of shape
+    ``(channels, samples)`` in [-1, 1] at ``sample_rate``.
+    """
+
+    frames: tuple[np.ndarray, ...]
+    fps: float
+    audio: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.frames) / self.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames."""
+        h, w = self.frames[0].shape[:2]
+        return w, h
+
+
+# Photos and reference clips ------------------------------------------------------------------
+
+
+def load_photo(name: str) -> np.ndarray:
+    """An RGB ``uint8`` photo from ``skimage.data`` by name (``"astronaut"``, ``"coffee"``...).
+
+    Grey-scale and RGBA photos are converted to RGB. Only photos bundled with scikit-image
+    work offline; ``ValueError`` for names that are not a photo there.
+    """
+    from skimage import data
+
+    loader = getattr(data, name, None)
+    if loader is None or name.startswith("_"):
+        raise ValueError(f"no photo named {name!r} in skimage.data")
+    raw = loader()
+    img = np.asarray(raw[0] if isinstance(raw, tuple) else raw)  # stereo pairs: left view
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def _photo(p: PhotoLike) -> np.ndarray:
+    return load_photo(p) if isinstance(p, str) else np.ascontiguousarray(p[..., :3])
+
+
+def _ken_burns_frames(
+    photo: np.ndarray, n: int, size: tuple[int, int], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """``n`` frames panning and zooming from one random window of the photo to another."""
+    h0, w0 = photo.shape[:2]
+    aspect = size[0] / size[1]
+    full_w = min(w0, h0 * aspect)
+    full_h = full_w / aspect
+
+    def window() -> np.ndarray:
+        z = rng.uniform(0.6, 1.0)
+        w, h = full_w * z, full_h * z
+        return np.array([rng.uniform(0, w0 - w), rng.uniform(0, h0 - h), w, h])
+
+    a, b = window(), window()
+    img = Image.fromarray(photo)
+    # Scale the photo once so the tightest window is about output size: per-frame resizes
+    # then stay near 1:1, which is several times cheaper than shrinking a large photo.
+    pre = min(1.0, size[0] / (0.6 * full_w))
+    if pre < 0.95:
+        img = img.resize((round(w0 * pre), round(h0 * pre)), Image.Resampling.LANCZOS)
+        a, b = a * pre, b * pre
+    u = np.linspace(0.0, 1.0, n)
+    u = u * u * (3 - 2 * u)  # ease in and out like a camera move
+    boxes = [tuple((a + (b - a) * k).tolist()) for k in u]
+
+    def render(box: tuple[float, ...]) -> np.ndarray:
+        x, y, w, h = box
+        return np.asarray(img.resize(size, Image.Resampling.BILINEAR, box=(x, y, x + w, y + h)))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(render, boxes))
+
+
+def melody(seconds: float, seed: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A seeded stereo tune (pentatonic notes with harmonics and envelopes), ``(2, n)``."""
+    rng = np.random.default_rng(seed)
+    n_total = round(seconds * sample_rate)
+    out = np.zeros(n_total, dtype=np.float64)
+    root = 196.0 * 2 ** (rng.integers(0, 12) / 12)
+    scale = np.array([0, 2, 4, 7, 9, 12, 14, 16])
+    pos = 0
+    while pos < n_total:
+        dur = int(sample_rate * rng.choice([0.25, 0.375, 0.5]))
+        freq = root * 2 ** (rng.choice(scale) / 12)
+        t = np.arange(min(dur, n_total - pos)) / sample_rate
+        env = np.minimum(1.0, t / 0.01) * np.exp(-3.0 * t)
+        tone = np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(4 * np.pi * freq * t)
+        out[pos : pos + len(t)] = 0.25 * env * tone
+        pos += dur
+    pan = 0.15 * np.sin(np.linspace(0, 2 * np.pi, n_total))
+    return np.stack([out * (1 - pan), out * (1 + pan)]).astype(np.float32)
+
+
+def make_reference_clip(
+    photos: Sequence[PhotoLike],
+    out_path: Path,
+    *,
+    seconds_per_photo: float,
+    size: tuple[int, int] = (640, 360),
+    fps: int = 24,
+    seed: int,
+    crf: int = 23,
+) -> Path:
+    """Write an H.264/AAC MP4 of Ken Burns moves over ``photos`` with a seeded melody.
+
+    Each photo gets ``seconds_per_photo`` with its own pan and zoom (hard cuts between
+    photos), and the soundtrack depends on ``seed`` so every clip sounds different.
+    """
+    rng = np.random.default_rng(seed)
+    n = round(seconds_per_photo * fps)
+    frames: list[np.ndarray] = []
+    for p in photos:
+        frames.extend(_ken_burns_frames(_photo(p), n, size, rng))
+    clip = Clip(tuple(frames), float(fps), melody(len(frames) / fps, seed))
+    return write_clip(clip, out_path, crf=crf)
+
+
+# Reading and writing -------------------------------------------------------------------------
+
+
+def read_clip(path: Path, start: float = 0.0, duration: float | None = None) -> Clip:
+    """Decode ``[start, start + duration)`` of a video into memory (all of it by default)."""
+    end = math.inf if duration is None else start + duration
+    frames: list[np.ndarray] = []
+    chunks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        vs = container.streams.video[0]
+        fps = float(vs.average_rate or 24)
+        has_audio = bool(container.streams.audio)
+        streams = [vs, container.streams.audio[0]] if has_audio else [vs]
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
+        past_end, audio_end = False, 0.0
+        for packet in container.demux(*streams):
+            for frame in packet.decode():
+                if isinstance(frame, av.VideoFrame):
+                    t = frame.time if frame.time is not None else len(frames) / fps
+                    if start - 0.5 / fps <= t < end - 0.5 / fps:
+                        frames.append(frame.to_ndarray(format="rgb24"))
+                    past_end = t > end + 1.0
+                elif isinstance(frame, av.AudioFrame):
+                    for rf in resampler.resample(frame):
+                        chunks.append(rf.to_ndarray())
+                    audio_end = sum(c.shape[1] for c in chunks) / SAMPLE_RATE
+            if past_end and (not has_audio or audio_end > end + 1.0):
+                break
+    if not frames:
+        raise ValueError(f"{path}: no frames in [{start}, {end})")
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+    a0 = round(start * SAMPLE_RATE)
+    a1 = a0 + round(len(frames) / fps * SAMPLE_RATE)
+    audio = audio[:, a0:a1]
+    if audio.shape[1] < a1 - a0:
+        audio = np.pad(audio, ((0, 0), (0, a1 - a0 - audio.shape[1])))
+    return Clip(tuple(frames), fps, audio.astype(np.float32))
+
+
+def write_clip(clip: Clip, out_path: Path, *, crf: int = 23, preset: str = "superfast") -> Path:
+    """Encode ``clip`` as H.264 (yuv420p) + AAC in MP4; frames are cropped to even sizes."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = clip.size
+    w, h = w - w % 2, h - h % 2
+    rate = Fraction(clip.fps).limit_denominator(1001)
+    tmp = out_path.with_name(out_path.name + ".part")
+    with av.open(str(tmp), "w", format="mp4") as container:
+        vs = container.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": str(crf), "preset": preset}
+        aus = container.add_stream("aac", rate=clip.sample_rate)
+        aus.layout = "stereo"
+        aus.options = {"aac_coder": "fast"}
+        for frame in clip.frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
+            container.mux(vs.encode(vf))
+        container.mux(vs.encode(None))
+        audio = np.clip(clip.audio, -1, 1).astype(np.float32)
+        step = 1024
+        for i in range(0, audio.shape[1], step):
+            chunk = np.ascontiguousarray(audio[:, i : i + step])
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            af.sample_rate = clip.sample_rate
+            af.pts = i
+            container.mux(aus.encode(af))
+        container.mux(aus.encode(None))
+    tmp.replace(out_path)
+    return out_path
+
+
+def transform_file(
+    src: Path,
+    dst: Path,
+    transforms: Sequence[Transform] = (),
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    crf: int = 23,
+) -> Path:
+    """Read ``[start, start + duration)`` of ``src``, apply ``transforms`` in order, encode once."""
+    clip = read_clip(src, start, duration)
+    for t in transforms:
+        clip = t(clip)
+    return write_clip(clip, dst, crf=crf)
+
+
+# Transformations (Clip -> Clip) ---------------------------------------------------------------
+
+
+def _map_frames(clip: Clip, fn: Callable[[np.ndarray], np.ndarray]) -> Clip:
+    """Apply ``fn`` to every frame; two threads, since Pillow releases the GIL while it
+    resizes and filters (results keep their order, so output stays deterministic)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return replace(clip, frames=tuple(pool.map(fn, clip.frames)))
+
+
+def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
+
+
+def excerpt(clip: Clip, start: float, duration: float) -> Clip:
+    """The ``duration`` seconds from ``start`` (frames and audio)."""
+    i0 = round(start * clip.fps)
+    i1 = min(len(clip.frames), i0 + round(duration * clip.fps))
+    if i0 >= i1:
+        raise ValueError(f"empty excerpt at {start}s of a {clip.duration:.1f}s clip")
+    a0, a1 = round(i0 / clip.fps * clip.sample_rate), round(i1 / clip.fps * clip.sample_rate)
+    return replace(clip, frames=clip.frames[i0:i1], audio=clip.audio[:, a0:a1])
+
+
+def crop(clip: Clip, fraction: float = 0.8) -> Clip:
+    """Zoom into the centre ``fraction`` of each frame, scaled back to the original size."""
+    w, h = clip.size
+    cw, ch = round(w * fraction), round(h * fraction)
+    x, y = (w - cw) // 2, (h - ch) // 2
+    return _map_frames(clip, lambda f: _resize(f[y : y + ch, x : x + cw], (w, h)))
+
+
+def mirror(clip: Clip) -> Clip:
+    """Flip left-right, the oldest trick against naive matching."""
+    return _map_frames(clip, lambda f: np.ascontiguousarray(f[:, ::-1]))
+
+
+def letterbox_vertical(clip: Clip, size: tuple[int, int] = (360, 640)) -> Clip:
+    """Fit the frame into a 9:16 canvas over a blurred, darkened, zoomed copy of itself.
+
+    This is how most landscape clips are re-uploaded to TikTok, Reels and Shorts. The blur
+    runs on a small copy and is scaled up: the same look at a fraction of the cost.
+    """
+    out_w, out_h = size
+    w, h = clip.size
+    fit_w, fit_h = out_w, round(h * out_w / w)
+    fit_h -= fit_h % 2
+    y0 = (out_h - fit_h) // 2
+    cover_w = round(w * out_h / h)
+
+    small_w, small_h = max(1, cover_w // 8), max(1, out_h // 8)
+    sx0 = (cover_w - out_w) / 2 / 8
+
+    def one(frame: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(frame)
+        small = img.resize((small_w, small_h), Image.Resampling.BILINEAR)
+        small = small.filter(ImageFilter.GaussianBlur(3))
+        bg = small.resize(
+            (out_w, out_h), Image.Resampling.BILINEAR, box=(sx0, 0, sx0 + out_w / 8, small_h)
+        )
+        canvas = (np.asarray(bg, dtype=np.uint16) * 3 // 5).astype(np.uint8)
+        canvas[y0 : y0 + fit_h] = np.asarray(img.resize((fit_w, fit_h), Image.Resampling.BILINEAR))
+        return canvas
+
+    return _map_frames(clip, one)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _sticker(draw: ImageDraw.ImageDraw, cx: int, cy: int, r: int, colour: str) -> None:
+    """A heart-shaped "emoji" sticker (colour fonts are not portable; shapes are)."""
+    draw.ellipse((cx - r, cy - r, cx, cy), fill=colour)
+    draw.ellipse((cx, cy - r, cx + r, cy), fill=colour)
+    draw.polygon([(cx - r, cy - r // 3), (cx + r, cy - r // 3), (cx, cy + r)], fill=colour)
+
+
+def overlay_text(clip: Clip, text: str, *, stickers: int = 2, position: str = "top") -> Clip:
+    """Burn in a caption (white with a black outline) and a few heart stickers.
+
+    ``position`` is ``"top"``, ``"bottom"`` or ``"middle"``; sizes scale with the frame so the
+    overlay covers a similar share of small and large frames.
+    """
+    w, h = clip.size
+    size = max(12, w // 18)
+    font = _font(size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    box = probe.textbbox((0, 0), text, font=font, stroke_width=2)
+    tx = max(0, (w - (box[2] - box[0])) // 2)
+    ty = {"top": h // 12, "bottom": h - h // 12 - size, "middle": h // 2}.get(position, h // 12)
+    colours = ["#ff3b5c", "#ffd400", "#25f4ee"]
+
+    def one(frame: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(frame)
+        draw = ImageDraw.Draw(img)
+        draw.text((tx, ty), text, font=font, fill="white", stroke_width=2, stroke_fill="black")
+        for k in range(stickers):
+            _sticker(draw, w - (k + 1) * size * 2, h - size * 3, size // 2 + 4, colours[k % 3])
+        return np.asarray(img)
+
+    return _map_frames(clip, one)
+
+
+def change_speed(clip: Clip, factor: float) -> Clip:
+    """Play ``factor`` times faster: frames resampled at the same fps, audio resampled too
+    (pitch moves with speed, as with a naive speed-up)."""
+    if factor <= 0:
+        raise ValueError("speed factor must be positive")
+    n_out = max(1, round(len(clip.frames) / factor))
+    idx = np.minimum(np.round(np.arange(n_out) * factor).astype(int), len(clip.frames) - 1)
+    frames = tuple(clip.frames[i] for i in idx)
+    n_in = clip.audio.shape[1]
+    n_a = round(n_in / factor)
+    if n_in:
+        src_t = np.arange(n_a) * factor
+        audio = np.stack([np.interp(src_t, np.arange(n_in), ch) for ch in clip.audio])
+    else:
+        audio = clip.audio
+    return replace(clip, frames=frames, audio=audio.astype(np.float32))
+
+
+def shrink(clip: Clip, width: int = 320, fps: float = 15.0) -> Clip:
+    """Scale down to ``width`` (keeping aspect) and drop frames to ``fps``; pair with a high
+    CRF in :func:`write_clip` for the small, blocky re-encodes that spread on social apps."""
+    w, h = clip.size
+    height = round(h * width / w)
+    height -= height % 2
+    n_out = max(1, round(clip.duration * fps))
+    idx = np.minimum(np.round(np.arange(n_out) * clip.fps / fps).astype(int), len(clip.frames) - 1)
+    frames = tuple(_resize(clip.frames[i], (width, height)) for i in idx)
+    return replace(clip, frames=frames, fps=fps)
+
+
+def compose(*transforms: Transform) -> Transform:
+    """One transform applying ``transforms`` left to right."""
+
+    def run(clip: Clip) -> Clip:
+        for t in transforms:
+            clip = t(clip)
+        return clip
+
+    return run

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from matcher.decode import decode, grab_frame, probe
+from reelwatch.demo.content import DemoContent
+from reelwatch.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def clip(demo: DemoContent) -> Path:
+    return demo.titles[0].references[0]
+
+
+def test_probe_describes_the_file(clip: Path) -> None:
+    m = probe(clip)
+    assert len(m.sha256) == 64
+    assert m.bytes == clip.stat().st_size
+    assert (m.width, m.height, m.fps) == (640, 360, 24.0)
+    assert m.duration == pytest.approx(18.0, abs=0.2)
+    assert (m.video_codec, m.audio_codec) == ("h264", "aac")
+
+
+def test_decode_samples_frames_evenly_in_one_pass(clip: Path) -> None:
+    d = decode(clip, sample_fps=2.0, max_frames=600, max_side=320, with_audio=True)
+    assert d.frames.shape == (36, 180, 320, 3)
+    assert np.allclose(np.diff(d.times), 0.5, atol=0.05)
+    assert d.audio is not None and d.sample_rate == 16000
+    assert len(d.audio) == pytest.approx(18.0 * 16000, rel=0.02)
+    capped = decode(clip, sample_fps=2.0, max_frames=5)
+    assert len(capped.frames) == 5
+
+
+def test_a_still_is_single_frame_media(tmp_path: Path, demo: DemoContent) -> None:
+    path = tmp_path / "poster.jpg"
+    Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(path)
+    m = probe(path)
+    assert (m.width, m.height, m.duration) == (400, 300, 0.0)
+    d = decode(path, 2.0, 600)
+    assert d.is_image and d.frames.shape == (1, 300, 400, 3)
+    assert grab_frame(path, 5.0).shape == (300, 400, 3)
+
+
+def test_grab_frame_seeks(clip: Path) -> None:
+    d = decode(clip, sample_fps=1.0, max_frames=600)
+    frame = grab_frame(clip, 7.0)
+    k = int(np.argmin(np.abs(d.times - 7.0)))
+    assert np.abs(frame.astype(int) - d.frames[k].astype(int)).mean() < 3
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"nope\.mp4: no such file"):
+        decode(tmp_path / "nope.mp4", 2.0, 600)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes.mp4", "empty.mp4"])
+def test_text_and_empty_files_are_not_videos(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("" if name.startswith("empty") else "this is not a video\n" * 20)
+    with pytest.raises(InputError) as err:
+        probe(path)
+    msg = str(err.value)
+    assert msg.startswith(name) and "\n" not in msg
+    assert "not a video" in msg or "empty" in msg
+
+
+def test_truncated_mp4_is_reported(tmp_path: Path, clip: Path) -> None:
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.mp4: truncated or corrupt video"):
+        decode(cut, 2.0, 600)
+
+
+def test_truncated_faststart_mp4_is_reported(tmp_path: Path, clip: Path) -> None:
+    """With the index first (web uploads), the container opens; the missing frames show."""
+    import av
+
+    fast = tmp_path / "fast.mp4"
+    with (
+        av.open(str(clip)) as src,
+        av.open(str(fast), "w", options={"movflags": "faststart"}) as dst,
+    ):
+        ins = src.streams.video[0]
+        out = dst.add_stream_from_template(ins)
+        for packet in src.demux(ins):
+            if packet.dts is None:
+                continue
+            packet.stream = out
+            dst.mux(packet)
+    data = fast.read_bytes()
+    cut = tmp_path / "fastcut.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match=r"fastcut\.mp4: truncated"):
+        decode(cut, 2.0, 600)

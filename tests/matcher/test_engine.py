@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from matcher.catalog import Catalog
+from matcher.engine import Matcher, MatchReport
+from matcher.fingerprint import fingerprint_file
+from reelwatch.demo import media
+from reelwatch.demo.content import DemoContent
+from reelwatch.errors import InputError
+from reelwatch.models import Confidence
+from reelwatch.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def reports(demo: DemoContent, demo_matcher: Matcher) -> dict[str, MatchReport]:
+    return {p.id: demo_matcher.match_file(p.path) for p in demo.posts}
+
+
+def test_every_copy_matches_its_title_at_high_confidence(
+    demo: DemoContent, reports: dict[str, MatchReport]
+) -> None:
+    for p in demo.copies:
+        best = reports[p.id].best
+        assert best is not None, p.transform
+        assert best.title == p.expected_title, p.transform
+        assert best.confidence == Confidence.HIGH, (p.transform, best.score)
+        assert best.signals["copy"] == best.score
+
+
+def test_no_unrelated_post_and_no_wrong_title_above_low(
+    demo: DemoContent, reports: dict[str, MatchReport]
+) -> None:
+    for p in demo.posts:
+        for m in reports[p.id].matches:
+            if m.title != p.expected_title:
+                assert m.confidence == Confidence.LOW, (p.transform, m.title, m.score)
+
+
+def test_copy_segments_point_at_the_excerpted_footage(
+    demo: DemoContent, reports: dict[str, MatchReport], demo_catalog: Catalog
+) -> None:
+    """The demo copies excerpts (start, duration) of known reference clips."""
+    from reelwatch.demo.content import COPIES
+
+    copies = demo.copies
+    assert len(copies) == len(COPIES)
+    for p, spec in zip(copies, COPIES, strict=True):
+        best = reports[p.id].best
+        assert best is not None
+        seg = max(best.segments, key=lambda s: s.query_end - s.query_start)
+        ref = demo.title(p.expected_title or "").references[spec.clip]
+        asset = next(a for a in demo_catalog.assets(best.title_id) if a.id == seg.ref_asset)
+        assert asset.name == ref.name
+        assert seg.ref_start == pytest.approx(spec.start, abs=2.0), p.transform
+        assert seg.ref_end == pytest.approx(spec.start + spec.duration, abs=2.0), p.transform
+
+
+def test_mirrored_cropped_reencode_is_matched_with_the_right_times(
+    demo: DemoContent, demo_matcher: Matcher, tmp_path: Path
+) -> None:
+    ref = demo.title("The Roastery").references[0]
+    post = media.transform_file(
+        ref,
+        tmp_path / "mirror-crop.mp4",
+        [media.mirror, lambda c: media.crop(c, 0.82), lambda c: media.shrink(c, 360, 20)],
+        start=7.0,
+        duration=8.0,
+        crf=34,
+    )
+    report = demo_matcher.match_file(post)
+    best = report.best
+    assert best is not None and best.title == "The Roastery"
+    assert best.confidence == Confidence.HIGH
+    [seg] = best.segments
+    assert seg.query_start == pytest.approx(0.0, abs=2.0)
+    assert seg.query_end == pytest.approx(8.0, abs=2.0)
+    assert seg.ref_start == pytest.approx(7.0, abs=2.0)
+    assert seg.ref_end == pytest.approx(15.0, abs=2.0)
+
+
+def test_matching_one_post_is_fast(demo: DemoContent, demo_matcher: Matcher) -> None:
+    post = demo.copies[3].path  # a 12 s letterboxed post, the most work
+    demo_matcher.match_file(demo.copies[0].path)  # warm: indexes loaded
+    started = time.perf_counter()
+    report = demo_matcher.match_file(post, sha256=None)
+    elapsed = time.perf_counter() - started
+    assert report.matches
+    assert elapsed < 5.0
+
+
+def test_report_json_has_the_architecture_shape(
+    demo: DemoContent, reports: dict[str, MatchReport], demo_settings: Settings
+) -> None:
+    p = demo.copies[0]
+    data = json.loads(json.dumps(reports[p.id].to_json()))
+    assert data["input"] == str(p.path)
+    assert set(data["media"]) >= {"sha256", "duration", "width", "height"}
+    [m] = data["matches"]
+    assert set(m) >= {"title", "title_id", "score", "confidence", "signals", "segments"}
+    assert m["title_id"] == "starfall-station" and m["confidence"] == "high"
+    assert 0.0 <= m["score"] <= 1.0 and set(m["signals"]) == {"copy"}
+    seg = m["segments"][0]
+    assert set(seg) >= {"signal", "query_start", "query_end", "ref_asset", "ref_start", "ref_end"}
+    assert seg["signal"] == "copy"
+    # Evidence: a query frame and a reference frame, small JPEGs under the data home.
+    assert len(seg["evidence"]) == 2
+    for rel in seg["evidence"]:
+        path = demo_settings.home / rel
+        assert path.suffix == ".jpg" and 0 < path.stat().st_size < 60_000
+    assert reports[demo.unrelated[0].id].to_json()["matches"] == []
+
+
+def test_fingerprints_are_cached_by_content(demo: DemoContent, demo_settings: Settings) -> None:
+    p = demo.posts[5].path
+    first = fingerprint_file(p, demo_settings)
+    cached = fingerprint_file(p, demo_settings, sha256=first.media.sha256)
+    assert cached.decoded is None
+    assert cached.media == first.media
+    assert (cached.signals["copy"]["hashes"] == first.signals["copy"]["hashes"]).all()
+
+
+def test_rematching_from_the_cache_gives_the_same_report(
+    demo: DemoContent, demo_matcher: Matcher, reports: dict[str, MatchReport]
+) -> None:
+    p = demo.copies[2]
+    again = demo_matcher.match_file(p.path)
+    assert again.to_json() == reports[p.id].to_json()
+
+
+def test_empty_catalog_is_an_input_error(settings: Settings, demo: DemoContent) -> None:
+    with pytest.raises(InputError, match="the catalog is empty: add titles with"):
+        Matcher(settings).match_file(demo.posts[0].path)
+
+
+def test_bad_query_files_are_input_errors(
+    demo_matcher: Matcher, demo: DemoContent, tmp_path: Path
+) -> None:
+    text = tmp_path / "clip.mp4"
+    text.write_text("hello")
+    with pytest.raises(InputError, match=r"clip\.mp4: not a video"):
+        demo_matcher.match_file(text)
+    with pytest.raises(InputError, match="no such file"):
+        demo_matcher.match_file(tmp_path / "gone.mp4")
+    data = demo.posts[0].path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated"):
+        demo_matcher.match_file(cut)
