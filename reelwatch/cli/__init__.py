@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(markup=False, highlight=False)
+console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
 """Markup is off: captions, handles and titles come from strangers and print as text."""
 err_console = Console(stderr=True, markup=False, highlight=False)
 

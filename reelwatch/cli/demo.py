@@ -103,7 +103,7 @@ def demo(
             )
         )
     site = build_site(demo_dir / "site", videos)
-    hashtags = list(dict.fromkeys(h for t in content.titles for h in t.hashtags[:1]))
+    hashtags = list(dict.fromkeys(h for t in content.titles for h in t.hashtags))
 
     with (
         ReplicaServer(site, port=_free_or_zero(DEMO_REPLICA_PORT)) as replica,
@@ -155,7 +155,7 @@ def _summary(
         "tier",
         "post",
         "as expected",
-        title=f"Matches ({len(found)})",
+        title=f"Matches landed ({len(found)})",
     )
     for m in found:
         truth = posts.get(m.post_id)
@@ -188,10 +188,11 @@ def _summary(
         f"matches off expectation: {len(wrong)}",
         style=colour,
     )
-    mails = Table("to", "subject", title=f"Alert emails received this run ({len(received)})")
-    for msg in received:
-        mails.add_row(str(msg.get("To", "")), str(msg.get("Subject", "")))
-    console.print(mails)
-    console.print(
-        f"{processed} new post(s) processed in {elapsed:.0f} s; data home {settings.home}"
-    )
+    console.print(f"Alert emails received this run: {len(received)}")
+    if received:
+        mails = Table("to", "subject")
+        for msg in received:
+            mails.add_row(str(msg.get("To", "")), str(msg.get("Subject", "")))
+        console.print(mails)
+    console.print(f"{processed} new post(s) processed in {elapsed:.0f} s")
+    console.print(f"data home: {settings.home}")

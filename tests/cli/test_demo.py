@@ -45,4 +45,4 @@ def test_demo_twice(run_cli: Runner, home: Path) -> None:
         again = store.list_matches()
     assert sorted(m.id for m in again) == sorted(m.id for m in matches)
     assert sorted(mail_dir.glob("*.eml")) == mails
-    assert "Alert emails received this run (0)" in second.stdout
+    assert "Alert emails received this run: 0" in second.stdout
