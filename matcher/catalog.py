@@ -254,7 +254,13 @@ class Catalog:
             args = (title_id,)
         with self._db() as db:
             rows = db.execute(sql + " ORDER BY num", args).fetchall()
-        return [(int(n), Asset.model_validate_json(d)) for n, d in rows]
+        out = []
+        for n, d in rows:
+            asset = Asset.model_validate_json(d)
+            # Paths are stored relative to the catalog so a data home can move.
+            asset.path = str(self.root / asset.path)
+            out.append((int(n), asset))
+        return out
 
     def assets(self, title_id: str | None = None) -> list[Asset]:
         """Assets of one title, or of all titles."""
@@ -325,7 +331,7 @@ class Catalog:
                     id=f"{title.id}-{m.sha256[:12]}",
                     title_id=title.id,
                     kind=asset_kind,
-                    path=str(stored),
+                    path=str(stored.relative_to(self.root)),
                     sha256=m.sha256,
                     name=path.name,
                     duration=m.duration,
@@ -337,6 +343,7 @@ class Catalog:
                         (asset.id, title.id, m.sha256, asset.model_dump_json()),
                     )
                     num = int(cur.lastrowid or 0)
+                asset.path = str(stored)
                 self._index_asset(num, asset)
                 existing[m.sha256] = asset
                 out.append(asset)

@@ -68,7 +68,16 @@ def configure(settings: Settings) -> Celery:
     from workers import tasks
 
     _current["settings"] = settings
-    app.conf.update(celery_config(settings))
+    config = celery_config(settings)
+    changed = any(app.conf.get(k) != config[k] for k in ("broker_url", "result_backend"))
+    app.conf.update(config)
+    if changed:
+        # Celery caches the result backend and the producer pool on first use; a process
+        # that switches broker (tests, a CLI that configures after import) must drop them.
+        app._backend_cache = None
+        app._local.__dict__.pop("backend", None)
+        app.__dict__.pop("amqp", None)
+        app.close()
     tasks.reset_pipeline()
     return app
 

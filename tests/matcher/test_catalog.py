@@ -112,3 +112,23 @@ def test_stale_signal_version_triggers_a_rebuild(settings: Settings, demo: DemoC
     fresh = Catalog(settings)
     assert len(fresh.index("copy")) == n
     assert '"copy-v' in manifest.read_text()
+
+
+def test_data_home_can_move(settings: Settings, demo: DemoContent, tmp_path: Path) -> None:
+    import shutil
+
+    from matcher.engine import Matcher
+    from reelwatch.settings import load_settings
+
+    cat = Catalog(settings)
+    cat.add_title("Starfall Station")
+    reference = demo.titles[0].references[0]
+    cat.add_assets("starfall-station", [reference])
+    moved = tmp_path / "moved-home"
+    shutil.move(str(settings.home), moved)
+    new_settings = load_settings(home=moved)
+    [asset] = Catalog(new_settings).assets()
+    assert Path(asset.path).is_file() and Path(asset.path).is_relative_to(moved)
+    assert Catalog(new_settings).build()
+    report = Matcher(new_settings).match_file(reference)
+    assert report.matches[0].title_id == "starfall-station"
