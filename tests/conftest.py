@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from reelwatch.demo.content import DemoContent, generate_demo_content
 from reelwatch.settings import Settings, load_settings
 
 
@@ -24,3 +25,15 @@ def settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     s.download.allow_private_hosts = True
     s.ensure_home()
     return s
+
+
+@pytest.fixture(scope="session")
+def demo_dir(request: pytest.FixtureRequest) -> Path:
+    """The demo content is made once per machine: pytest's cache folder keeps it between runs
+    (its manifest carries CONTENT_VERSION, so a changed generator remakes it)."""
+    return Path(request.config.cache.mkdir("reelwatch-demo-content"))
+
+
+@pytest.fixture(scope="session")
+def demo(demo_dir: Path) -> DemoContent:
+    return generate_demo_content(demo_dir)

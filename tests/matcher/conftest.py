@@ -1,26 +1,14 @@
 """Session fixtures for matcher tests: the demo content (made once per machine, see
-tests/demo/conftest.py) and one catalog of the demo titles shared by read-only tests."""
+tests/conftest.py) and one catalog of the demo titles shared by read-only tests."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from matcher.catalog import Catalog
 from matcher.engine import Matcher
-from reelwatch.demo.content import DemoContent, generate_demo_content
+from reelwatch.demo.content import DemoContent
 from reelwatch.settings import Settings, load_settings
-
-
-@pytest.fixture(scope="session")
-def demo_dir(request: pytest.FixtureRequest) -> Path:
-    return Path(request.config.cache.mkdir("reelwatch-demo-content"))
-
-
-@pytest.fixture(scope="session")
-def demo(demo_dir: Path) -> DemoContent:
-    return generate_demo_content(demo_dir)
 
 
 @pytest.fixture(scope="session")

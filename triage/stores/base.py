@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
+from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from reelwatch.errors import InputError, ReelwatchError, TransientError
 from reelwatch.models import (
@@ -231,36 +232,32 @@ def merge_match(existing: Match, new: Match) -> Match:
     return merged
 
 
-def parse_status(status: TriageStatus | str) -> TriageStatus:
+E = TypeVar("E", bound=Enum)
+
+
+def parse_enum(kind: type[E], value: E | str, what: str) -> E:
+    """``value`` as a member of ``kind``, or an ``InputError`` that lists the choices."""
     try:
-        return TriageStatus(status)
+        return kind(value)
     except ValueError:
-        choices = ", ".join(s.value for s in TriageStatus)
-        raise InputError(f"unknown triage status {status!r}; use one of: {choices}") from None
+        choices = ", ".join(str(m.value) for m in kind)
+        raise InputError(f"unknown {what} {value!r}; use one of: {choices}") from None
+
+
+def parse_status(status: TriageStatus | str) -> TriageStatus:
+    return parse_enum(TriageStatus, status, "triage status")
 
 
 def parse_confidence(confidence: Confidence | str) -> Confidence:
-    try:
-        return Confidence(confidence)
-    except ValueError:
-        choices = ", ".join(c.value for c in Confidence)
-        raise InputError(f"unknown confidence {confidence!r}; use one of: {choices}") from None
+    return parse_enum(Confidence, confidence, "confidence")
 
 
 def parse_post_state(state: PostState | str) -> PostState:
-    try:
-        return PostState(state)
-    except ValueError:
-        choices = ", ".join(s.value for s in PostState)
-        raise InputError(f"unknown post state {state!r}; use one of: {choices}") from None
+    return parse_enum(PostState, state, "post state")
 
 
 def parse_alert_status(status: AlertStatus | str) -> AlertStatus:
-    try:
-        return AlertStatus(status)
-    except ValueError:
-        choices = ", ".join(s.value for s in AlertStatus)
-        raise InputError(f"unknown alert status {status!r}; use one of: {choices}") from None
+    return parse_enum(AlertStatus, status, "alert status")
 
 
 def as_utc(dt: datetime) -> datetime:
