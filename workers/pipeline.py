@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import crawler
+from matcher.decode import probe
 from matcher.engine import Matcher
 from matcher.fingerprint import fingerprint_file
-from reelwatch.errors import InputError, PermanentError, ReelwatchError
+from reelwatch.errors import InputError, PermanentError
 from reelwatch.models import (
     AIFlag,
     Alert,
-    Confidence,
     Match,
     Post,
     PostState,
@@ -148,8 +148,6 @@ class Pipeline:
                 except PermanentError:
                     pass
             got = download(self.settings, post.url)
-            from matcher.decode import probe
-
             media = probe(got.path)
             self.store.upsert_media(media)
             self.store.set_post_state(key, PostState.DOWNLOADED, media_sha256=got.sha256)
@@ -238,8 +236,4 @@ def ai_flags(post: Post) -> AIFlag:
     return AIFlag(is_ai=bool(reasons), reasons=reasons)
 
 
-def tier_reached(confidence: Confidence | str, threshold: Confidence | str) -> bool:
-    return Confidence(confidence).at_least(threshold)
-
-
-__all__ = ["Pipeline", "ReelwatchError", "StepSkipped", "ai_flags"]
+__all__ = ["Pipeline", "StepSkipped", "ai_flags"]
