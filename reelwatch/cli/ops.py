@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reelwatch.cli import console, settings_of
-from reelwatch.errors import InputError
+from reelwatch.errors import InputError, TransientError
 from reelwatch.models import normalize_hashtag
 from reelwatch.settings import Settings
 
@@ -82,7 +82,12 @@ def run_hashtags(
             label = "process" if settings.eager else "queue"
             work = progress.add_task(f"{label} #{tag}", total=len(todo))
             for key in todo:
-                post_chain(key).apply_async()
+                try:
+                    post_chain(key).apply_async()
+                except TransientError as exc:
+                    # In-process, retries ran out for this post: it is recorded as failed
+                    # (or stays discovered for the next run); the other posts go on.
+                    console.print(f"{key}: {exc}", style="yellow")
                 sent.append(key)
                 progress.advance(work)
     return sent
