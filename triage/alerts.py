@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from reelwatch.errors import PermanentError, TransientError
-from reelwatch.models import Alert, AlertStatus, Match, Post
+from reelwatch.models import Alert, AlertStatus, Match, Post, utcnow
 
 if TYPE_CHECKING:
     from reelwatch.settings import Settings
@@ -69,15 +68,10 @@ def deliver(
 def flush_pending(
     store: Store,
     notifiers: Iterable[Notifier],
-    settings: Settings,
     *,
     lease_s: float = ATTEMPT_LEASE_S,
 ) -> list[Alert]:
-    """Retry every pending alert whose channel is configured; returns the alerts it attempted.
-
-    ``settings`` is part of the signature so that a later policy (retry limits, quiet hours)
-    needs no change at the call sites.
-    """
+    """Retry every pending alert whose channel is configured; returns the alerts it attempted."""
     by_channel = {n.channel: n for n in notifiers}
     attempted: list[Alert] = []
     for pending in store.list_alerts(AlertStatus.PENDING):
@@ -117,6 +111,6 @@ def _attempt(
         done.status, done.error = AlertStatus.PENDING, f"{type(e).__name__}: {e}"
         log.exception("alert %s hit an unexpected error", alert.id)
     else:
-        done.status, done.error, done.sent_at = AlertStatus.SENT, None, datetime.now(UTC)
+        done.status, done.error, done.sent_at = AlertStatus.SENT, None, utcnow()
     store.update_alert(done)
     return done

@@ -113,10 +113,6 @@ class SmtpSink:
     def messages(self) -> list[EmailMessage]:
         return [r.message for r in self.received]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._received.clear()
-
     def start(self) -> Self:
         if self._controller is not None:
             return self

@@ -235,6 +235,22 @@ class StoreContract:
         with pytest.raises(InputError):
             store.count_matches(min_confidence="certain")
 
+    def test_list_and_count_matches_of_one_post(self, store: Store) -> None:
+        store.upsert_match(make_match("1", "the-crown", score=0.6, confidence=Confidence.MEDIUM))
+        store.upsert_match(make_match("1", "bridgerton", score=0.95))
+        store.upsert_match(make_match("2", "the-crown"))
+        store.upsert_match(make_match("1", "the-crown", platform="youtube"))
+
+        mine = store.list_matches(post_key="tiktok:1")
+        assert [m.id for m in mine] == ["tiktok:1:bridgerton", "tiktok:1:the-crown"]
+        assert store.count_matches(post_key="tiktok:1") == 2
+        assert [m.id for m in store.list_matches(post_key="tiktok:1", min_confidence="high")] == [
+            "tiktok:1:bridgerton"
+        ]
+        assert store.list_matches(post_key="tiktok:1", limit=1, offset=1) == [mine[1]]
+        assert store.list_matches(post_key="tiktok:404") == []
+        assert store.count_matches(post_key="tiktok:404") == 0
+
     def test_set_status_appends_history(self, store: Store) -> None:
         match = make_match()
         store.upsert_match(match)

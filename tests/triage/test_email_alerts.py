@@ -20,7 +20,7 @@ from reelwatch.models import Alert, AlertStatus, Confidence, Match, Post
 from reelwatch.settings import Settings
 from tests.triage.factories import make_match, make_post
 from triage.alerts import deliver, flush_pending
-from triage.notifiers import EmailNotifier, Notifier, build_notifiers
+from triage.notifiers import NOTIFIERS, EmailNotifier, Notifier, _by_channel, build_notifiers
 from triage.smtp_sink import SmtpSink, free_port
 from triage.stores import Store, open_store
 
@@ -39,8 +39,8 @@ def mail_settings(settings: Settings) -> Settings:
     settings.email.recipients = list(RECIPIENTS)
     settings.email.board_url = "http://board.test/"
     settings.email.timeout_s = 5
-    (settings.home / "evidence").mkdir(exist_ok=True)
-    (settings.home / "evidence" / "q.png").write_bytes(EVIDENCE)
+    settings.evidence_dir.mkdir(exist_ok=True)
+    (settings.evidence_dir / "q.png").write_bytes(EVIDENCE)
     return settings
 
 
@@ -110,7 +110,7 @@ def test_delivering_twice_sends_one_email_per_recipient(
     deliver(store, notifiers, match, None, settings)
     with open_store(settings) as other_worker:
         again = deliver(other_worker, notifiers, match, None, settings)
-    flush_pending(store, notifiers, settings)
+    flush_pending(store, notifiers)
 
     assert [a.status for a in again] == [AlertStatus.SENT, AlertStatus.SENT]
     assert len(sink.messages) == len(RECIPIENTS)
@@ -185,9 +185,9 @@ def test_server_down_keeps_alerts_pending_until_flush_delivers_them_once(
     assert [a.status for a in down] == [AlertStatus.PENDING] * 2
     assert all(a.error and f"127.0.0.1:{port}" in a.error for a in down)
     with SmtpSink(port) as sink:
-        flushed = flush_pending(store, notifiers, settings)
+        flushed = flush_pending(store, notifiers)
         assert [a.status for a in flushed] == [AlertStatus.SENT] * 2
-        assert flush_pending(store, notifiers, settings) == []
+        assert flush_pending(store, notifiers) == []
         deliver(store, notifiers, match, None, settings)
         assert len(sink.messages) == 2
     sent = store.list_alerts(AlertStatus.SENT)
@@ -207,7 +207,7 @@ def test_rejected_recipient_fails_for_good_and_is_not_retried(
             ("bo@studio.test", AlertStatus.FAILED),
         ]
         assert alerts[1].error is not None and "550" in alerts[1].error
-        assert flush_pending(store, notifiers, settings) == []
+        assert flush_pending(store, notifiers) == []
         assert len(sink.messages) == 1
 
 
@@ -224,7 +224,7 @@ def test_smtp_login_uses_the_secret_password(mail_settings: Settings, store: Sto
         assert "wrong" not in str(refused)
 
         settings.email.password = SecretStr("s3cret")
-        assert len(flush_pending(store, build_notifiers(settings), settings)) == 2
+        assert len(flush_pending(store, build_notifiers(settings))) == 2
         assert len(sink.messages) == 2
 
 
@@ -237,10 +237,10 @@ def test_alert_of_a_worker_that_died_mid_send_is_retried_after_its_lease(
     store.claim_alert(Alert(match_id=match.id, channel="email", recipient="ana@studio.test"))
     notifiers = build_notifiers(settings)
 
-    assert flush_pending(store, notifiers, settings) == [], "the lease is still fresh"
+    assert flush_pending(store, notifiers) == [], "the lease is still fresh"
     assert deliver(store, notifiers, match, None, settings)[0].status == AlertStatus.PENDING
     assert sink.messages == []
-    (retried,) = flush_pending(store, notifiers, settings, lease_s=0)
+    (retried,) = flush_pending(store, notifiers, lease_s=0)
     assert retried.status == AlertStatus.SENT
     assert len(sink.messages) == 1
 
@@ -255,6 +255,11 @@ def test_a_crashing_notifier_keeps_the_alert_pending(mail_settings: Settings, st
     alerts = deliver(store, notifiers, match, None, mail_settings)
     assert [a.status for a in alerts] == [AlertStatus.PENDING] * 2
     assert all(a.error == "RuntimeError: template bug" for a in alerts)
+
+
+def test_registry_refuses_duplicate_channels() -> None:
+    with pytest.raises(RuntimeError, match="registered twice: email"):
+        _by_channel((*NOTIFIERS, EmailNotifier))
 
 
 def test_unknown_channel_is_an_input_error(settings: Settings) -> None:

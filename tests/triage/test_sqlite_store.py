@@ -11,7 +11,7 @@ import pytest
 from reelwatch.errors import InputError, ReelwatchError
 from reelwatch.settings import Settings
 from tests.triage.store_contract import StoreContract
-from triage.stores import STORES, SQLiteStore, StoreError, open_store, store_class
+from triage.stores import STORES, SQLiteStore, StoreError, _by_name, open_store, store_class
 from triage.stores.sqlite import SCHEMA_VERSION
 
 
@@ -29,9 +29,9 @@ def test_open_store_picks_sqlite_under_the_home(settings: Settings) -> None:
     assert settings.sqlite_path.exists()
 
 
-def test_registry_names_are_unique_and_unknown_names_are_input_errors() -> None:
-    names = [s.name for s in STORES]
-    assert len(names) == len(set(names))
+def test_registry_refuses_duplicate_names_and_unknown_names_are_input_errors() -> None:
+    with pytest.raises(RuntimeError, match="registered twice: sqlite"):
+        _by_name((*STORES, SQLiteStore))
     with pytest.raises(InputError, match="not available"):
         store_class("mongodb")
 

@@ -18,14 +18,13 @@ import smtplib
 import ssl
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from reelwatch.errors import PermanentError, TransientError
-from reelwatch.models import Alert, Match, Post, Segment
+from reelwatch.models import Alert, Match, Post, Segment, utcnow
 from triage.notifiers.base import Notifier
 
 if TYPE_CHECKING:
@@ -79,8 +78,7 @@ class EmailNotifier(Notifier):
 
     def message_id(self, alert_id: str) -> str:
         """Deterministic, so a retried send carries the same Message-ID as the first try."""
-        digest = hashlib.sha256(alert_id.encode()).hexdigest()[:32]
-        return f"<alert.{digest}@{self.domain}>"
+        return f"<alert.{_digest(alert_id)[:32]}@{self.domain}>"
 
     def send(self, match: Match, post: Post | None, recipient: str) -> str:
         alert_id = Alert(match_id=match.id, channel=self.channel, recipient=recipient).id
@@ -106,7 +104,7 @@ class EmailNotifier(Notifier):
         )
         message["From"] = self.config.sender
         message["To"] = address
-        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Date"] = format_datetime(utcnow())
         message["Message-ID"] = self.message_id(alert_id)
         message["X-Reelwatch-Match"] = _header_text(match.id, 200)
         message.set_content(self._text(match, post, account))
@@ -132,19 +130,8 @@ class EmailNotifier(Notifier):
             f"reelwatch found a {match.confidence.value.upper()}-confidence match "
             f"for {_plain(match.title)}.",
             "",
-            f"Title:     {_plain(match.title)}",
-            f"Score:     {match.score:.2f} ({match.confidence.value})",
-            f"Platform:  {_plain(match.platform)}",
-            f"Account:   @{account}",
-            f"Post:      {_plain(match.post_url)}",
-            f"Caption:   {_plain(_cap(match.caption, MAX_CAPTION_CHARS))}",
+            *(f"{label + ':':<11}{value}" for label, value in _facts(match, post, account)),
         ]
-        if post is not None and post.stats.views is not None:
-            lines.append(f"Views:     {post.stats.views}")
-        if match.signals:
-            lines.append(f"Signals:   {_plain(_signals(match))}")
-        if match.ai.is_ai:
-            lines.append(f"AI-made:   yes ({_plain('; '.join(match.ai.reasons))})")
         if match.segments:
             lines += ["", "Matching segments:"]
             lines += [f"  - {_plain(_segment_text(s))}" for s in match.segments]
@@ -155,25 +142,16 @@ class EmailNotifier(Notifier):
         self, match: Match, post: Post | None, account: str, images: list[list[_Image]]
     ) -> str:
         e = html.escape
-        url = match.post_url
-        post_link = f'<a href="{e(url)}">{e(url)}</a>' if _is_web_url(url) else e(url)
-        rows = [
-            ("Title", e(match.title)),
-            ("Score", f"{match.score:.2f} ({e(match.confidence.value)})"),
-            ("Platform", e(match.platform)),
-            ("Account", f"@{e(account)}"),
-            ("Post", post_link),
-            ("Caption", e(_cap(_plain(match.caption), MAX_CAPTION_CHARS))),
-        ]
-        if post is not None and post.stats.views is not None:
-            rows.append(("Views", str(post.stats.views)))
-        if match.signals:
-            rows.append(("Signals", e(_signals(match))))
-        if match.ai.is_ai:
-            rows.append(("AI-made", "yes: " + e("; ".join(match.ai.reasons))))
+
+        def cell(label: str, value: str) -> str:
+            if label == "Post" and _is_web_url(value):
+                return f'<a href="{e(value)}">{e(value)}</a>'
+            return e(value)
+
         table = "\n".join(
-            f'<tr><th align="left" valign="top">{k}</th><td style="{_CELL}">{v}</td></tr>'
-            for k, v in rows
+            f'<tr><th align="left" valign="top">{label}</th>'
+            f'<td style="{_CELL}">{cell(label, value)}</td></tr>'
+            for label, value in _facts(match, post, account)
         )
         segments = []
         for segment, segment_images in zip(match.segments, images, strict=True):
@@ -199,7 +177,7 @@ class EmailNotifier(Notifier):
         are data, and the mail must not become a way to exfiltrate files.
         """
         home = self.settings.home.resolve()
-        tag = hashlib.sha256(alert_id.encode()).hexdigest()[:16]
+        tag = _digest(alert_id)[:16]
         count = 0
         result: list[list[_Image]] = []
         for segment in match.segments:
@@ -242,13 +220,10 @@ class EmailNotifier(Notifier):
                 smtp.send_message(message, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as e:
             code, reply = next(iter(e.recipients.values()), (0, b""))
-            text = f"{where} refused {recipient}: {code} {_reply(reply)}"
-            raise (PermanentError(text) if 500 <= code < 600 else TransientError(text)) from None
+            raise _refused(code, f"{where} refused {recipient}: {code} {_reply(reply)}") from None
         except smtplib.SMTPDataError as e:
             text = f"{where} refused the message: {e.smtp_code} {_reply(e.smtp_error)}"
-            raise (
-                PermanentError(text) if 500 <= e.smtp_code < 600 else TransientError(text)
-            ) from None
+            raise _refused(e.smtp_code, text) from None
         except smtplib.SMTPResponseException as e:
             # Login, sender and greeting failures are configuration problems: keep the alert
             # pending so it goes out once the settings are fixed.
@@ -258,8 +233,7 @@ class EmailNotifier(Notifier):
 
     def _write_outbox(self, message: EmailMessage, alert_id: str) -> None:
         outbox = self.settings.outbox_dir
-        digest = hashlib.sha256(alert_id.encode()).hexdigest()[:12]
-        name = f"{_FILENAME_UNSAFE_RE.sub('_', alert_id)[:100]}-{digest}.eml"
+        name = f"{_FILENAME_UNSAFE_RE.sub('_', alert_id)[:100]}-{_digest(alert_id)[:12]}.eml"
         try:
             outbox.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=outbox, suffix=".tmp")
@@ -279,7 +253,26 @@ def _recipient_address(recipient: str) -> str:
 
 def _account(match: Match, post: Post | None) -> str:
     handle = match.account or (post.author.handle if post is not None else "") or "unknown"
-    return _cap(_header_text(handle.lstrip("@"), MAX_HANDLE_CHARS), MAX_HANDLE_CHARS)
+    return _header_text(handle.lstrip("@"), MAX_HANDLE_CHARS)
+
+
+def _facts(match: Match, post: Post | None, account: str) -> list[tuple[str, str]]:
+    """The match at a glance, as (label, plain text) rows; both bodies render these."""
+    rows = [
+        ("Title", _plain(match.title)),
+        ("Score", f"{match.score:.2f} ({match.confidence.value})"),
+        ("Platform", _plain(match.platform)),
+        ("Account", f"@{account}"),
+        ("Post", _plain(match.post_url)),
+        ("Caption", _plain(_cap(match.caption, MAX_CAPTION_CHARS))),
+    ]
+    if post is not None and post.stats.views is not None:
+        rows.append(("Views", str(post.stats.views)))
+    if match.signals:
+        rows.append(("Signals", _plain(_signals(match))))
+    if match.ai.is_ai:
+        rows.append(("AI-made", f"yes ({_plain('; '.join(match.ai.reasons))})"))
+    return rows
 
 
 def _header_text(text: str, limit: int) -> str:
@@ -316,6 +309,16 @@ def _segment_text(segment: Segment) -> str:
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(max(seconds, 0.0), 60)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _digest(alert_id: str) -> str:
+    """A stable token for an alert that is safe in headers and file names."""
+    return hashlib.sha256(alert_id.encode()).hexdigest()
+
+
+def _refused(code: int, text: str) -> PermanentError | TransientError:
+    """A 5xx reply will never change; anything else may pass."""
+    return PermanentError(text) if 500 <= code < 600 else TransientError(text)
 
 
 def _reply(reply: bytes | str) -> str:

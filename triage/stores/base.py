@@ -119,10 +119,16 @@ class Store(ABC):
         min_confidence: Confidence | str | None = None,
         title_id: str | None = None,
         platform: str | None = None,
+        post_key: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Match]:
-        """Matches worth looking at first come first: tier desc, score desc, updated_at desc."""
+        """Matches worth looking at first come first: tier desc, score desc, updated_at desc.
+
+        Every filter given must hold: ``status`` exactly, ``min_confidence`` or a higher tier,
+        ``title_id``, ``platform`` and ``post_key`` (one post's matches) exactly. An unknown
+        status or tier -> :class:`InputError`.
+        """
 
     @abstractmethod
     def count_matches(
@@ -132,7 +138,9 @@ class Store(ABC):
         min_confidence: Confidence | str | None = None,
         title_id: str | None = None,
         platform: str | None = None,
-    ) -> int: ...
+        post_key: str | None = None,
+    ) -> int:
+        """How many matches :meth:`list_matches` returns for the same filters, unpaged."""
 
     @abstractmethod
     def set_status(

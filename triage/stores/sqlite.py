@@ -13,10 +13,11 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -55,30 +56,59 @@ SCHEMA_VERSION = 1
 
 _M = TypeVar("_M", bound=BaseModel)
 
-# Column lists mirror the model fields; the ones named in _JSON hold nested values as JSON.
-_POST_COLUMNS = (
-    "key", "platform", "post_id", "url", "author", "caption", "hashtags", "posted_at", "stats",
-    "media_url", "duration", "ai_label", "is_ai_labelled", "watch", "hashtag", "first_seen",
-    "last_seen", "provenance", "state", "error", "media_sha256", "first_seen_ts",
-)  # fmt: skip
-_MEDIA_COLUMNS = (
-    "sha256", "path", "bytes", "duration", "width", "height", "fps", "video_codec",
-    "audio_codec", "c2pa",
-)  # fmt: skip
-_MATCH_COLUMNS = (
-    "id", "post_key", "platform", "post_id", "post_url", "account", "caption", "hashtags",
-    "title_id", "title", "score", "confidence", "confidence_rank", "signals", "segments", "ai",
-    "media_sha256", "watch", "created_at", "updated_at", "updated_ts", "status", "assignee",
-    "note", "history",
-)  # fmt: skip
-_ALERT_COLUMNS = (
-    "id", "match_id", "channel", "recipient", "status", "created_at", "sent_at", "error",
-    "message_id", "created_ts",
-)  # fmt: skip
 _JSON = frozenset(
     {"author", "hashtags", "stats", "provenance", "c2pa", "signals", "segments", "ai", "history"}
 )
-_DERIVED = frozenset({"key", "id", "first_seen_ts", "confidence_rank", "updated_ts", "created_ts"})
+"""Columns that hold a nested model field as JSON text."""
+
+
+@dataclass(frozen=True)
+class _Table(Generic[_M]):
+    """How one model maps onto one table: its fields are columns of the same names, plus
+    ``derived`` columns (the identity, and sort keys SQL cannot compute from ISO text)."""
+
+    name: str
+    key_column: str
+    model: type[_M]
+    derived: Callable[[_M], dict[str, Any]]
+
+    def row(self, item: _M) -> dict[str, Any]:
+        return {**item.model_dump(mode="json"), **self.derived(item)}
+
+    def load(self, row: sqlite3.Row) -> _M:
+        fields = self.model.model_fields
+        return self.model.model_validate(
+            {
+                k: json.loads(row[k]) if k in _JSON and row[k] is not None else row[k]
+                for k in row.keys()  # noqa: SIM118 - sqlite3.Row is not a mapping
+                if k in fields
+            }
+        )
+
+
+_POSTS = _Table(
+    "posts",
+    "key",
+    Post,
+    lambda p: {"key": p.key, "first_seen_ts": as_utc(p.first_seen).timestamp()},
+)
+_MEDIA = _Table("media", "sha256", Media, lambda m: {})
+_MATCHES = _Table(
+    "matches",
+    "id",
+    Match,
+    lambda m: {
+        "id": m.id,
+        "confidence_rank": m.confidence.rank,
+        "updated_ts": as_utc(m.updated_at).timestamp(),
+    },
+)
+_ALERTS = _Table(
+    "alerts",
+    "id",
+    Alert,
+    lambda a: {"id": a.id, "created_ts": as_utc(a.created_at).timestamp()},
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -105,6 +135,7 @@ CREATE INDEX IF NOT EXISTS matches_rank
     ON matches (confidence_rank DESC, score DESC, updated_ts DESC);
 CREATE INDEX IF NOT EXISTS matches_status ON matches (status);
 CREATE INDEX IF NOT EXISTS matches_title ON matches (title_id);
+CREATE INDEX IF NOT EXISTS matches_post ON matches (post_key);
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, match_id TEXT NOT NULL, channel TEXT NOT NULL,
     recipient TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT, sent_at TEXT, error TEXT,
@@ -114,7 +145,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status, created_ts);
 """
 # lease_ts: when the current delivery attempt started (NULL: none in flight). It is store
-# bookkeeping, not part of the Alert model.
+# bookkeeping, not part of the Alert model. Indexes are created IF NOT EXISTS on every open, so
+# adding one needs no SCHEMA_VERSION bump.
 
 
 class SQLiteStore(Store):
@@ -134,6 +166,7 @@ class SQLiteStore(Store):
             ) from None
         try:
             # isolation_level=None: we issue BEGIN ourselves so the lock mode is explicit.
+            # timeout is SQLite's busy timeout: how long a statement waits for a lock.
             conn = sqlite3.connect(
                 self.path,
                 timeout=busy_timeout_s,
@@ -145,7 +178,6 @@ class SQLiteStore(Store):
         conn.row_factory = sqlite3.Row
         self._conn = conn
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             self._create_schema()
@@ -202,15 +234,10 @@ class SQLiteStore(Store):
 
     # Posts ---------------------------------------------------------------------------------
     def upsert_post(self, post: Post) -> bool:
-        with self._tx() as conn:
-            existing = self._get(conn, "posts", "key", post.key, Post)
-            stored = post if existing is None else merge_post(existing, post)
-            _write(conn, "posts", _POST_COLUMNS, _post_row(stored))
-            return existing is None
+        return self._upsert(_POSTS, post.key, post, merge_post)
 
     def get_post(self, key: str) -> Post | None:
-        with self._tx(write=False) as conn:
-            return self._get(conn, "posts", "key", key, Post)
+        return self._read(_POSTS, key)
 
     def has_post(self, key: str) -> bool:
         with self._tx(write=False) as conn:
@@ -226,14 +253,14 @@ class SQLiteStore(Store):
     ) -> Post:
         new_state = parse_post_state(state)
         with self._tx() as conn:
-            post = self._get(conn, "posts", "key", key, Post)
+            post = _get(conn, _POSTS, key)
             if post is None:
                 raise InputError(f"unknown post {key!r}")
             post.state = new_state
             post.error = error
             if media_sha256 is not None:
                 post.media_sha256 = media_sha256
-            _write(conn, "posts", _POST_COLUMNS, _post_row(post))
+            _write(conn, _POSTS, post)
             return post
 
     def list_posts(
@@ -247,28 +274,22 @@ class SQLiteStore(Store):
         sql += " ORDER BY first_seen_ts, key"
         sql += _limit(params, limit, 0)
         with self._tx(write=False) as conn:
-            return [_load(row, Post) for row in conn.execute(sql, params)]
+            return [_POSTS.load(row) for row in conn.execute(sql, params)]
 
     # Media ---------------------------------------------------------------------------------
     def upsert_media(self, media: Media) -> None:
         with self._tx() as conn:
-            _write(conn, "media", _MEDIA_COLUMNS, media.model_dump(mode="json"))
+            _write(conn, _MEDIA, media)
 
     def get_media(self, sha256: str) -> Media | None:
-        with self._tx(write=False) as conn:
-            return self._get(conn, "media", "sha256", sha256, Media)
+        return self._read(_MEDIA, sha256)
 
     # Matches -------------------------------------------------------------------------------
     def upsert_match(self, match: Match) -> bool:
-        with self._tx() as conn:
-            existing = self._get(conn, "matches", "id", match.id, Match)
-            stored = match if existing is None else merge_match(existing, match)
-            _write(conn, "matches", _MATCH_COLUMNS, _match_row(stored))
-            return existing is None
+        return self._upsert(_MATCHES, match.id, match, merge_match)
 
     def get_match(self, id: str) -> Match | None:
-        with self._tx(write=False) as conn:
-            return self._get(conn, "matches", "id", id, Match)
+        return self._read(_MATCHES, id)
 
     def list_matches(
         self,
@@ -277,14 +298,15 @@ class SQLiteStore(Store):
         min_confidence: Confidence | str | None = None,
         title_id: str | None = None,
         platform: str | None = None,
+        post_key: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Match]:
-        where, params = _match_filters(status, min_confidence, title_id, platform)
+        where, params = _match_filters(status, min_confidence, title_id, platform, post_key)
         sql = f"SELECT * FROM matches{where} ORDER BY confidence_rank DESC, score DESC, "
         sql += "updated_ts DESC, id" + _limit(params, limit, offset)
         with self._tx(write=False) as conn:
-            return [_load(row, Match) for row in conn.execute(sql, params)]
+            return [_MATCHES.load(row) for row in conn.execute(sql, params)]
 
     def count_matches(
         self,
@@ -293,8 +315,9 @@ class SQLiteStore(Store):
         min_confidence: Confidence | str | None = None,
         title_id: str | None = None,
         platform: str | None = None,
+        post_key: str | None = None,
     ) -> int:
-        where, params = _match_filters(status, min_confidence, title_id, platform)
+        where, params = _match_filters(status, min_confidence, title_id, platform, post_key)
         with self._tx(write=False) as conn:
             return int(conn.execute(f"SELECT COUNT(*) FROM matches{where}", params).fetchone()[0])
 
@@ -303,19 +326,19 @@ class SQLiteStore(Store):
     ) -> Match:
         new_status = parse_status(status)
         with self._tx() as conn:
-            match = self._get(conn, "matches", "id", match_id, Match)
+            match = _get(conn, _MATCHES, match_id)
             if match is None:
                 raise InputError(f"unknown match {match_id!r}")
             match.status = new_status
             if note:
                 match.note = note
             match.history.append(HistoryEntry(status=new_status, note=note, actor=actor))
-            _write(conn, "matches", _MATCH_COLUMNS, _match_row(match))
+            _write(conn, _MATCHES, match)
             return match
 
     # Alerts --------------------------------------------------------------------------------
     def claim_alert(self, alert: Alert) -> bool:
-        row = _alert_row(alert)
+        row = _ALERTS.row(alert)
         columns = ", ".join((*row, "lease_ts"))
         marks = ", ".join("?" * (len(row) + 1))
         with self._tx() as conn:
@@ -335,10 +358,10 @@ class SQLiteStore(Store):
             )
             if cur.rowcount != 1:
                 return None
-            return self._get(conn, "alerts", "id", alert_id, Alert)
+            return _get(conn, _ALERTS, alert_id)
 
     def update_alert(self, alert: Alert) -> None:
-        row = _alert_row(alert)
+        row = _ALERTS.row(alert)
         del row["created_ts"]
         assignments = ", ".join(f"{c} = ?" for c in row)
         with self._tx() as conn:
@@ -353,8 +376,7 @@ class SQLiteStore(Store):
             )
 
     def get_alert(self, id: str) -> Alert | None:
-        with self._tx(write=False) as conn:
-            return self._get(conn, "alerts", "id", id, Alert)
+        return self._read(_ALERTS, id)
 
     def list_alerts(self, status: AlertStatus | str | None = None) -> list[Alert]:
         sql = "SELECT * FROM alerts"
@@ -362,18 +384,22 @@ class SQLiteStore(Store):
         if status is not None:
             sql += " WHERE status = ?"
             params.append(parse_alert_status(status).value)
+        sql += " ORDER BY created_ts, id"
         with self._tx(write=False) as conn:
-            return [
-                _load(row, Alert) for row in conn.execute(sql + " ORDER BY created_ts, id", params)
-            ]
+            return [_ALERTS.load(row) for row in conn.execute(sql, params)]
 
     # Helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def _get(
-        conn: sqlite3.Connection, table: str, key_column: str, key: str, model: type[_M]
-    ) -> _M | None:
-        row = conn.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,)).fetchone()
-        return None if row is None else _load(row, model)
+    def _read(self, table: _Table[_M], key: str) -> _M | None:
+        with self._tx(write=False) as conn:
+            return _get(conn, table, key)
+
+    def _upsert(self, table: _Table[_M], key: str, item: _M, merge: Callable[[_M, _M], _M]) -> bool:
+        """Insert ``item`` or merge it into the stored one, in one write transaction so that
+        racing writers cannot both see it as new; True if it was new."""
+        with self._tx() as conn:
+            existing = _get(conn, table, key)
+            _write(conn, table, item if existing is None else merge(existing, item))
+            return existing is None
 
 
 def _store_error(path: Path, e: sqlite3.Error) -> StoreError:
@@ -397,61 +423,32 @@ def _match_filters(
     min_confidence: Confidence | str | None,
     title_id: str | None,
     platform: str | None,
+    post_key: str | None,
 ) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if status is not None:
-        clauses.append("status = ?")
-        params.append(parse_status(status).value)
-    if min_confidence is not None:
-        clauses.append("confidence_rank >= ?")
-        params.append(parse_confidence(min_confidence).rank)
-    if title_id is not None:
-        clauses.append("title_id = ?")
-        params.append(title_id)
-    if platform is not None:
-        clauses.append("platform = ?")
-        params.append(platform)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _post_row(post: Post) -> dict[str, Any]:
-    row = post.model_dump(mode="json")
-    row["key"] = post.key
-    row["first_seen_ts"] = as_utc(post.first_seen).timestamp()
-    return row
-
-
-def _match_row(match: Match) -> dict[str, Any]:
-    row = match.model_dump(mode="json")
-    row["id"] = match.id
-    row["confidence_rank"] = match.confidence.rank
-    row["updated_ts"] = as_utc(match.updated_at).timestamp()
-    return row
-
-
-def _alert_row(alert: Alert) -> dict[str, Any]:
-    row = alert.model_dump(mode="json")
-    row["id"] = alert.id
-    row["created_ts"] = as_utc(alert.created_at).timestamp()
-    return {c: row[c] for c in _ALERT_COLUMNS}
-
-
-def _write(
-    conn: sqlite3.Connection, table: str, columns: Sequence[str], row: Mapping[str, Any]
-) -> None:
-    values = [json.dumps(row[c]) if c in _JSON else row[c] for c in columns]
-    conn.execute(
-        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))})",
-        values,
-    )
-
-
-def _load(row: sqlite3.Row, model: type[_M]) -> _M:
-    data = {
-        k: (json.loads(row[k]) if k in _JSON and row[k] is not None else row[k])
-        for k in row.keys()  # noqa: SIM118 - sqlite3.Row is not a mapping
-        if k not in _DERIVED and k != "lease_ts"
+    given = {
+        "status = ?": None if status is None else parse_status(status).value,
+        "confidence_rank >= ?": (
+            None if min_confidence is None else parse_confidence(min_confidence).rank
+        ),
+        "title_id = ?": title_id,
+        "platform = ?": platform,
+        "post_key = ?": post_key,
     }
-    return model.model_validate(data)
+    clauses = {c: v for c, v in given.items() if v is not None}
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), list(clauses.values())
+
+
+def _get(conn: sqlite3.Connection, table: _Table[_M], key: str) -> _M | None:
+    row = conn.execute(
+        f"SELECT * FROM {table.name} WHERE {table.key_column} = ?", (key,)
+    ).fetchone()
+    return None if row is None else table.load(row)
+
+
+def _write(conn: sqlite3.Connection, table: _Table[_M], item: _M) -> None:
+    row = table.row(item)
+    conn.execute(
+        f"INSERT OR REPLACE INTO {table.name} ({', '.join(row)}) "
+        f"VALUES ({', '.join('?' * len(row))})",
+        [json.dumps(v) if c in _JSON else v for c, v in row.items()],
+    )
