@@ -27,14 +27,16 @@ from pathlib import Path
 
 from matcher.decode import probe
 from matcher.fingerprint import enabled_signals, fingerprint_file
-from matcher.signals.base import Signal, SignalIndex
+from matcher.signals.base import Fingerprint, Signal, SignalIndex
 from reelwatch.errors import InputError
-from reelwatch.models import Asset, AssetKind, Title, normalize_hashtag, slugify
+from reelwatch.models import Asset, AssetKind, Media, Title, normalize_hashtag, slugify
 from reelwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
+
+_Stamp = tuple[int, int, int]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS titles (
@@ -50,6 +52,13 @@ CREATE TABLE IF NOT EXISTS assets (
     UNIQUE (title_id, sha256)
 );
 """
+
+
+def _asset_kind(media: Media) -> AssetKind:
+    """What ``kind="auto"`` makes of a file: a still, a video, or audio only."""
+    if media.duration == 0.0 and media.fps is None:
+        return AssetKind.IMAGE
+    return AssetKind.VIDEO if media.video_codec else AssetKind.AUDIO
 
 
 def _merge(old: Iterable[str], new: Iterable[str]) -> list[str]:
@@ -72,7 +81,8 @@ class Catalog:
         self.manifest_path = self.root / "manifest.json"
         self.signals: list[Signal] = enabled_signals(settings)
         self._indexes: dict[str, SignalIndex] = {}
-        self._loaded_stamp: int | None = None
+        self._loaded_stamp: _Stamp | None = None
+        self._asset_cache: tuple[_Stamp | None, dict[int, Asset]] | None = None
         self._lock_depth = 0
         with self._db() as db:
             db.executescript(_SCHEMA)
@@ -114,11 +124,15 @@ class Catalog:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _stamp(self) -> int | None:
+    def _stamp(self) -> _Stamp | None:
+        """Which manifest is on disk, for one ``stat``: every change to the assets or indexes
+        rewrites it. The manifest is replaced by a new file, so its inode changes even when
+        two writes fall in one tick of the file system's clock."""
         try:
-            return self.manifest_path.stat().st_mtime_ns
+            st = self.manifest_path.stat()
         except OSError:
             return None
+        return st.st_mtime_ns, st.st_ino, st.st_size
 
     def _save_indexes(self) -> None:
         signals: dict[str, dict[str, object]] = {}
@@ -230,7 +244,7 @@ class Catalog:
             raise InputError(f"no title {title_id!r} in the catalog")
         with self._locked():
             self._load_indexes()
-            rows = [r for r in self._asset_rows() if r[1].title_id == title.id]
+            rows = self._asset_rows(title.id)
             nums = [num for num, _ in rows]
             for idx in self._indexes.values():
                 idx.remove(nums)
@@ -267,8 +281,15 @@ class Catalog:
         return [a for _, a in self._asset_rows(title_id)]
 
     def asset_map(self) -> dict[int, Asset]:
-        """Assets by the integer numbers signal indexes know them by."""
-        return dict(self._asset_rows())
+        """Assets by the integer numbers signal indexes know them by.
+
+        Read once per catalog change (see :meth:`_stamp`), so a long-lived matcher pays for
+        it only when another process adds or removes assets. Do not modify the result.
+        """
+        stamp = self._stamp()  # before reading: a newer table than stamp is reloaded later
+        if self._asset_cache is None or self._asset_cache[0] != stamp:
+            self._asset_cache = (stamp, dict(self._asset_rows()))
+        return self._asset_cache[1]
 
     def is_empty(self) -> bool:
         """True when there is nothing to match against (no reference assets)."""
@@ -296,8 +317,9 @@ class Catalog:
         Files are copied into the catalog by content, so the originals may move. ``kind``
         ``auto`` tells stills (image) from videos and audio-only files (audio). Re-adding a
         file the title already has returns the existing asset and changes nothing. All paths
-        are checked before anything is added: ``InputError`` for an unknown title or a
-        missing or non-media file.
+        are probed before anything is added: ``InputError`` for an unknown title or a
+        missing or non-media file. A file that probes but does not decode (``InputError``
+        too) is not added; the files before it stay added.
         """
         title = self.get_title(title_id)
         if title is None:
@@ -313,54 +335,51 @@ class Catalog:
             self._load_indexes()
             existing = {a.sha256: a for _, a in self._asset_rows(title.id)}
             changed = False
-            for path, m in media:
-                if m.sha256 in existing:
-                    out.append(existing[m.sha256])
-                    continue
-                if kind == "auto":
-                    if m.duration == 0.0 and m.fps is None:
-                        asset_kind = AssetKind.IMAGE
-                    elif m.video_codec:
-                        asset_kind = AssetKind.VIDEO
-                    else:
-                        asset_kind = AssetKind.AUDIO
-                else:
-                    asset_kind = AssetKind(kind)
-                stored = self._store_file(path, m.sha256)
-                asset = Asset(
-                    id=f"{title.id}-{m.sha256[:12]}",
-                    title_id=title.id,
-                    kind=asset_kind,
-                    path=str(stored.relative_to(self.root)),
-                    sha256=m.sha256,
-                    name=path.name,
-                    duration=m.duration,
-                    talent_id=slugify(talent) if talent else None,
-                )
-                with self._db() as db:
-                    cur = db.execute(
-                        "INSERT INTO assets (id, title_id, sha256, data) VALUES (?, ?, ?, ?)",
-                        (asset.id, title.id, m.sha256, asset.model_dump_json()),
+            try:
+                for path, m in media:
+                    if m.sha256 in existing:
+                        out.append(existing[m.sha256])
+                        continue
+                    asset_kind = _asset_kind(m) if kind == "auto" else AssetKind(kind)
+                    # Fingerprint first: a file that probes but will not decode adds nothing.
+                    fingerprints = self._fingerprints(path, m.sha256, asset_kind)
+                    stored = self._store_file(path, m.sha256)
+                    asset = Asset(
+                        id=f"{title.id}-{m.sha256[:12]}",
+                        title_id=title.id,
+                        kind=asset_kind,
+                        path=str(stored.relative_to(self.root)),
+                        sha256=m.sha256,
+                        name=path.name,
+                        duration=m.duration,
+                        talent_id=slugify(talent) if talent else None,
                     )
-                    num = int(cur.lastrowid or 0)
-                asset.path = str(stored)
-                self._index_asset(num, asset)
-                existing[m.sha256] = asset
-                out.append(asset)
-                changed = True
-            if changed:
-                self._save_indexes()
+                    with self._db() as db:
+                        cur = db.execute(
+                            "INSERT INTO assets (id, title_id, sha256, data) VALUES (?, ?, ?, ?)",
+                            (asset.id, title.id, m.sha256, asset.model_dump_json()),
+                        )
+                        num = int(cur.lastrowid or 0)
+                    asset.path = str(stored)
+                    for name, fp in fingerprints.items():
+                        self._indexes[name].add(num, fp)
+                    existing[m.sha256] = asset
+                    out.append(asset)
+                    changed = True
+            finally:
+                if changed:  # what was added before a failure stays added, on disk too
+                    self._save_indexes()
         if talent:
             self.add_title(title.name, talents=[talent])
         return out
 
-    def _index_asset(self, num: int, asset: Asset) -> None:
-        wanted = [s for s in self.signals if asset.kind in s.asset_kinds]
+    def _fingerprints(self, path: Path, sha: str, kind: AssetKind) -> dict[str, Fingerprint]:
+        """Reference fingerprints of a file for the signals that index assets of ``kind``."""
+        wanted = [s.name for s in self.signals if kind in s.asset_kinds]
         if not wanted:
-            return
-        fps = fingerprint_file(asset.path, self.settings, asset.sha256, role="reference")
-        for s in wanted:
-            self._indexes[s.name].add(num, fps.signals[s.name])
+            return {}
+        fps = fingerprint_file(path, self.settings, sha, role="reference")
+        return {name: fps.signals[name] for name in wanted}
 
     def build(self) -> dict[str, int]:
         """Rebuild every index from the stored assets (fingerprints come from the cache).
@@ -371,7 +390,10 @@ class Catalog:
             self._indexes = {s.name: s.new_index() for s in self.signals}
             rows = self._asset_rows()
             for num, asset in rows:
-                self._index_asset(num, asset)
+                for name, fp in self._fingerprints(
+                    Path(asset.path), asset.sha256, asset.kind
+                ).items():
+                    self._indexes[name].add(num, fp)
             self._save_indexes()
             counts = {"titles": len(self.titles()), "assets": len(rows)}
             counts.update({name: len(idx) for name, idx in self._indexes.items()})

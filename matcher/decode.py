@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -50,7 +51,6 @@ class Decoded:
     is_image: bool = False
     audio: np.ndarray | None = None
     sample_rate: int | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -59,17 +59,21 @@ class Decoded:
 
 
 def sha256_file(path: Path) -> str:
+    """The media identity: hex sha256 of the file's bytes (the one hasher matcher uses)."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> int:
+    """The size of ``path`` in bytes; ``InputError`` unless it is a non-empty regular file."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise InputError(f"{path.name}: empty file")
+    return size
 
 
 def _open_still(path: Path) -> Image.Image | None:
@@ -119,7 +123,22 @@ def _open_container(path: Path) -> av.container.InputContainer:
     return container
 
 
-def _container_media(path: Path, sha: str, container: av.container.InputContainer) -> Media:
+def _still_media(path: Path, sha: str, size: int, still: Image.Image) -> Media:
+    return Media(
+        sha256=sha,
+        path=str(path),
+        bytes=size,
+        duration=0.0,
+        width=still.width,
+        height=still.height,
+        fps=None,
+        video_codec=(still.format or "image").lower(),
+    )
+
+
+def _container_media(
+    path: Path, sha: str, size: int, container: av.container.InputContainer
+) -> Media:
     vs = container.streams.video[0] if container.streams.video else None
     aus = container.streams.audio[0] if container.streams.audio else None
     duration: float | None = None
@@ -131,7 +150,7 @@ def _container_media(path: Path, sha: str, container: av.container.InputContaine
     return Media(
         sha256=sha,
         path=str(path),
-        bytes=path.stat().st_size,
+        bytes=size,
         duration=duration,
         width=vs.codec_context.width if vs is not None else None,
         height=vs.codec_context.height if vs is not None else None,
@@ -149,28 +168,24 @@ def probe(path: Path | str, sha256: str | None = None) -> Media:
     readable media.
     """
     path = Path(path)
-    _check_file(path)
+    size = check_file(path)
     sha = sha256 or sha256_file(path)
     still = _open_still(path)
     if still is not None:
         with still:
-            return Media(
-                sha256=sha,
-                path=str(path),
-                bytes=path.stat().st_size,
-                duration=0.0,
-                width=still.width,
-                height=still.height,
-                fps=None,
-                video_codec=(still.format or "image").lower(),
-            )
+            return _still_media(path, sha, size, still)
     with _open_container(path) as container:
-        return _container_media(path, sha, container)
+        return _container_media(path, sha, size, container)
 
 
 def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
     scale = min(1.0, max_side / max(width, height))
     return max(2, round(width * scale)) // 2 * 2, max(2, round(height * scale)) // 2 * 2
+
+
+def _still_pixels(still: Image.Image, max_side: int) -> np.ndarray:
+    rgb = still.convert("RGB")
+    return np.asarray(rgb.resize(_fit(rgb.width, rgb.height, max_side), Image.Resampling.BILINEAR))
 
 
 def decode(
@@ -191,13 +206,13 @@ def decode(
     fingerprint would under-report matches silently.
     """
     path = Path(path)
-    media = probe(path, sha256)
+    size_bytes = check_file(path)
+    sha = sha256 or sha256_file(path)
     still = _open_still(path)
     if still is not None:
         with still:
-            rgb = still.convert("RGB")
-            size = _fit(rgb.width, rgb.height, max_side)
-            pixels = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR))
+            media = _still_media(path, sha, size_bytes, still)
+            pixels = _still_pixels(still, max_side)
         return Decoded(media, pixels[None], np.zeros(1), is_image=True)
 
     frames: list[np.ndarray] = []
@@ -207,6 +222,7 @@ def decode(
     next_t = 0.0
     last_t = 0.0
     with _open_container(path) as container:
+        media = _container_media(path, sha, size_bytes, container)
         vs = container.streams.video[0] if container.streams.video else None
         aus = container.streams.audio[0] if with_audio and container.streams.audio else None
         streams = [s for s in (vs, aus) if s is not None]
@@ -261,38 +277,52 @@ def decode(
     )
 
 
-def grab_frame(path: Path | str, t: float, *, max_side: int = 512) -> np.ndarray:
-    """The RGB frame shown at ``t`` seconds (a still's only frame), for evidence thumbnails.
+def grab_frames(
+    path: Path | str, times: Sequence[float], *, max_side: int = 512
+) -> list[np.ndarray]:
+    """The RGB frames shown at each of ``times`` (seconds; a still's only frame), for
+    evidence thumbnails.
 
-    Seeks to the keyframe before ``t`` and decodes forward, so it costs a fraction of a full
-    decode. Raises ``InputError`` like :func:`decode`.
+    The file is opened once for all of them; each frame seeks to the keyframe before its
+    time and decodes forward, so it costs a fraction of a full decode. Raises ``InputError``
+    like :func:`decode`.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     still = _open_still(path)
     if still is not None:
         with still:
-            rgb = still.convert("RGB")
-            return np.asarray(
-                rgb.resize(_fit(rgb.width, rgb.height, max_side), Image.Resampling.BILINEAR)
-            )
+            pixels = _still_pixels(still, max_side)
+        return [pixels for _ in times]
     with _open_container(path) as container:
         if not container.streams.video:
             raise InputError(f"{path.name}: no video stream")
         vs = container.streams.video[0]
         size = _fit(vs.codec_context.width, vs.codec_context.height, max_side)
-        best: av.VideoFrame | None = None
-        try:
-            if t > 0 and vs.time_base:
-                container.seek(int(t / vs.time_base), stream=vs, backward=True)
-            for frame in container.decode(vs):
-                if best is None or frame.time is None or frame.time <= t + 1e-3:
-                    best = frame
-                if frame.time is not None and frame.time >= t - 1e-3:
-                    break
-        except av.FFmpegError as exc:
-            if best is None:
-                raise InputError(f"{path.name}: corrupt video ({_av_reason(exc)})") from None
+        shown = {
+            t: _frame_at(path, container, vs, t)
+            .reformat(width=size[0], height=size[1], format="rgb24")
+            .to_ndarray()
+            for t in sorted(set(times))
+        }
+        return [shown[t] for t in times]
+
+
+def _frame_at(
+    path: Path, container: av.container.InputContainer, vs: av.VideoStream, t: float
+) -> av.VideoFrame:
+    best: av.VideoFrame | None = None
+    try:
+        if t > 0 and vs.time_base:  # rising times: only the first can be 0
+            container.seek(int(t / vs.time_base), stream=vs, backward=True)
+        for frame in container.decode(vs):
+            if best is None or frame.time is None or frame.time <= t + 1e-3:
+                best = frame
+            if frame.time is not None and frame.time >= t - 1e-3:
+                break
+    except av.FFmpegError as exc:
         if best is None:
-            raise InputError(f"{path.name}: no frame at {t:.2f} s")
-        return best.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+            raise InputError(f"{path.name}: corrupt video ({_av_reason(exc)})") from None
+    if best is None:
+        raise InputError(f"{path.name}: no frame at {t:.2f} s")
+    return best

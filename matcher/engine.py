@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from matcher.catalog import Catalog
-from matcher.decode import grab_frame
+from matcher.decode import Decoded, grab_frames
 from matcher.fingerprint import Fingerprints, fingerprint_file
 from matcher.signals.base import Signal, SignalHit
 from reelwatch.errors import InputError, ReelwatchError
@@ -107,54 +107,71 @@ def tier(score: float, settings: Settings) -> Confidence:
 class Matcher:
     """Scores media files against a :class:`~matcher.catalog.Catalog`.
 
-    Build one per process and reuse it: the catalog's indexes are loaded once (and reloaded
-    when another process changes the catalog).
+    Build one per process and reuse it: the catalog's indexes and asset table are loaded
+    once, and reloaded only when another process changes the catalog.
     """
 
     def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog(settings)
-        self.signals: list[Signal] = list(self.catalog.signals)
 
     def match_file(self, path: Path | str, sha256: str | None = None) -> MatchReport:
-        """Match one file; ``InputError`` for an empty catalog or unreadable media."""
-        if self.catalog.is_empty():
+        """Match one file; ``InputError`` for an empty catalog or unreadable media.
+
+        Pass ``sha256`` when it is known: with cached fingerprints the file is then not read
+        at all, unless an evidence thumbnail is still missing.
+        """
+        assets = self.catalog.asset_map()
+        if not assets:
             raise InputError(EMPTY_CATALOG)
         path = Path(path)
         fps = fingerprint_file(path, self.settings, sha256, role="query")
-        m = self.settings.matcher
         step = 1.0 / fps.sample_fps
-        duration = max(fps.duration, step)
-        duration = min(duration, m.max_frames * step) if fps.duration else duration
+        duration = max(step, min(fps.duration, self.settings.matcher.max_frames * step))
 
-        assets = self.catalog.asset_map()
-        titles = {t.id: t for t in self.catalog.titles()}
-        by_title: dict[str, dict[str, list[SignalHit]]] = defaultdict(lambda: defaultdict(list))
-        for signal in self.signals:
+        by_title: dict[str, dict[Signal, list[SignalHit]]] = defaultdict(lambda: defaultdict(list))
+        for signal in self.catalog.signals:
             fp = fps.signals.get(signal.name)
             if fp is None:
                 continue
-            index = self.catalog.index(signal)
-            for hit in signal.search(index, fp, duration):
+            for hit in signal.search(self.catalog.index(signal), fp, duration):
                 asset = assets.get(hit.asset_num)
-                if asset is None or asset.title_id not in titles:
-                    continue
-                by_title[asset.title_id][signal.name].append(hit)
+                if asset is not None:
+                    by_title[asset.title_id][signal].append(hit)
 
-        by_name = {s.name: s for s in self.signals}
+        evidence = self._evidence(
+            [
+                (hit, assets[hit.asset_num])
+                for per in by_title.values()
+                for hits in per.values()
+                for hit in hits
+            ],
+            fps,
+            path,
+        )
         matches: list[TitleMatch] = []
         for title_id, per_signal in by_title.items():
-            scores = {
-                name: by_name[name].score(hits, duration) for name, hits in per_signal.items()
-            }
-            score = fuse(scores)
+            title = self.catalog.get_title(title_id)
+            if title is None:  # removed by another process since the indexes were read
+                continue
+            scores = {sig.name: sig.score(hits, duration) for sig, hits in per_signal.items()}
             segments = [
-                self._segment(by_name[name], hit, assets[hit.asset_num], fps, path, duration)
-                for name, hits in per_signal.items()
+                Segment(
+                    signal=sig.name,
+                    query_start=hit.query_start,
+                    query_end=hit.query_end,
+                    ref_asset=assets[hit.asset_num].id,
+                    ref_start=hit.ref_start,
+                    ref_end=hit.ref_end,
+                    score=sig.score([hit], duration),
+                    distance=round(hit.distance, 2),
+                    evidence=evidence[hit],
+                )
+                for sig, hits in per_signal.items()
                 for hit in hits
             ]
             segments.sort(key=lambda s: (s.query_start, -s.score))
-            title = titles[title_id]
+            score = fuse(scores)
             matches.append(
                 TitleMatch(
                     title_id=title_id,
@@ -168,58 +185,65 @@ class Matcher:
         matches.sort(key=lambda t: (-t.score, t.title_id))
         return MatchReport(input=str(path), media=fps.media, matches=matches)
 
-    def _segment(
-        self,
-        signal: Signal,
-        hit: SignalHit,
-        asset: Asset,
-        fps: Fingerprints,
-        path: Path,
-        duration: float,
-    ) -> Segment:
-        return Segment(
-            signal=signal.name,
-            query_start=hit.query_start,
-            query_end=hit.query_end,
-            ref_asset=asset.id,
-            ref_start=hit.ref_start,
-            ref_end=hit.ref_end,
-            score=signal.score([hit], duration),
-            distance=round(hit.distance, 2),
-            evidence=self._evidence(hit, asset, fps, path),
-        )
-
     # Evidence --------------------------------------------------------------------------------
 
-    def _evidence(self, hit: SignalHit, asset: Asset, fps: Fingerprints, path: Path) -> list[str]:
-        """Small JPEGs of the closest query frame and its reference frame, content-addressed
-        (``evidence/<sha[:2]>/<sha>/<role>-<ms>.jpg``) so re-matching reuses them. Evidence
-        is a courtesy: failing to cut it is logged, never fatal."""
-        home = self.settings.home
-        out: list[str] = []
-        jobs = [
-            (fps.media.sha256, "q", hit.query_time, path, fps, hit.query_frame),
-            (asset.sha256, "r", hit.ref_time, Path(asset.path), None, -1),
-        ]
-        for sha, role, t, src, source_fps, frame_index in jobs:
-            dst = self.settings.evidence_dir / sha[:2] / sha / f"{role}-{round(t * 1000):08d}.jpg"
-            try:
-                if not dst.exists():
-                    frame = self._frame(src, t, source_fps, frame_index)
-                    _write_thumb(frame, dst)
-                out.append(str(dst.relative_to(home)) if dst.is_relative_to(home) else str(dst))
-            except (ReelwatchError, OSError, ValueError) as exc:
-                log.warning("no evidence frame from %s at %.2fs: %s", src, t, exc)
-        return out
+    def _evidence(
+        self, hits: list[tuple[SignalHit, Asset]], fps: Fingerprints, path: Path
+    ) -> dict[SignalHit, list[str]]:
+        """Small JPEGs of each hit's closest query frame and its reference frame,
+        content-addressed (``evidence/<sha[:2]>/<sha>/<role>-<ms>.jpg``) so re-matching
+        reuses them.
 
-    def _frame(self, src: Path, t: float, fps: Fingerprints | None, frame_index: int) -> np.ndarray:
-        if (
-            fps is not None
-            and fps.decoded is not None
-            and 0 <= frame_index < len(fps.decoded.frames)
-        ):
-            return fps.decoded.frames[frame_index]
-        return grab_frame(src, t, max_side=self.settings.matcher.decode_max_side)
+        Missing ones are cut with one open of each source file: query frames come from the
+        decode that just made the fingerprints when there was one. Evidence is a courtesy:
+        failing to cut it is logged, never fatal, and the failed paths are left out.
+        """
+        shots: dict[SignalHit, list[Path]] = {}
+        todo: dict[Path, dict[Path, tuple[float, int | None]]] = defaultdict(dict)
+        for hit, asset in hits:
+            q = self._thumb_path(fps.media.sha256, "q", hit.query_time)
+            r = self._thumb_path(asset.sha256, "r", hit.ref_time)
+            shots[hit] = [q, r]
+            if not q.exists():
+                todo[path][q] = (hit.query_time, hit.query_frame)
+            if not r.exists():
+                todo[Path(asset.path)][r] = (hit.ref_time, None)
+
+        failed: set[Path] = set()
+        for src, wanted in todo.items():
+            try:
+                frames = self._frames(src, wanted, fps.decoded if src == path else None)
+                for dst, frame in zip(wanted, frames, strict=True):
+                    _write_thumb(frame, dst)
+            except (ReelwatchError, OSError, ValueError) as exc:
+                log.warning("no evidence frames from %s: %s", src, exc)
+                failed.update(wanted)
+
+        home = self.settings.home
+        return {
+            hit: [
+                str(p.relative_to(home)) if p.is_relative_to(home) else str(p)
+                for p in paths
+                if p not in failed
+            ]
+            for hit, paths in shots.items()
+        }
+
+    def _thumb_path(self, sha: str, role: str, t: float) -> Path:
+        return self.settings.evidence_dir / sha[:2] / sha / f"{role}-{round(t * 1000):08d}.jpg"
+
+    def _frames(
+        self, src: Path, wanted: dict[Path, tuple[float, int | None]], decoded: Decoded | None
+    ) -> list[np.ndarray]:
+        """The frames of ``src`` at the wanted (time, sampled frame index) pairs: from the
+        decoded query when it has them all, else from one pass over the file."""
+        if decoded is not None:
+            n = len(decoded.frames)
+            kept = [k for _, k in wanted.values() if k is not None and 0 <= k < n]
+            if len(kept) == len(wanted):
+                return [decoded.frames[k] for k in kept]
+        times = [t for t, _ in wanted.values()]
+        return grab_frames(src, times, max_side=self.settings.matcher.decode_max_side)
 
 
 def _write_thumb(frame: np.ndarray, dst: Path) -> None:

@@ -8,7 +8,6 @@ reused.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -17,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.decode import Decoded, decode, sha256_file
+from matcher.decode import Decoded, check_file, decode, sha256_file
 from matcher.signals import SIGNALS, Signal
 from matcher.signals.base import Fingerprint, Role
-from reelwatch.errors import InputError
 from reelwatch.models import Media
 from reelwatch.settings import Settings
 
@@ -53,12 +51,10 @@ def enabled_signals(settings: Settings) -> list[Signal]:
     return [cls(settings.matcher) for cls in SIGNALS]
 
 
-def _cache_key(settings: Settings, role: Role, sample_fps: float) -> str:
+def _cache_key(settings: Settings, signals: list[Signal], role: Role, sample_fps: float) -> str:
     m = settings.matcher
-    keys = [s.config_key() for s in enabled_signals(settings)]
-    return f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}|" + "|".join(
-        keys
-    )
+    keys = "|".join(s.config_key() for s in signals)
+    return f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}|{keys}"
 
 
 def _cache_path(settings: Settings, sha: str, role: Role) -> Path:
@@ -93,11 +89,10 @@ def _save(path: Path, key: str, fps: Fingerprints) -> None:
         "media": fps.media.model_dump(mode="json"),
     }
     arrays = {f"{sig}/{k}": v for sig, fp in fps.signals.items() for k, v in fp.items()}
-    buf = io.BytesIO()
     arrays[_META] = np.array(json.dumps(meta))
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
 
 
@@ -115,19 +110,19 @@ def fingerprint_file(
     hashing the file. Raises ``InputError`` for missing or unreadable media.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_file(path)
     sha = sha256 or sha256_file(path)
     m = settings.matcher
     sample_fps = m.reference_sample_fps if role == "reference" else m.sample_fps
-    key = _cache_key(settings, role, sample_fps)
+    signals = enabled_signals(settings)
+    key = _cache_key(settings, signals, role, sample_fps)
     cache = _cache_path(settings, sha, role)
     if cache.exists():
         cached = _load(cache, key, path)
         if cached is not None:
             return cached
     decoded = decode(path, sample_fps, m.max_frames, max_side=m.decode_max_side, sha256=sha)
-    signals = {s.name: s.fingerprint(decoded, role) for s in enabled_signals(settings)}
-    fps = Fingerprints(decoded.media, role, signals, sample_fps, decoded)
+    fingerprints = {s.name: s.fingerprint(decoded, role) for s in signals}
+    fps = Fingerprints(decoded.media, role, fingerprints, sample_fps, decoded)
     _save(cache, key, fps)
     return fps

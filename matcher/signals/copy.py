@@ -66,12 +66,6 @@ def pdq_with_mirror(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     )
 
 
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise Hamming distances between packed hashes ``a (n, 32)`` and ``b (m, 32)``."""
-    x = np.bitwise_xor(a[:, None, :], b[None, :, :])
-    return np.unpackbits(x, axis=2).sum(axis=2)
-
-
 def _longest_run(mask: np.ndarray, max_gap: int) -> tuple[int, int] | None:
     """[start, end) of the longest run of True, bridging gaps of up to ``max_gap``."""
     idx = np.flatnonzero(mask)
@@ -226,11 +220,6 @@ class PdqIndex(SignalIndex):
         counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)
         rows = np.repeat(np.arange(len(hashes)), counts)
         return rows, ids.astype(np.int64), dist.astype(np.int64)
-
-    def knn(self, hashes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest indexed hashes of each query: (distances, ids), -1 ids past the end."""
-        dist, ids = self.index.search(np.ascontiguousarray(hashes, dtype=np.uint8), k)
-        return dist, ids
 
     def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(asset number, reference time) of FAISS ids."""

@@ -82,10 +82,6 @@ class DemoContent:
                 return t
         raise KeyError(name_or_id)
 
-    def posts_with_hashtag(self, tag: str) -> list[DemoPost]:
-        tag = tag.lstrip("#").lower()
-        return [p for p in self.posts if tag in p.hashtags]
-
     @property
     def copies(self) -> list[DemoPost]:
         return [p for p in self.posts if p.expected_title is not None]

@@ -177,7 +177,7 @@ def read_clip(path: Path, start: float = 0.0, duration: float | None = None) -> 
         has_audio = bool(container.streams.audio)
         streams = [vs, container.streams.audio[0]] if has_audio else [vs]
         resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
-        past_end, audio_end = False, 0.0
+        past_end, audio_samples = False, 0
         for packet in container.demux(*streams):
             for frame in packet.decode():
                 if isinstance(frame, av.VideoFrame):
@@ -188,8 +188,8 @@ def read_clip(path: Path, start: float = 0.0, duration: float | None = None) -> 
                 elif isinstance(frame, av.AudioFrame):
                     for rf in resampler.resample(frame):
                         chunks.append(rf.to_ndarray())
-                    audio_end = sum(c.shape[1] for c in chunks) / SAMPLE_RATE
-            if past_end and (not has_audio or audio_end > end + 1.0):
+                        audio_samples += chunks[-1].shape[1]
+            if past_end and (not has_audio or audio_samples > (end + 1.0) * SAMPLE_RATE):
                 break
     if not frames:
         raise ValueError(f"{path}: no frames in [{start}, {end})")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -57,10 +58,18 @@ def test_second_call_reuses_the_files(demo: DemoContent, demo_dir: Path) -> None
 
 
 def test_a_manifest_of_another_version_is_not_a_cache(tmp_path: Path, demo_dir: Path) -> None:
-    manifest = demo_dir / "manifest.json"
-    (tmp_path / "manifest.json").write_text(manifest.read_text().replace('"version": ', '"v": '))
-    # An unreadable manifest is not a cache: nothing is returned from it.
-    from reelwatch.demo.content import _load_cached
+    """Every file the manifest names is there (absolute paths into the real demo folder), so
+    only the version can make the copy in ``tmp_path`` not count as a cache."""
+    from reelwatch.demo.content import CONTENT_VERSION, _load_cached
 
+    data = json.loads((demo_dir / "manifest.json").read_text())
+    for t in data["titles"]:
+        t["references"] = [str(demo_dir / r) for r in t["references"]]
+    for p in data["posts"]:
+        p["path"] = str(demo_dir / p["path"])
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(data))
+    assert _load_cached(tmp_path) is not None
+    data["version"] = CONTENT_VERSION + 1
+    manifest.write_text(json.dumps(data))
     assert _load_cached(tmp_path) is None
-    assert _load_cached(demo_dir) is not None

@@ -84,6 +84,36 @@ def test_bad_assets_are_input_errors_and_add_nothing(
     assert cat.is_empty()
 
 
+def test_a_file_that_probes_but_does_not_decode_is_not_added(
+    settings: Settings, demo: DemoContent, tmp_path: Path
+) -> None:
+    """A web-style (index first) MP4 cut short opens fine and fails only while decoding."""
+    import av
+
+    good = demo.titles[1].references[0]
+    fast = tmp_path / "fast.mp4"
+    with (
+        av.open(str(good)) as src,
+        av.open(str(fast), "w", options={"movflags": "faststart"}) as dst,
+    ):
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(fast.read_bytes()[: fast.stat().st_size // 3])
+
+    cat = Catalog(settings)
+    cat.add_title("The Roastery")
+    with pytest.raises(InputError, match="truncated"):
+        cat.add_assets("the-roastery", [good, cut])
+    [asset] = cat.assets("the-roastery")
+    assert asset.name == good.name
+    assert cat.add_assets("the-roastery", [good]) == [asset]
+    assert len(Catalog(settings).index("copy")) == len(cat.index("copy")) > 0
+
+
 def test_remove_title_drops_assets_index_entries_and_files(
     settings: Settings, demo: DemoContent
 ) -> None:

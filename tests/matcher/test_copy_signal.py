@@ -12,13 +12,18 @@ from matcher.signals.copy import (
     PdqIndex,
     align,
     content_box,
-    hamming,
     pdq,
     pdq_with_mirror,
 )
 from reelwatch.demo import media
 from reelwatch.demo.content import DemoContent
 from reelwatch.settings import MatcherSettings
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Brute-force pairwise Hamming distances between packed hashes ``a (n, 32)``, ``b (m, 32)``."""
+    x = np.bitwise_xor(a[:, None, :], b[None, :, :])
+    return np.unpackbits(x, axis=2).sum(axis=2)
 
 
 def _random_hashes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -65,10 +70,6 @@ def test_faiss_index_agrees_with_brute_force_hamming() -> None:
     )
     assert got == want
     assert len(want) >= 10  # the test must exercise real hits
-
-    d, ids = index.knn(queries, 5)
-    assert (ids >= 0).all()
-    assert np.array_equal(d, np.sort(brute, axis=1)[:, :5])
 
 
 def test_index_remove_save_load(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from matcher.decode import decode, grab_frame, probe
+from matcher.decode import decode, grab_frames, probe
 from reelwatch.demo.content import DemoContent
 from reelwatch.errors import InputError
 
@@ -35,21 +35,24 @@ def test_decode_samples_frames_evenly_in_one_pass(clip: Path) -> None:
     assert len(capped.frames) == 5
 
 
-def test_a_still_is_single_frame_media(tmp_path: Path, demo: DemoContent) -> None:
+def test_a_still_is_single_frame_media(tmp_path: Path) -> None:
     path = tmp_path / "poster.jpg"
     Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(path)
     m = probe(path)
     assert (m.width, m.height, m.duration) == (400, 300, 0.0)
     d = decode(path, 2.0, 600)
     assert d.is_image and d.frames.shape == (1, 300, 400, 3)
-    assert grab_frame(path, 5.0).shape == (300, 400, 3)
+    assert [f.shape for f in grab_frames(path, [5.0, 0.0])] == [(300, 400, 3)] * 2
 
 
-def test_grab_frame_seeks(clip: Path) -> None:
+def test_grab_frames_seeks_to_each_time_in_one_open(clip: Path) -> None:
     d = decode(clip, sample_fps=1.0, max_frames=600)
-    frame = grab_frame(clip, 7.0)
-    k = int(np.argmin(np.abs(d.times - 7.0)))
-    assert np.abs(frame.astype(int) - d.frames[k].astype(int)).mean() < 3
+    times = [7.0, 0.0, 15.0, 7.0]  # any order, repeats allowed
+    frames = grab_frames(clip, times)
+    assert len(frames) == len(times)
+    for t, frame in zip(times, frames, strict=True):
+        k = int(np.argmin(np.abs(d.times - t)))
+        assert np.abs(frame.astype(int) - d.frames[k].astype(int)).mean() < 3, t
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+import matcher.engine
+import matcher.fingerprint
 from matcher.catalog import Catalog
 from matcher.engine import Matcher, MatchReport
 from matcher.fingerprint import fingerprint_file
@@ -83,14 +84,49 @@ def test_mirrored_cropped_reencode_is_matched_with_the_right_times(
     assert seg.ref_end == pytest.approx(15.0, abs=2.0)
 
 
-def test_matching_one_post_is_fast(demo: DemoContent, demo_matcher: Matcher) -> None:
+def test_a_warm_rematch_with_a_known_sha_does_no_file_or_catalog_work_again(
+    demo: DemoContent, demo_matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker holds one Matcher: fingerprints, indexes, the asset table and evidence are
+    all cached, so re-matching a post whose sha256 is known reads neither the file (no hash,
+    no decode, no frame grab) nor the catalog's indexes and asset table again."""
     post = demo.copies[3].path  # a 12 s letterboxed post, the most work
-    demo_matcher.match_file(demo.copies[0].path)  # warm: indexes loaded
-    started = time.perf_counter()
-    report = demo_matcher.match_file(post, sha256=None)
-    elapsed = time.perf_counter() - started
-    assert report.matches
-    assert elapsed < 5.0
+    first = demo_matcher.match_file(post)
+
+    def forbid(owner: object, name: str) -> None:
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"{name} called on a warm re-match")
+
+        monkeypatch.setattr(owner, name, refuse)
+
+    forbid(matcher.fingerprint, "sha256_file")
+    forbid(matcher.fingerprint, "decode")
+    forbid(matcher.engine, "grab_frames")
+    forbid(demo_matcher.catalog, "_asset_rows")
+    for signal in demo_matcher.catalog.signals:
+        forbid(signal, "load_index")
+    again = demo_matcher.match_file(post, sha256=first.media.sha256)
+    assert again.best is not None and again.best.confidence == Confidence.HIGH
+    assert again.to_json() == first.to_json()
+
+
+def test_a_long_lived_matcher_sees_what_another_process_adds(
+    settings: Settings, demo: DemoContent
+) -> None:
+    writer = Catalog(settings)  # e.g. `reelwatch catalog add` while a worker runs
+    roastery, starfall = demo.title("The Roastery"), demo.title("Starfall Station")
+    writer.add_title(roastery.name)
+    writer.add_assets(roastery.id, roastery.references)
+    worker = Matcher(settings)
+    starfall_post = next(p for p in demo.copies if p.expected_title == starfall.name)
+    before = worker.match_file(starfall_post.path)
+    assert all(m.title_id != starfall.id for m in before.matches)
+
+    writer.add_title(starfall.name)
+    writer.add_assets(starfall.id, starfall.references)
+    after = worker.match_file(starfall_post.path)
+    assert after.best is not None and after.best.title_id == starfall.id
+    assert after.best.confidence == Confidence.HIGH
 
 
 def test_report_json_has_the_architecture_shape(
@@ -115,10 +151,11 @@ def test_report_json_has_the_architecture_shape(
     assert reports[demo.unrelated[0].id].to_json()["matches"] == []
 
 
-def test_fingerprints_are_cached_by_content(demo: DemoContent, demo_settings: Settings) -> None:
+def test_fingerprints_are_cached_by_content(demo: DemoContent, settings: Settings) -> None:
     p = demo.posts[5].path
-    first = fingerprint_file(p, demo_settings)
-    cached = fingerprint_file(p, demo_settings, sha256=first.media.sha256)
+    first = fingerprint_file(p, settings)
+    assert first.decoded is not None  # a fresh data home: computed, not cached
+    cached = fingerprint_file(p, settings, sha256=first.media.sha256)
     assert cached.decoded is None
     assert cached.media == first.media
     assert (cached.signals["copy"]["hashes"] == first.signals["copy"]["hashes"]).all()
