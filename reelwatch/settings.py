@@ -63,7 +63,6 @@ class DownloadSettings(BaseModel):
 class MatcherSettings(BaseModel):
     sample_fps: float = 2.0
     max_frames: int = 600
-    hash_size: int = 256
     copy_max_distance: int = 80
     """Largest PDQ Hamming distance (of 256 bits) that counts as a frame match."""
     min_segment_s: float = 1.0

@@ -38,7 +38,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": broker or "memory://",
         "result_backend": backend,
         "task_always_eager": broker is None,
-        "task_eager_propagates": True,
+        # In-process, a retry must re-run the task rather than surface as an exception;
+        # callers see a task's final error through its result (see tasks.start_post).
+        "task_eager_propagates": False,
         "task_store_eager_result": False,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

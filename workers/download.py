@@ -9,7 +9,6 @@ any byte is fetched). Only http(s) URLs that resolve to public addresses are fet
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import shutil
@@ -24,6 +23,7 @@ import yt_dlp
 from yt_dlp.utils import DownloadError, match_filter_func
 
 import crawler
+from matcher.decode import sha256_file
 from reelwatch.errors import InputError, PermanentError, TransientError
 from reelwatch.settings import Settings
 
@@ -68,14 +68,6 @@ def check_url_allowed(url: str, allow_private: bool) -> None:
                 f"refusing to download from {parsed.hostname} ({addr}): not a public address "
                 "(set download.allow_private_hosts to allow it)"
             )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def store_content_addressed(src: Path, media_dir: Path) -> Downloaded:

@@ -1,10 +1,9 @@
-"""The per-post pipeline as plain functions: discover → download → fingerprint → match →
-land → alert.
+"""The per-post pipeline: discover → download → fingerprint → match → land → alert.
 
-Celery tasks in :mod:`workers.tasks` are thin wrappers around these, so tests and the demo
-can call them directly. Every step takes the post's identity (``platform:post_id``), reads
-what it needs from the Store, and is safe to run twice: files are content-addressed,
-fingerprints are cached by sha256, matches and alerts have deterministic ids.
+Celery tasks in :mod:`workers.tasks` are thin wrappers around these methods. Every step
+takes the post's identity (``platform:post_id``), reads what it needs from the Store, and
+is safe to run twice: files are content-addressed, fingerprints are cached by sha256,
+matches and alerts have deterministic ids.
 
 Expected failures (``InputError``, ``PermanentError``) are recorded on the post, which is
 then skipped by the remaining steps; ``TransientError`` propagates so Celery can retry.
@@ -17,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import crawler
 from matcher.decode import probe
@@ -148,7 +146,7 @@ class Pipeline:
                 except PermanentError:
                     pass
             got = download(self.settings, post.url)
-            media = probe(got.path)
+            media = probe(got.path, sha256=got.sha256)
             self.store.upsert_media(media)
             self.store.set_post_state(key, PostState.DOWNLOADED, media_sha256=got.sha256)
             return got.sha256
@@ -173,6 +171,7 @@ class Pipeline:
             ai = ai_flags(post)
             for tm in matches:
                 match = Match(
+                    **dict(tm),
                     post_key=post.key,
                     platform=post.platform,
                     post_id=post.post_id,
@@ -180,12 +179,6 @@ class Pipeline:
                     account=post.author.handle,
                     caption=post.caption,
                     hashtags=post.hashtags,
-                    title_id=tm.title_id,
-                    title=tm.title,
-                    score=tm.score,
-                    confidence=tm.confidence,
-                    signals=tm.signals,
-                    segments=tm.segments,
                     ai=ai,
                     media_sha256=post.media_sha256,
                     watch=post.watch,
@@ -207,18 +200,6 @@ class Pipeline:
             sent.extend(deliver(self.store, self.notifiers, match, post, self.settings))
         return sent
 
-    def process(self, key: str) -> dict[str, Any]:
-        """Run every step for one post in this process; returns a short outcome."""
-        try:
-            self.download(key)
-            self.fingerprint(key)
-            matches = self.match(key)
-            alert_ids = self.land(key, matches)
-            alerts = self.alert(alert_ids)
-        except StepSkipped as exc:
-            return {"post": key, "ok": False, "error": str(exc)}
-        return {"post": key, "ok": True, "matches": len(matches), "alerts": len(alerts)}
-
     def _sha(self, post: Post) -> str:
         if not post.media_sha256:
             raise PermanentError("post has no downloaded media")
@@ -234,6 +215,3 @@ def ai_flags(post: Post) -> AIFlag:
     if tags:
         reasons.append("AI hashtags: " + ", ".join(f"#{t}" for t in tags))
     return AIFlag(is_ai=bool(reasons), reasons=reasons)
-
-
-__all__ = ["Pipeline", "StepSkipped", "ai_flags"]

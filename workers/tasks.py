@@ -2,9 +2,9 @@
 
 Each task takes ids and returns ids (or the small verdict of the match step), so a chain
 ``download → fingerprint → match → land → alert`` passes only what the next step needs.
-A step whose post failed for good returns ``None`` and the rest of the chain no-ops.
-``TransientError`` is retried with exponential backoff and jitter; when retries run out the
-post records why.
+A step whose post failed for good returns ``None`` and the rest of the chain passes it on
+(:class:`PostStepTask`). ``TransientError`` is retried with exponential backoff and jitter;
+when retries run out the post records why.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def reset_pipeline() -> None:
 
 
 class PipelineTask(Task):
+    """Retry policy of every reelwatch task: transient faults back off exponentially."""
+
     autoretry_for = (TransientError,)
     retry_backoff = 5
     retry_backoff_max = 600
@@ -46,70 +48,90 @@ class PipelineTask(Task):
     acks_late = True
     reject_on_worker_lost = True
 
+
+def _post_key(arg: Any) -> str | None:
+    """The post a chain step works on: a key, or the match step's verdict."""
+    if isinstance(arg, str):
+        return arg
+    if isinstance(arg, dict):
+        return arg.get("post")
+    return None
+
+
+class PostStepTask(PipelineTask):
+    """A step of the per-post chain; its argument is the previous step's result.
+
+    ``None`` means the post dropped out earlier, so the step passes ``None`` on; a post whose
+    failure is recorded (``StepSkipped``) drops out the same way. When retries on a transient
+    fault run out, the post records why.
+    """
+
+    def __call__(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
+        if arg is None:
+            return None
+        try:
+            return super().__call__(arg, *args, **kwargs)
+        except StepSkipped:
+            return None
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
-        key = args[0] if args and isinstance(args[0], str) else None
+        key = _post_key(args[0]) if args else None
         if key and isinstance(exc, TransientError):
             pipeline().store.set_post_state(
                 key, PostState.FAILED, error=f"gave up after {self.max_retries} retries: {exc}"
             )
 
 
-@app.task(name="reelwatch.download", base=PipelineTask)
-def download(key: str | None) -> str | None:
-    if key is None:
-        return None
-    try:
-        pipeline().download(key)
-    except StepSkipped:
-        return None
+@app.task(name="reelwatch.download", base=PostStepTask)
+def download(key: str) -> str:
+    pipeline().download(key)
     return key
 
 
-@app.task(name="reelwatch.fingerprint", base=PipelineTask)
-def fingerprint(key: str | None) -> str | None:
-    if key is None:
-        return None
-    try:
-        pipeline().fingerprint(key)
-    except StepSkipped:
-        return None
+@app.task(name="reelwatch.fingerprint", base=PostStepTask)
+def fingerprint(key: str) -> str:
+    pipeline().fingerprint(key)
     return key
 
 
-@app.task(name="reelwatch.match", base=PipelineTask)
-def match(key: str | None) -> dict[str, Any] | None:
-    if key is None:
-        return None
-    try:
-        found = pipeline().match(key)
-    except StepSkipped:
-        return None
+@app.task(name="reelwatch.match", base=PostStepTask)
+def match(key: str) -> dict[str, Any]:
+    found = pipeline().match(key)
     return {"post": key, "matches": [m.model_dump(mode="json") for m in found]}
 
 
-@app.task(name="reelwatch.land", base=PipelineTask)
-def land(verdict: dict[str, Any] | None) -> list[str] | None:
-    if verdict is None:
-        return None
+@app.task(name="reelwatch.land", base=PostStepTask)
+def land(verdict: dict[str, Any]) -> list[str]:
     matches = [TitleMatch.model_validate(m) for m in verdict["matches"]]
-    try:
-        return pipeline().land(verdict["post"], matches)
-    except StepSkipped:
-        return None
+    return pipeline().land(verdict["post"], matches)
 
 
-@app.task(name="reelwatch.alert", base=PipelineTask)
-def alert(match_ids: list[str] | None) -> list[str]:
-    if not match_ids:
-        return []
+@app.task(name="reelwatch.alert", base=PostStepTask)
+def alert(match_ids: list[str]) -> list[str]:
     return [a.id for a in pipeline().alert(match_ids)]
 
 
 def post_chain(key: str) -> Signature:
-    """The per-post chain; ``.apply_async()`` runs it in-process when eager."""
+    """The per-post chain ``download → fingerprint → match → land → alert``."""
     return chain(download.s(key), fingerprint.s(), match.s(), land.s(), alert.s())
+
+
+def start_post(key: str) -> None:
+    """Send the per-post chain without waiting on it.
+
+    In-process (eager) the chain runs now; a transient fault whose retries ran out has been
+    recorded on the post by then, so it is logged and the caller goes on with other posts.
+    """
+    try:
+        result = post_chain(key).apply_async()
+        if app.conf.task_always_eager:
+            # The chain has already run in this process: get() only re-raises its error,
+            # so the guard against waiting on subtasks does not apply.
+            result.get(disable_sync_subtasks=False)
+    except TransientError as exc:
+        log.warning("post %s failed: %s", key, exc)
 
 
 @app.task(name="reelwatch.crawl", base=PipelineTask)
@@ -122,7 +144,7 @@ def crawl(
     """
     posts, todo = pipeline().discover(platform, hashtag, limit=limit, watch=watch)
     for key in todo:
-        post_chain(key).apply_async()
+        start_post(key)
     return {"platform": platform, "hashtag": hashtag, "found": len(posts), "queued": todo}
 
 
@@ -132,4 +154,4 @@ def flush_alerts() -> int:
     from triage.alerts import flush_pending
 
     p = pipeline()
-    return len(flush_pending(p.store, p.notifiers, p.settings))
+    return len(flush_pending(p.store, p.notifiers))

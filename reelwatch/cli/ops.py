@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reelwatch.cli import console, settings_of
-from reelwatch.errors import InputError, TransientError
+from reelwatch.errors import InputError
 from reelwatch.models import normalize_hashtag
 from reelwatch.settings import Settings
 
@@ -62,7 +62,7 @@ def run_hashtags(
 ) -> list[str]:
     """Discover posts for each hashtag and start their chains; returns keys sent for work."""
     from workers.app import configure
-    from workers.tasks import pipeline, post_chain
+    from workers.tasks import pipeline, start_post
 
     configure(settings)
     sent: list[str] = []
@@ -82,12 +82,7 @@ def run_hashtags(
             label = "process" if settings.eager else "queue"
             work = progress.add_task(f"{label} #{tag}", total=len(todo))
             for key in todo:
-                try:
-                    post_chain(key).apply_async()
-                except TransientError as exc:
-                    # In-process, retries ran out for this post: it is recorded as failed
-                    # (or stays discovered for the next run); the other posts go on.
-                    console.print(f"{key}: {exc}", style="yellow")
+                start_post(key)
                 sent.append(key)
                 progress.advance(work)
     return sent
@@ -128,7 +123,7 @@ def _report(settings: Settings, keys: list[str]) -> None:
             post = store.get_post(key)
             if post is None:
                 continue
-            matches = [m for m in store.list_matches() if m.post_key == key]
+            matches = store.list_matches(post_key=key)
             detail = (
                 post.error
                 or ", ".join(f"{m.title} {m.score:.2f} {m.confidence.value}" for m in matches)

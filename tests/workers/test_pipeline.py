@@ -39,7 +39,7 @@ def test_chain_lands_matches_and_alerts(
     assert len(crawled["queued"]) == 4
     with open_store(world_settings) as store:
         copy_key = post_key("replica", COPY_ID)
-        [match] = [m for m in store.list_matches() if m.post_key == copy_key]
+        [match] = store.list_matches(post_key=copy_key)
         assert match.title == "Starfall Station"
         assert match.confidence == Confidence.HIGH
         seg = max(match.segments, key=lambda s: s.query_end - s.query_start)
@@ -48,9 +48,7 @@ def test_chain_lands_matches_and_alerts(
         assert abs(seg.ref_start - 3.0) <= 2 and abs(seg.ref_end - 10.0) <= 2
         assert store.get_post(copy_key).state == PostState.MATCHED  # type: ignore[union-attr]
 
-        unrelated = [
-            m for m in store.list_matches() if m.post_key == post_key("replica", UNRELATED_ID)
-        ]
+        unrelated = store.list_matches(post_key=post_key("replica", UNRELATED_ID))
         assert all(m.confidence == Confidence.LOW for m in unrelated)
 
         corrupt = store.get_post(post_key("replica", CORRUPT_ID))
@@ -89,7 +87,7 @@ def test_second_run_lands_nothing_twice(
     again = tasks.crawl.delay("replica", TAG, None, "test").get()
     assert again["found"] == 4 and again["queued"] == []
     # Even forcing a post through the chain again changes nothing.
-    tasks.post_chain(post_key("replica", COPY_ID)).apply_async()
+    tasks.start_post(post_key("replica", COPY_ID))
 
     with open_store(world_settings) as store:
         after = {m.id: m.score for m in store.list_matches()}
@@ -147,3 +145,21 @@ def test_unknown_hashtag_is_one_clear_line(world_settings: Settings) -> None:
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "nosuchtagatall" in lines[0] and "not found" in lines[0]
+
+
+def test_transient_download_failure_gives_up_and_is_recorded(settings: Settings) -> None:
+    from reelwatch.models import Post
+    from triage.smtp_sink import free_port
+
+    configure(settings)
+    dead = f"http://127.0.0.1:{free_port()}/@nobody/video/7300000000000000099"
+    post = Post(platform="replica", post_id="7300000000000000099", url=dead)
+    with open_store(settings) as store:
+        store.upsert_post(post)
+    tasks.start_post(post.key)  # retried in-process, then given up on; does not raise
+    with open_store(settings) as store:
+        stored = store.get_post(post.key)
+    assert stored is not None and stored.state == PostState.FAILED
+    assert stored.error is not None and stored.error.startswith("gave up after 5 retries")
+    # A recorded failure is not retried by a later chain.
+    assert tasks.post_chain(post.key).apply_async().get() is None
