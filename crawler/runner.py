@@ -2,9 +2,11 @@
 
 Scrapy runs on Twisted, whose reactor cannot be restarted within a process; the CLI and the
 Celery workers crawl many times per process, so each crawl runs in a fresh
-``python -m crawler.runner JOB POSTS REPORT`` process. The job file carries the caller's
-settings (already resolved, so the child does not re-read the environment), the child writes
-posts as JSON lines and a small JSON report saying how the crawl ended.
+``python -m crawler.runner JOB REPORT`` process. The job file carries the Scrapy settings
+derived from the caller's settings (so the child neither re-reads the environment nor sees the
+rest of the settings tree, secrets included) and the spider's arguments; the child writes posts
+as JSON lines to the file named in those Scrapy settings and a small JSON report saying how the
+crawl ended.
 """
 
 from __future__ import annotations
@@ -24,11 +26,9 @@ from crawler.scrapy_settings import scrapy_settings
 from crawler.sources import get_source
 from reelwatch.errors import InputError, PermanentError, ReelwatchError, TransientError
 from reelwatch.models import Post, normalize_hashtag
-from reelwatch.settings import Settings
+from reelwatch.settings import PROJECT_ROOT, Settings
 
 logger = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _ERRORS: dict[str, type[ReelwatchError]] = {
     "input": InputError,
@@ -73,18 +73,18 @@ def crawl(
 
     with tempfile.TemporaryDirectory(prefix="reelwatch-crawl-") as tmp:
         job_file, posts_file, report_file = (Path(tmp) / n for n in ("job", "posts", "report"))
-        job_file.write_text(
-            json.dumps(
-                {
-                    "settings": json.loads(settings.model_dump_json()),
-                    "platform": source.name,
-                    "base_url": base_url,
-                    "hashtag": tag,
-                    "limit": limit,
-                    "watch": watch,
-                }
-            )
-        )
+        job = {
+            "scrapy_settings": scrapy_settings(settings, posts_file=posts_file),
+            "spider_args": {
+                "platform": source.name,
+                "base_url": base_url,
+                "hashtag": tag,
+                "limit": limit,
+                "page_size": settings.crawl.page_size,
+                "watch": watch,
+            },
+        }
+        job_file.write_text(json.dumps(job))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p
@@ -92,14 +92,7 @@ def crawl(
         timeout = _timeout_s(settings, limit)
         try:
             proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "crawler.runner",
-                    str(job_file),
-                    str(posts_file),
-                    str(report_file),
-                ],
+                [sys.executable, "-m", "crawler.runner", str(job_file), str(report_file)],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -154,24 +147,14 @@ def _read_report(path: Path) -> dict[str, Any] | None:
 
 
 # -- the subprocess ---------------------------------------------------------------------------
-def run_job(job: dict[str, Any], posts_file: Path) -> dict[str, Any]:
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one crawl in this process (once per process: Twisted) and describe how it ended."""
     from scrapy.crawler import CrawlerProcess
 
-    settings = Settings.model_validate(job["settings"])
-    source = get_source(job["platform"])
-    posts_file.touch()
-    process = CrawlerProcess(scrapy_settings(settings, posts_file=posts_file))
-    crawler = process.create_crawler(source.spider)
-    process.crawl(
-        crawler,
-        platform=source.name,
-        base_url=job["base_url"],
-        hashtag=job["hashtag"],
-        limit=job["limit"],
-        page_size=settings.crawl.page_size,
-        watch=job.get("watch"),
-    )
+    process = CrawlerProcess(job["scrapy_settings"])
+    spider_args = job["spider_args"]
+    crawler = process.create_crawler(get_source(spider_args["platform"]).spider)
+    process.crawl(crawler, **spider_args)
     process.start()
 
     stats = crawler.stats.get_stats() if crawler.stats else {}
@@ -186,12 +169,12 @@ def run_job(job: dict[str, Any], posts_file: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3:
-        print("usage: python -m crawler.runner JOB_FILE POSTS_FILE REPORT_FILE", file=sys.stderr)
+    if len(args) != 2:
+        print("usage: python -m crawler.runner JOB_FILE REPORT_FILE", file=sys.stderr)
         return 2
-    job_file, posts_file, report_file = (Path(a) for a in args)
+    job_file, report_file = (Path(a) for a in args)
     try:
-        report = run_job(json.loads(job_file.read_text()), posts_file)
+        report = run_job(json.loads(job_file.read_text()))
     except Exception:
         report = {"status": "bug", "message": traceback.format_exc()}
     report_file.write_text(json.dumps(report))

@@ -8,7 +8,6 @@ from ``settings.crawl``; what is not there is fixed here because reelwatch needs
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,11 @@ from crawler.pipelines import OUTPUT_SETTING
 from reelwatch.settings import Settings
 
 RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
-REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
 
 
 def scrapy_settings(settings: Settings, posts_file: Path | None = None) -> dict[str, Any]:
     """The Scrapy settings dict for a crawl; ``posts_file`` turns on the JSON-lines output."""
     crawl = settings.crawl
-    extensions: dict[str, int | None] = {}
-    if importlib.util.find_spec("scrapy.extensions.remote_control") is not None:
-        extensions[REMOTE_CONTROL] = None
     values: dict[str, Any] = {
         "BOT_NAME": "reelwatch",
         "USER_AGENT": crawl.user_agent,
@@ -41,8 +36,9 @@ def scrapy_settings(settings: Settings, posts_file: Path | None = None) -> dict[
         "RETRY_ENABLED": True,
         "RETRY_TIMES": crawl.retry_times,
         "RETRY_HTTP_CODES": RETRY_HTTP_CODES,
-        # Spiders retry block pages with get_retry_request, which must carry retry_times.
-        "META_COPY_WARN_SKIP_KEYS": ["retry_times"],
+        # Spiders retry block pages with get_retry_request, which copies the request's meta:
+        # retry_times must carry over, and download_latency is overwritten when it downloads.
+        "META_COPY_WARN_SKIP_KEYS": ["retry_times", "download_latency"],
         RETRY_AFTER_MAX_SETTING: max(crawl.timeout_s, 60.0),
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
@@ -51,7 +47,6 @@ def scrapy_settings(settings: Settings, posts_file: Path | None = None) -> dict[
         "ITEM_PIPELINES": {"crawler.pipelines.PostJsonLinesPipeline": 100},
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
-        "EXTENSIONS": extensions,
         "LOG_LEVEL": "WARNING",
         "COOKIES_ENABLED": True,
     }

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ReplicaServer(args.site, host=args.host, port=args.port, page_size=args.page_size)
     try:
         base_url = server.start()
-    except (FileNotFoundError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: cannot serve {args.site}: {exc}", file=sys.stderr)
         return 2
 

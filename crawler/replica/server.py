@@ -23,8 +23,6 @@ changes, so a demo can publish posts while the server runs. ``video.playAddr`` a
 
 from __future__ import annotations
 
-import copy
-import html
 import json
 import logging
 import re
@@ -39,15 +37,13 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from crawler.replica.site import SITE_FILE, challenge_id, load_items
+from crawler.tiktok_format import CHALLENGE_NOT_FOUND, item_hashtags, rehydration_page
 from reelwatch.models import normalize_hashtag
 
 logger = logging.getLogger(__name__)
 
 ALWAYS = 1 << 62
 """A fault count that never runs out."""
-
-NOT_FOUND_STATUS = 10205
-"""TikTok's ``statusCode`` for a challenge (hashtag) that does not exist."""
 
 MAX_PAGE_COUNT = 50
 """Largest ``count`` the item-list API honours, as real platforms cap page sizes."""
@@ -89,78 +85,41 @@ class Faults:
         return None
 
 
-def script_json(obj: Any) -> str:
-    """JSON that is safe inside ``<script>``: no ``<``, ``>`` or ``&`` can end the element.
-
-    Those characters only occur inside JSON strings, where ``\\u003c`` etc. decode back to
-    the same text, so a caption such as ``</script><script>alert(1)</script>`` survives as
-    data. U+2028/U+2029 are escaped too because some JavaScript parsers treat them as line
-    breaks.
-    """
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escaped)
-    return text
-
-
-def rehydration_page(title: str, scope: dict[str, Any]) -> bytes:
-    """An HTML page carrying ``scope`` the way TikTok's server-side render does."""
-    blob = script_json({"__DEFAULT_SCOPE__": scope})
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<title>{html.escape(title)}</title></head>\n<body><div id="app"></div>\n'
-        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
-        f"{blob}</script>\n</body></html>\n"
-    )
-    return page.encode("utf-8")
-
-
+@dataclass(frozen=True)
 class _Catalog:
-    """The site's items, indexed by id and hashtag; reloaded when ``site.json`` changes.
+    """One version of the site's items, newest first, indexed by id, hashtag and challenge id.
 
-    A change is noticed by modification time and size, so rewrite the file (or publish a
-    new one with ``build_site``) rather than editing it in place within the same instant.
+    A request takes one catalog and uses only it, so a reload mid-request cannot mix versions.
     """
 
-    def __init__(self, site_dir: Path) -> None:
-        self.site_dir = site_dir
-        self._lock = threading.Lock()
-        self._version: tuple[int, int] | None = None
-        self.items: list[dict[str, Any]] = []
-        self.by_id: dict[str, dict[str, Any]] = {}
-        self.by_tag: dict[str, list[dict[str, Any]]] = {}
-        self.tag_by_challenge: dict[str, str] = {}
-        self.refresh()
+    by_id: dict[str, dict[str, Any]]
+    by_tag: dict[str, list[dict[str, Any]]]
+    tag_by_challenge: dict[str, str]
 
-    def refresh(self) -> None:
-        stat = (self.site_dir / SITE_FILE).stat()
-        version = (stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            if version == self._version:
-                return
-            items = load_items(self.site_dir)
-            items.sort(key=lambda i: (int(i.get("createTime") or 0), str(i["id"])), reverse=True)
-            by_tag: dict[str, list[dict[str, Any]]] = {}
-            for item in items:
-                for tag in _item_tags(item):
-                    by_tag.setdefault(tag, []).append(item)
-            self.items = items
-            self.by_id = {str(i["id"]): i for i in items}
-            self.by_tag = by_tag
-            self.tag_by_challenge = {challenge_id(t): t for t in by_tag}
-            self._version = version
+    @classmethod
+    def load(cls, site_dir: Path) -> _Catalog:
+        items = sorted(
+            load_items(site_dir),
+            key=lambda i: (int(i.get("createTime") or 0), str(i["id"])),
+            reverse=True,
+        )
+        by_tag: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            for tag in item_hashtags(item):
+                by_tag.setdefault(tag, []).append(item)
+        return cls(
+            by_id={str(i["id"]): i for i in items},
+            by_tag=by_tag,
+            tag_by_challenge={challenge_id(t): t for t in by_tag},
+        )
 
 
-def _item_tags(item: dict[str, Any]) -> list[str]:
-    names = [c.get("title", "") for c in item.get("challenges") or []]
-    names += [t.get("hashtagName", "") for t in item.get("textExtra") or []]
-    return list(dict.fromkeys(normalize_hashtag(n) for n in names if n))
+def _query_int(query: dict[str, list[str]], key: str, default: int) -> int:
+    """A non-negative integer query parameter, or ``default`` when absent or not a number."""
+    try:
+        return max(0, int(query[key][0]))
+    except (KeyError, ValueError):
+        return default
 
 
 class _ReplicaHTTPServer(ThreadingHTTPServer):
@@ -231,14 +190,19 @@ class _Handler(BaseHTTPRequestHandler):
         head: bool,
         headers: dict[str, str] | None = None,
     ) -> None:
+        self._send_head(status, content_type, len(body), headers)
+        if not head:
+            self.wfile.write(body)
+
+    def _send_head(
+        self, status: int, content_type: str, length: int, headers: dict[str, str] | None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if not head:
-            self.wfile.write(body)
 
     def _send_text(self, status: int, text: str, *, head: bool) -> None:
         self._send(status, text.encode(), "text/plain; charset=utf-8", head=head)
@@ -247,17 +211,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         self._send(HTTPStatus.OK, body, "application/json; charset=utf-8", head=head)
 
-    def _send_html(self, status: int, body: bytes, *, head: bool) -> None:
-        self._send(status, body, "text/html; charset=utf-8", head=head)
+    def _send_html(self, body: bytes, *, head: bool) -> None:
+        self._send(HTTPStatus.OK, body, "text/html; charset=utf-8", head=head)
 
     def _public_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The item as served: a copy with media addresses on the host the client asked."""
-        out = copy.deepcopy(item)
-        video = out.setdefault("video", {})
-        media = f"{self.base_url}/video/{out['id']}.mp4"
-        video["playAddr"] = media
-        video["downloadAddr"] = media
-        return out
+        """The item as served: media addresses on the host the client asked (the catalog's
+        item is shared between requests, so it is copied, not changed)."""
+        media = f"{self.base_url}/video/{item['id']}.mp4"
+        video = {**(item.get("video") or {}), "playAddr": media, "downloadAddr": media}
+        return {**item, "video": video}
 
     def _page(self, items: list[dict[str, Any]], cursor: int, count: int) -> dict[str, Any]:
         chunk = items[cursor : cursor + count]
@@ -273,33 +235,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_text(HTTPStatus.OK, "User-agent: *\nAllow: /\n", head=head)
 
     def _tag_page(self, *, head: bool, query: dict[str, list[str]], name: str) -> None:
-        catalog = self.replica.catalog()
         tag = normalize_hashtag(name)
-        items = catalog.by_tag.get(tag)
+        items = self.replica.catalog().by_tag.get(tag)
         scope: dict[str, Any] = {"webapp.app-context": {"language": "en", "region": "US"}}
         if not items:
             scope["webapp.challenge-detail"] = {
-                "statusCode": NOT_FOUND_STATUS,
+                "statusCode": CHALLENGE_NOT_FOUND,
                 "statusMsg": "challenge not found",
             }
-            self._send_html(HTTPStatus.OK, rehydration_page(f"#{tag} | replica", scope), head=head)
-            return
-        scope["webapp.challenge-detail"] = {
-            "statusCode": 0,
-            "statusMsg": "",
-            "challengeInfo": {
-                "challenge": {"id": challenge_id(tag), "title": tag, "desc": ""},
-                "stats": {
-                    "videoCount": len(items),
-                    "viewCount": sum(
-                        int((i.get("stats") or {}).get("playCount") or 0) for i in items
-                    ),
+        else:
+            views = sum(int((i.get("stats") or {}).get("playCount") or 0) for i in items)
+            scope["webapp.challenge-detail"] = {
+                "statusCode": 0,
+                "statusMsg": "",
+                "challengeInfo": {
+                    "challenge": {"id": challenge_id(tag), "title": tag, "desc": ""},
+                    "stats": {"videoCount": len(items), "viewCount": views},
                 },
-            },
-        }
-        if self.replica.embed_items:
-            scope["webapp.challenge-item-list"] = self._page(items, 0, self.replica.page_size)
-        self._send_html(HTTPStatus.OK, rehydration_page(f"#{tag} | replica", scope), head=head)
+            }
+            if self.replica.embed_items:
+                scope["webapp.challenge-item-list"] = self._page(items, 0, self.replica.page_size)
+        self._send_html(rehydration_page(f"#{tag} | replica", scope), head=head)
 
     def _item_list(self, *, head: bool, query: dict[str, list[str]]) -> None:
         fault = self.replica.faults.next_api_fault()
@@ -317,25 +273,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "garbage":
             body = b"<html><body><h1>Please verify you are human</h1></body></html>"
-            self._send_html(HTTPStatus.OK, body, head=head)
+            self._send_html(body, head=head)
             return
-
-        def first_int(key: str, default: int) -> int:
-            try:
-                return max(0, int(query.get(key, [str(default)])[0]))
-            except ValueError:
-                return default
 
         catalog = self.replica.catalog()
         tag = catalog.tag_by_challenge.get(query.get("challengeID", [""])[0])
         if tag is None:
-            self._send_json(
-                {"statusCode": NOT_FOUND_STATUS, "itemList": [], "hasMore": False, "cursor": "0"},
-                head=head,
-            )
+            empty = {"itemList": [], "hasMore": False, "cursor": "0"}
+            self._send_json({"statusCode": CHALLENGE_NOT_FOUND, **empty}, head=head)
             return
-        count = min(first_int("count", self.replica.page_size) or 1, MAX_PAGE_COUNT)
-        page = self._page(catalog.by_tag[tag], first_int("cursor", 0), count)
+        count = min(_query_int(query, "count", self.replica.page_size) or 1, MAX_PAGE_COUNT)
+        page = self._page(catalog.by_tag[tag], _query_int(query, "cursor", 0), count)
         self._send_json({**page, "statusCode": 0}, head=head)
 
     def _video_page(self, *, head: bool, query: dict[str, list[str]], user: str, id: str) -> None:
@@ -351,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
         }
         title = f"{item.get('desc', '')} | replica"
-        self._send_html(HTTPStatus.OK, rehydration_page(title, scope), head=head)
+        self._send_html(rehydration_page(title, scope), head=head)
 
     def _media(self, *, head: bool, query: dict[str, list[str]], id: str) -> None:
         path = self.replica.site_dir / "videos" / f"{id}.mp4"
@@ -379,12 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
             start, end = parsed
             status = HTTPStatus.PARTIAL_CONTENT
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        self.send_response(status)
-        self.send_header("Content-Type", "video/mp4")
-        self.send_header("Content-Length", str(end - start + 1))
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
+        self._send_head(status, "video/mp4", end - start + 1, headers)
         if head:
             return
         with path.open("rb") as f:
@@ -440,6 +383,8 @@ class ReplicaServer:
         self.page_size = page_size
         self.embed_items = embed_items
         self._catalog: _Catalog | None = None
+        self._catalog_version: tuple[int, int] | None = None
+        self._catalog_lock = threading.Lock()
         self._httpd: _ReplicaHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -451,11 +396,16 @@ class ReplicaServer:
         return f"http://{host!s}:{port}"
 
     def catalog(self) -> _Catalog:
-        if self._catalog is None:
-            self._catalog = _Catalog(self.site_dir)
-        else:
-            self._catalog.refresh()
-        return self._catalog
+        """The site as it is now: ``site.json`` is re-read when its modification time or size
+        changed, so rewrite the file (``build_site`` does) rather than edit it in place within
+        the same instant."""
+        stat = (self.site_dir / SITE_FILE).stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        with self._catalog_lock:
+            if self._catalog is None or version != self._catalog_version:
+                self._catalog = _Catalog.load(self.site_dir)
+                self._catalog_version = version
+            return self._catalog
 
     def start(self) -> str:
         """Load the site, bind, serve in the background; returns the base URL."""

@@ -7,10 +7,12 @@ read the rehydration blob, so the download worker registers :class:`ReplicaIE` (
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.utils import ExtractorError, float_or_none, int_or_none, traverse_obj, url_or_none
+
+from crawler.tiktok_format import as_dict, rehydration_scope
 
 
 class ReplicaIE(InfoExtractor):
@@ -22,19 +24,14 @@ class ReplicaIE(InfoExtractor):
         r"https?://(?![^/?#@]*\btiktokv?\.com(?:[:/?#]|$))[^/?#@]+"
         r"/@(?P<user>[\w.%-]+)/video/(?P<id>[\w-]+)/?(?:[?#]|$)"
     )
-    _TESTS: ClassVar[list[dict[str, Any]]] = []
 
     def _real_extract(self, url: str) -> dict[str, Any]:
         user, video_id = self._match_valid_url(url).group("user", "id")
         webpage = self._download_webpage(url, video_id)
-        data = self._search_json(
-            r'<script[^>]+\bid=["\']__UNIVERSAL_DATA_FOR_REHYDRATION__["\'][^>]*>',
-            webpage,
-            "rehydration data",
-            video_id,
-            end_pattern=r"</script>",
-        )
-        detail = traverse_obj(data, ("__DEFAULT_SCOPE__", "webapp.video-detail")) or {}
+        scope = rehydration_scope(webpage)
+        if scope is None:
+            raise ExtractorError(f"post {video_id}: the page has no rehydration data")
+        detail = as_dict(scope.get("webapp.video-detail"))
         status = int_or_none(detail.get("statusCode"))
         item = traverse_obj(detail, ("itemInfo", "itemStruct"))
         if status != 0 or not isinstance(item, dict):

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
@@ -98,10 +99,7 @@ class DiscoverySpider(scrapy.Spider):
         Block pages and captchas come back as 200, so RetryMiddleware cannot see them; this
         goes through Scrapy's own retry accounting (``RETRY_TIMES``, retry stats) instead.
         """
-        retry = get_retry_request(self.request_of(response), spider=self, reason=reason)
-        if retry is not None:
-            retry.meta.pop("download_latency", None)
-        return retry
+        return get_retry_request(self.request_of(response), spider=self, reason=reason)
 
     def fail(self, kind: FailureKind, message: str) -> None:
         """Record an expected failure (first one wins) and log it; the crawl then winds down."""
@@ -133,7 +131,7 @@ class DiscoverySpider(scrapy.Spider):
             else:
                 self.fail("permanent", f"{self.platform} answered HTTP {status} for {url}")
             return
-        if failure.check(scrapy.exceptions.IgnoreRequest):
+        if failure.check(IgnoreRequest):
             self.fail("permanent", f"{self.platform}: request to {url} refused: {failure.value}")
             return
         self.fail(

@@ -1,10 +1,9 @@
 """Hashtag discovery on TikTok-structured sites: TikTok itself and the local replica.
 
-The flow follows what a browser does: the tag page ``/tag/<name>`` carries a JSON blob in
-``<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">`` whose
-``__DEFAULT_SCOPE__["webapp.challenge-detail"]`` says whether the hashtag exists and gives its
-``challengeInfo.challenge.id``; its first posts may sit under
-``"webapp.challenge-item-list"``. Further pages come from
+The flow follows what a browser does: the tag page ``/tag/<name>`` carries a rehydration blob
+(:mod:`crawler.tiktok_format`) whose ``__DEFAULT_SCOPE__["webapp.challenge-detail"]`` says
+whether the hashtag exists and gives its ``challengeInfo.challenge.id``; its first posts may sit
+under ``"webapp.challenge-item-list"``. Further pages come from
 ``/api/challenge/item_list/?challengeID=&cursor=&count=`` until ``hasMore`` is false or the
 limit is reached. Every item becomes a :class:`reelwatch.models.Post` carrying the raw item
 as provenance.
@@ -23,12 +22,17 @@ import scrapy
 from scrapy.http import Response, TextResponse
 
 from crawler.sources.base import DiscoverySpider, Source
-from reelwatch.models import Author, Post, PostStats, Provenance, normalize_hashtag, utcnow
+from crawler.tiktok_format import (
+    CHALLENGE_NOT_FOUND,
+    as_dict,
+    as_list,
+    item_hashtags,
+    rehydration_scope,
+)
+from reelwatch.models import Author, Post, PostStats, Provenance, utcnow
 
 logger = logging.getLogger(__name__)
 
-REHYDRATION_SCRIPT = "script#__UNIVERSAL_DATA_FOR_REHYDRATION__::text"
-CHALLENGE_NOT_FOUND = 10205
 ITEM_LIST_PATH = "/api/challenge/item_list/"
 
 
@@ -40,22 +44,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def item_hashtags(item: dict[str, Any]) -> list[str]:
-    """Normalised hashtags of an item, from ``textExtra`` then ``challenges``, without repeats."""
-    names = [_dict(t).get("hashtagName") for t in _list(item.get("textExtra"))]
-    names += [_dict(c).get("title") for c in _list(item.get("challenges"))]
-    tags = (normalize_hashtag(n) for n in names if isinstance(n, str) and n.strip())
-    return list(dict.fromkeys(t for t in tags if t))
 
 
 def item_to_post(
@@ -77,10 +65,10 @@ def item_to_post(
     post_id = str(item.get("id") or "").strip()
     if not post_id:
         raise ValueError("item has no id")
-    author = _dict(item.get("author"))
-    author_stats = _dict(item.get("authorStats")) or _dict(item.get("authorStatsV2"))
-    stats = _dict(item.get("stats")) or _dict(item.get("statsV2"))
-    video = _dict(item.get("video"))
+    author = as_dict(item.get("author"))
+    author_stats = as_dict(item.get("authorStats")) or as_dict(item.get("authorStatsV2"))
+    stats = as_dict(item.get("stats")) or as_dict(item.get("statsV2"))
+    video = as_dict(item.get("video"))
     handle = str(author.get("uniqueId") or "")
     created = _int(item.get("createTime"))
     duration = video.get("duration")
@@ -126,7 +114,8 @@ class TikTokSpider(DiscoverySpider):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.requested_cursors: set[str] = set()
+        # The tag page's embedded listing is cursor 0, whether or not the API was asked for it.
+        self.requested_cursors = {"0"}
 
     async def start(self) -> AsyncIterator[Any]:
         url = f"{self.base_url}/tag/{quote(self.hashtag)}"
@@ -134,8 +123,8 @@ class TikTokSpider(DiscoverySpider):
 
     # -- tag page ---------------------------------------------------------------------------
     def parse_tag_page(self, response: Response) -> Iterator[Any]:
-        data = self._rehydration_data(response)
-        if data is None:
+        scope = rehydration_scope(response.text) if isinstance(response, TextResponse) else None
+        if scope is None:
             retry = self.retry(response, "no rehydration data")
             if retry is not None:
                 yield retry
@@ -146,10 +135,9 @@ class TikTokSpider(DiscoverySpider):
                 "(a captcha or block page, or a changed layout)",
             )
             return
-        scope = _dict(data.get("__DEFAULT_SCOPE__"))
-        detail = _dict(scope.get("webapp.challenge-detail"))
+        detail = as_dict(scope.get("webapp.challenge-detail"))
         status = _int(detail.get("statusCode"))
-        challenge = _dict(_dict(detail.get("challengeInfo")).get("challenge"))
+        challenge = as_dict(as_dict(detail.get("challengeInfo")).get("challenge"))
         if status == CHALLENGE_NOT_FOUND or (status == 0 and not challenge.get("id")):
             self.fail("input", f"hashtag #{self.hashtag} not found on {self.platform}")
             return
@@ -161,9 +149,9 @@ class TikTokSpider(DiscoverySpider):
             )
             return
         challenge_id = str(challenge["id"])
-        listing = _dict(scope.get("webapp.challenge-item-list"))
+        listing = as_dict(scope.get("webapp.challenge-item-list"))
         if listing:
-            yield from self._page(response, listing, challenge_id, requested_cursor="0")
+            yield from self._page(response, listing, challenge_id)
         else:
             yield self._api_request(challenge_id, "0")
 
@@ -207,20 +195,13 @@ class TikTokSpider(DiscoverySpider):
                 f"for #{self.hashtag} at cursor {cursor}",
             )
             return
-        yield from self._page(response, page, challenge_id, requested_cursor=cursor)
+        yield from self._page(response, page, challenge_id)
 
-    def _page(
-        self,
-        response: Response,
-        page: dict[str, Any],
-        challenge_id: str,
-        *,
-        requested_cursor: str,
-    ) -> Iterator[Any]:
+    def _page(self, response: Response, page: dict[str, Any], challenge_id: str) -> Iterator[Any]:
         """Yield the posts of one page, then the request for the next page if one is due."""
         user_agent = (self.request_of(response).headers.get("User-Agent") or b"").decode("latin-1")
-        for raw in _list(page.get("itemList")):
-            item = _dict(raw)
+        for raw in as_list(page.get("itemList")):
+            item = as_dict(raw)
             try:
                 post = item_to_post(
                     item,
@@ -239,7 +220,7 @@ class TikTokSpider(DiscoverySpider):
         if self.reached_limit or not page.get("hasMore"):
             return
         next_cursor = str(page.get("cursor") or "")
-        if not next_cursor or next_cursor in self.requested_cursors | {requested_cursor}:
+        if not next_cursor or next_cursor in self.requested_cursors:
             self.fail(
                 "transient",
                 f"{self.platform} says more posts of #{self.hashtag} exist but its cursor "
@@ -247,19 +228,6 @@ class TikTokSpider(DiscoverySpider):
             )
             return
         yield self._api_request(challenge_id, next_cursor)
-
-    @staticmethod
-    def _rehydration_data(response: Response) -> dict[str, Any] | None:
-        if not isinstance(response, TextResponse):
-            return None
-        blob = response.css(REHYDRATION_SCRIPT).get()
-        if not blob:
-            return None
-        try:
-            data = json.loads(blob)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
 
 
 class TikTokSource(Source):

@@ -44,5 +44,5 @@ def test_scrapy_settings_follow_the_reelwatch_settings(settings: Settings) -> No
         "crawler.middlewares.RetryAfterMiddleware": 550,
     }
     assert derived["TELNETCONSOLE_ENABLED"] is False
-    assert derived["EXTENSIONS"].get("scrapy.extensions.remote_control.RemoteControl", None) is None
+    assert derived["REMOTE_CONTROL_ENABLED"] is False
     assert derived["LOG_LEVEL"] == "WARNING"

@@ -11,6 +11,7 @@ import yt_dlp
 from crawler import ytdlp_extractors
 from crawler.replica import ReplicaServer
 from crawler.replica.ytdlp import ReplicaIE
+from tests.crawler.conftest import HOSTILE_CAPTION
 
 
 def youtube_dl(out_dir: Path) -> yt_dlp.YoutubeDL:
@@ -44,7 +45,7 @@ def test_downloads_a_replica_post_byte_identical(
         32,
     )
     assert info["duration"] == 1
-    assert info["title"].startswith("hello </script><script>alert(1)</script>")
+    assert info["title"].startswith(HOSTILE_CAPTION)
     downloaded = tmp_path / "7300000000000000003.mp4"
     assert downloaded.read_bytes() == (site / "videos" / "7300000000000000003.mp4").read_bytes()
 
