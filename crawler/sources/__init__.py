@@ -8,24 +8,12 @@ from __future__ import annotations
 from crawler.sources.base import CrawlFailure, DiscoverySpider, Source
 from crawler.sources.replica import ReplicaSource
 from crawler.sources.tiktok import TikTokSource, TikTokSpider
-from reelwatch.errors import InputError
+from reelwatch.registry import index_by_name, lookup
 
 SOURCES: tuple[type[Source], ...] = (TikTokSource, ReplicaSource)
 
 
-def _check_unique(sources: tuple[type[Source], ...]) -> dict[str, type[Source]]:
-    by_name: dict[str, type[Source]] = {}
-    for source in sources:
-        if source.name in by_name:
-            raise ValueError(
-                f"two sources are named {source.name!r}: "
-                f"{by_name[source.name].__qualname__} and {source.__qualname__}"
-            )
-        by_name[source.name] = source
-    return by_name
-
-
-_BY_NAME = _check_unique(SOURCES)
+_BY_NAME = index_by_name("source", SOURCES, lambda s: s.name)
 
 
 def source_names() -> list[str]:
@@ -34,12 +22,7 @@ def source_names() -> list[str]:
 
 def get_source(platform: str) -> type[Source]:
     """The source for ``--platform``; InputError naming the known ones when there is none."""
-    source = _BY_NAME.get(platform.strip().lower())
-    if source is None:
-        raise InputError(
-            f"unknown platform {platform!r}; known platforms: {', '.join(source_names())}"
-        )
-    return source
+    return lookup("platform", _BY_NAME, platform.strip().lower())
 
 
 __all__ = [

@@ -140,15 +140,3 @@ class Signal(ABC):
     @abstractmethod
     def score(self, hits: Sequence[SignalHit], query_duration: float) -> float:
         """Calibrated strength in [0, 1] of the hits on one title's assets."""
-
-
-def check_unique_names(signals: Sequence[type[Signal]]) -> tuple[type[Signal], ...]:
-    """The registry, after checking that no two signals share a name."""
-    seen: dict[str, type[Signal]] = {}
-    for s in signals:
-        if s.name in seen:
-            raise ValueError(
-                f"signal name {s.name!r} used by {seen[s.name].__name__} and {s.__name__}"
-            )
-        seen[s.name] = s
-    return tuple(signals)

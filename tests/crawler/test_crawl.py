@@ -111,7 +111,7 @@ def test_unknown_hashtag_is_an_input_error(crawl_settings: Settings) -> None:
 @pytest.mark.parametrize(
     ("platform", "hashtag", "message"),
     [
-        ("myspace", "dragonfilm", r"unknown platform 'myspace'; known platforms: tiktok, replica"),
+        ("myspace", "dragonfilm", r"unknown platform 'myspace'; available: replica, tiktok"),
         ("replica", "  # ", r"is not a hashtag"),
         ("replica", "dragon/../film", r"is not a hashtag"),
     ],

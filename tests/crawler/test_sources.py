@@ -12,7 +12,7 @@ import pytest
 
 from crawler import crawl
 from crawler.replica import ReplicaServer
-from crawler.sources import SOURCES, Source, _check_unique, get_source
+from crawler.sources import SOURCES, Source, get_source
 from crawler.sources.tiktok import item_to_post
 from reelwatch.errors import InputError
 from reelwatch.settings import Settings
@@ -43,14 +43,6 @@ class TestSourceContract:
         setattr(settings.crawl, source.url_setting, "file:///etc/passwd")
         with pytest.raises(InputError, match="is not an http"):
             source.base_url(settings)
-
-
-def test_registry_rejects_two_sources_with_one_name() -> None:
-    class Twin(Source):
-        name = SOURCES[0].name
-
-    with pytest.raises(ValueError, match="two sources are named"):
-        _check_unique((*SOURCES, Twin))
 
 
 def test_a_sparse_item_still_makes_a_post() -> None:

@@ -20,7 +20,7 @@ from reelwatch.models import Alert, AlertStatus, Confidence, Match, Post
 from reelwatch.settings import Settings
 from tests.triage.factories import make_match, make_post
 from triage.alerts import deliver, flush_pending
-from triage.notifiers import NOTIFIERS, EmailNotifier, Notifier, _by_channel, build_notifiers
+from triage.notifiers import EmailNotifier, Notifier, build_notifiers
 from triage.smtp_sink import SmtpSink, free_port
 from triage.stores import Store, open_store
 
@@ -255,11 +255,6 @@ def test_a_crashing_notifier_keeps_the_alert_pending(mail_settings: Settings, st
     alerts = deliver(store, notifiers, match, None, mail_settings)
     assert [a.status for a in alerts] == [AlertStatus.PENDING] * 2
     assert all(a.error == "RuntimeError: template bug" for a in alerts)
-
-
-def test_registry_refuses_duplicate_channels() -> None:
-    with pytest.raises(RuntimeError, match="registered twice: email"):
-        _by_channel((*NOTIFIERS, EmailNotifier))
 
 
 def test_unknown_channel_is_an_input_error(settings: Settings) -> None:

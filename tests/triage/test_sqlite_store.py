@@ -11,7 +11,7 @@ import pytest
 from reelwatch.errors import InputError, ReelwatchError
 from reelwatch.settings import Settings
 from tests.triage.store_contract import StoreContract
-from triage.stores import STORES, SQLiteStore, StoreError, _by_name, open_store, store_class
+from triage.stores import SQLiteStore, StoreError, open_store, store_class
 from triage.stores.sqlite import SCHEMA_VERSION
 
 
@@ -29,10 +29,8 @@ def test_open_store_picks_sqlite_under_the_home(settings: Settings) -> None:
     assert settings.sqlite_path.exists()
 
 
-def test_registry_refuses_duplicate_names_and_unknown_names_are_input_errors() -> None:
-    with pytest.raises(RuntimeError, match="registered twice: sqlite"):
-        _by_name((*STORES, SQLiteStore))
-    with pytest.raises(InputError, match="not available"):
+def test_unknown_store_backend_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="unknown store backend 'mongodb'; available: sqlite"):
         store_class("mongodb")
 
 

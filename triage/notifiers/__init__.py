@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reelwatch.errors import InputError
+from reelwatch.registry import index_by_name, lookup
 from triage.notifiers.base import Notifier
 from triage.notifiers.email import EmailNotifier
 
@@ -18,23 +18,11 @@ if TYPE_CHECKING:
 NOTIFIERS: tuple[type[Notifier], ...] = (EmailNotifier,)
 
 
-def _by_channel(notifiers: tuple[type[Notifier], ...]) -> dict[str, type[Notifier]]:
-    channels = [n.channel for n in notifiers]
-    duplicates = sorted({c for c in channels if channels.count(c) > 1})
-    if duplicates:
-        raise RuntimeError(f"notifier channels registered twice: {', '.join(duplicates)}")
-    return dict(zip(channels, notifiers, strict=True))
-
-
-_BY_CHANNEL = _by_channel(NOTIFIERS)
+_BY_CHANNEL = index_by_name("alert channel", NOTIFIERS, lambda n: n.channel)
 
 
 def notifier_class(channel: str) -> type[Notifier]:
-    try:
-        return _BY_CHANNEL[channel]
-    except KeyError:
-        available = ", ".join(sorted(_BY_CHANNEL))
-        raise InputError(f"unknown alert channel {channel!r}; available: {available}") from None
+    return lookup("alert channel", _BY_CHANNEL, channel)
 
 
 def build_notifiers(settings: Settings) -> list[Notifier]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reelwatch.errors import InputError
+from reelwatch.registry import index_by_name, lookup
 from triage.stores.base import Store, StoreBusyError, StoreError
 from triage.stores.sqlite import SQLiteStore
 
@@ -18,25 +18,11 @@ if TYPE_CHECKING:
 STORES: tuple[type[Store], ...] = (SQLiteStore,)
 
 
-def _by_name(stores: tuple[type[Store], ...]) -> dict[str, type[Store]]:
-    names = [s.name for s in stores]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise RuntimeError(f"store backends registered twice: {', '.join(duplicates)}")
-    return dict(zip(names, stores, strict=True))
-
-
-_BY_NAME = _by_name(STORES)
+_BY_NAME = index_by_name("store backend", STORES, lambda s: s.name)
 
 
 def store_class(name: str) -> type[Store]:
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        available = ", ".join(sorted(_BY_NAME))
-        raise InputError(
-            f"store backend {name!r} is not available; available: {available}"
-        ) from None
+    return lookup("store backend", _BY_NAME, name)
 
 
 def open_store(settings: Settings) -> Store:
