@@ -5,11 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-APT_PACKAGES := ffmpeg redis-server libchromaprint-tools libmagic1 chromium docker-compose
+APT_PACKAGES := ffmpeg redis-server libchromaprint-tools libchromaprint1 libmagic1 chromium \
+	docker-compose espeak-ng
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup sys-deps demo test lint format clean
+TEST_DATA := $(VENV)/test-data
+FACES := $(TEST_DATA)/faces/.done
+
+.PHONY: setup sys-deps test-data demo test lint format clean
 
 setup: sys-deps $(STAMP)
 
@@ -32,6 +36,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# Photos of real people for the face signal's tests: three different photos of one person
+# and one of another, as the face_recognition package's source distribution ships them.
+test-data: $(FACES)
+
+$(FACES): $(STAMP)
+	rm -rf $(TEST_DATA)/faces $(TEST_DATA)/sdist
+	$(BIN)/pip download -q --no-deps --no-binary :all: -d $(TEST_DATA)/sdist face_recognition==1.3.0
+	mkdir -p $(TEST_DATA)/faces
+	tar -xzf $(TEST_DATA)/sdist/face_recognition-1.3.0.tar.gz -C $(TEST_DATA)/faces \
+	  --strip-components=3 --wildcards 'face_recognition-1.3.0/tests/test_images/*.jpg'
+	rm -rf $(TEST_DATA)/sdist
+	touch $@
+
 demo: setup
 	$(BIN)/reelwatch demo $(DEMO_ARGS)
 
@@ -40,8 +57,8 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: setup lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup lint test-data
+	REELWATCH_TEST_FACES=$(TEST_DATA)/faces $(BIN)/pytest $(PYTEST_ARGS)
 
 format: setup
 	$(BIN)/ruff format .

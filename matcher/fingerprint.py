@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.decode import Decoded, check_file, decode, sha256_file
-from matcher.signals import SIGNALS, Signal
+from matcher.signals import Signal, signal_class
 from matcher.signals.base import Fingerprint, Role
 from reelwatch.models import Media
 from reelwatch.settings import Settings
@@ -46,15 +46,44 @@ class Fingerprints:
         return float(self.media.duration or 0.0)
 
 
+def signal_status(settings: Settings) -> dict[str, str | None]:
+    """Each signal named in ``settings.matcher.signals``: ``None`` when it runs, else why not.
+
+    ``InputError`` for a name that is no registered signal (a typo in the settings).
+    """
+    return {name: signal_class(name)(settings.matcher).unavailable() for name in _names(settings)}
+
+
+def _names(settings: Settings) -> list[str]:
+    return list(dict.fromkeys(settings.matcher.signals))
+
+
 def enabled_signals(settings: Settings) -> list[Signal]:
-    """Instances of the registered signals, configured by ``settings``."""
-    return [cls(settings.matcher) for cls in SIGNALS]
+    """Instances of the signals the settings ask for that can run here.
+
+    Signals load their models lazily and share them per process, so instances are cheap.
+    """
+    out: list[Signal] = []
+    for name in _names(settings):
+        signal = signal_class(name)(settings.matcher)
+        reason = signal.unavailable()
+        if reason:
+            log.info("signal %s is off: %s", name, reason)
+            continue
+        out.append(signal)
+    return out
+
+
+def media_signals(signals: list[Signal]) -> list[Signal]:
+    """The signals that fingerprint media (not title cards and captions)."""
+    return [s for s in signals if s.references == "assets"]
 
 
 def _cache_key(settings: Settings, signals: list[Signal], role: Role, sample_fps: float) -> str:
     m = settings.matcher
     keys = "|".join(s.config_key() for s in signals)
-    return f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}|{keys}"
+    audio = f"|audio={m.audio_rate}" if any(s.needs_audio for s in signals) else ""
+    return f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}{audio}|{keys}"
 
 
 def _cache_path(settings: Settings, sha: str, role: Role) -> Path:
@@ -114,14 +143,22 @@ def fingerprint_file(
     sha = sha256 or sha256_file(path)
     m = settings.matcher
     sample_fps = m.reference_sample_fps if role == "reference" else m.sample_fps
-    signals = enabled_signals(settings)
+    signals = media_signals(enabled_signals(settings))
     key = _cache_key(settings, signals, role, sample_fps)
     cache = _cache_path(settings, sha, role)
     if cache.exists():
         cached = _load(cache, key, path)
         if cached is not None:
             return cached
-    decoded = decode(path, sample_fps, m.max_frames, max_side=m.decode_max_side, sha256=sha)
+    decoded = decode(
+        path,
+        sample_fps,
+        m.max_frames,
+        max_side=m.decode_max_side,
+        with_audio=any(s.needs_audio for s in signals),
+        audio_rate=m.audio_rate,
+        sha256=sha,
+    )
     fingerprints = {s.name: s.fingerprint(decoded, role) for s in signals}
     fps = Fingerprints(decoded.media, role, fingerprints, sample_fps, decoded)
     _save(cache, key, fps)

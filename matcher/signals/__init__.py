@@ -1,15 +1,26 @@
 """Signal plugins and their registry: one explicit tuple, checked for unique names.
 
-To add a signal, see :mod:`matcher.signals.base`.
+To add a signal, see :mod:`matcher.signals.base`. Signal modules import heavy libraries
+(dlib, transformers, chromaprint) inside their methods, so importing the registry is cheap.
 """
 
 from __future__ import annotations
 
-from matcher.signals.base import Signal, SignalHit, SignalIndex
+from matcher.signals.audio import ChromaprintAudioSignal
+from matcher.signals.base import Signal, SignalHit, SignalIndex, TextInput
 from matcher.signals.copy import PdqCopySignal
+from matcher.signals.embedding import ClipEmbeddingSignal
+from matcher.signals.face import DlibFaceSignal
+from matcher.signals.text import MiniLmTextSignal
 from reelwatch.registry import index_by_name, lookup
 
-SIGNALS: tuple[type[Signal], ...] = (PdqCopySignal,)
+SIGNALS: tuple[type[Signal], ...] = (
+    PdqCopySignal,
+    DlibFaceSignal,
+    ChromaprintAudioSignal,
+    MiniLmTextSignal,
+    ClipEmbeddingSignal,
+)
 _BY_NAME = index_by_name("signal", SIGNALS, lambda s: s.name)
 
 
@@ -18,4 +29,16 @@ def signal_class(name: str) -> type[Signal]:
     return lookup("signal", _BY_NAME, name)
 
 
-__all__ = ["SIGNALS", "PdqCopySignal", "Signal", "SignalHit", "SignalIndex", "signal_class"]
+__all__ = [
+    "SIGNALS",
+    "ChromaprintAudioSignal",
+    "ClipEmbeddingSignal",
+    "DlibFaceSignal",
+    "MiniLmTextSignal",
+    "PdqCopySignal",
+    "Signal",
+    "SignalHit",
+    "SignalIndex",
+    "TextInput",
+    "signal_class",
+]

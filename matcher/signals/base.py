@@ -11,10 +11,18 @@ How to add a signal
    :attr:`~Signal.version` whenever fingerprints change meaning; caches and catalog indexes
    made by another version are rebuilt, never mixed.
 3. Implement :meth:`~Signal.fingerprint` (from one :class:`~matcher.decode.Decoded`, so media
-   is decoded once for all signals), :meth:`~Signal.new_index`/:meth:`~Signal.load_index`,
-   :meth:`~Signal.search` (query fingerprint -> time-aligned :class:`SignalHit` per reference
-   asset) and :meth:`~Signal.score` (hits of one title -> calibrated evidence in [0, 1]).
-4. Register the class in ``SIGNALS`` in ``matcher/signals/__init__.py`` (names must be
+   is decoded once for all signals; set :attr:`~Signal.needs_audio` to get the soundtrack),
+   :meth:`~Signal.new_index`/:meth:`~Signal.load_index`, :meth:`~Signal.search` (query
+   fingerprint -> time-aligned :class:`SignalHit` per reference) and :meth:`~Signal.score`
+   (hits of one title -> calibrated evidence in [0, 1]).
+4. Signals about words rather than pixels (``text``) set :attr:`~Signal.references` to
+   ``"titles"``: the catalog indexes each title's card (:meth:`~Signal.fingerprint_text` of
+   its names, hashtags and description) under the title's number, and the engine
+   fingerprints the post's caption and hashtags the same way at match time (captions differ
+   between reposts of one video, so they never enter the media fingerprint cache).
+5. A signal that cannot run here (no model configured, a missing optional package) says why
+   in :meth:`~Signal.unavailable`; it is then left out and reported as off, never faked.
+6. Register the class in ``SIGNALS`` in ``matcher/signals/__init__.py`` (names must be
    unique; import fails otherwise) and add it to the contract tests in
    ``tests/matcher/test_signal_contract.py``, which every signal runs.
 """
@@ -42,12 +50,33 @@ Role = Literal["query", "reference"]
 signal stores crop variants of references and tries mirrors and content regions of queries."""
 
 
+Box = tuple[int, int, int, int]
+"""x0, y0, x1, y1 in pixels of the decoded frame."""
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """Words to match: a post's caption and hashtags, or a title's card.
+
+    ``names`` are exact names worth a rule match (a title's name and aliases; empty for a
+    post), ``hashtags`` are normalised (lower case, no ``#``).
+    """
+
+    text: str = ""
+    hashtags: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class SignalHit:
     """A stretch of the query that one signal aligned with a stretch of one reference asset.
 
-    ``query_time``/``ref_time``/``query_frame`` point at the closest pair of frames inside the
-    stretch, which the engine turns into evidence thumbnails.
+    ``asset_num`` is the catalog number of the reference asset, or of the title for signals
+    whose :attr:`~Signal.references` are titles. ``query_time``/``ref_time``/``query_frame``
+    point at the closest pair of frames inside the stretch, which the engine turns into
+    evidence thumbnails (``query_frame`` is -1 when there is no frame, as for audio and text);
+    ``query_box``/``ref_box`` outline what matched inside those frames (a face), and
+    ``note`` says in words what matched ("caption names 'Bridgerton'").
     """
 
     asset_num: int
@@ -62,6 +91,9 @@ class SignalHit:
     ref_time: float
     query_frame: int
     slope: float = 1.0
+    query_box: Box | None = None
+    ref_box: Box | None = None
+    note: str = ""
 
 
 class SignalIndex(ABC):
@@ -105,6 +137,12 @@ class Signal(ABC):
     version: ClassVar[int] = 1
     asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset()
     """Kinds of catalog asset this signal indexes; others are skipped."""
+    references: ClassVar[Literal["assets", "titles"]] = "assets"
+    """What the index holds: fingerprints of reference assets, or title cards (see module)."""
+    needs_audio: ClassVar[bool] = False
+    """Decode the soundtrack too (mono float32, ``MatcherSettings.audio_rate``)."""
+    visual: ClassVar[bool] = False
+    """Hits point at frames: the engine cuts query/reference thumbnails as evidence."""
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,6 +152,10 @@ class Signal(ABC):
     def __init__(self, settings: MatcherSettings) -> None:
         self.settings = settings
 
+    def unavailable(self) -> str | None:
+        """Why this signal cannot run with these settings on this machine, or ``None``."""
+        return None
+
     def config_key(self) -> str:
         """What, besides :attr:`version`, changes fingerprints: cached ones with another key
         are recomputed. Override when settings shape the fingerprint."""
@@ -122,6 +164,10 @@ class Signal(ABC):
     @abstractmethod
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
         """Fingerprint decoded media as a reference asset or as a query."""
+
+    def fingerprint_text(self, text: TextInput) -> Fingerprint:
+        """Fingerprint words (signals whose :attr:`references` are ``"titles"``)."""
+        raise NotImplementedError(f"the {self.name} signal does not read text")
 
     @abstractmethod
     def new_index(self) -> SignalIndex:

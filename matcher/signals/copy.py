@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -32,6 +31,7 @@ import numpy as np
 import pdqhash
 
 from matcher.decode import Decoded
+from matcher.signals.align import Line, align, best_per_frame, union_length
 from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex
 from reelwatch.models import AssetKind
 
@@ -233,120 +233,12 @@ class PdqIndex(SignalIndex):
         return assets, times
 
 
-@dataclass(frozen=True)
-class Line:
-    slope: float
-    offset: float
-
-
-def hough_line(
-    q: np.ndarray,
-    r: np.ndarray,
-    qidx: np.ndarray,
-    *,
-    tol: float,
-    slopes: np.ndarray,
-) -> tuple[Line, int]:
-    """The line ``r = slope * q + offset`` supported by the most distinct query frames.
-
-    For each candidate slope, every pair votes for the offset window (width ``2 * tol``)
-    that contains it; windows overlap by half so a line is never split between two. Ties go
-    to the slope nearest 1 (``slopes`` should be ordered that way).
-    """
-    nq = int(qidx.max()) + 1
-    best = Line(1.0, 0.0)
-    best_votes = 0
-    for s in slopes:
-        b = r - s * q
-        k = np.floor(b / tol).astype(np.int64)
-        windows = np.concatenate([k - 1, k])
-        frames = np.concatenate([qidx, qidx])
-        keys = np.unique((windows - windows.min()) * nq + frames)
-        wins, votes = np.unique(keys // nq, return_counts=True)
-        i = int(np.argmax(votes))
-        if votes[i] > best_votes:
-            best_votes = int(votes[i])
-            w = wins[i] + windows.min()
-            best = Line(float(s), float((w + 1) * tol))
-    return best, best_votes
-
-
-@dataclass(frozen=True)
-class AlignedRun:
-    """Query frames of one segment: indexes into the pair arrays given to :func:`align`."""
-
-    pairs: np.ndarray
-    line: Line
-
-
-def align(
-    q: np.ndarray,
-    r: np.ndarray,
-    qidx: np.ndarray,
-    dist: np.ndarray,
-    *,
-    tol: float,
-    max_gap: float,
-    min_frames: int,
-    slope_range: tuple[float, float] = (0.5, 2.0),
-    n_slopes: int = 49,
-    max_segments: int = 4,
-) -> list[AlignedRun]:
-    """Segments of frame pairs (query time ``q``, reference time ``r``) that lie on lines.
-
-    ``qidx`` numbers the query frames (several pairs may share one); ``dist`` is each pair's
-    distance. Each found segment keeps, per query frame, the closest pair on the line. Lines
-    are found one at a time (Hough vote, then a least-squares refit on the inliers); their
-    query frames are removed and the search repeats, so a compilation of several excerpts
-    yields several segments.
-    """
-    slopes = np.geomspace(slope_range[0], slope_range[1], n_slopes)
-    slopes = slopes[np.argsort(np.abs(np.log(slopes)), kind="stable")]
-    active = np.ones(len(q), bool)
-    runs: list[AlignedRun] = []
-    for _ in range(max_segments):
-        sel = np.flatnonzero(active)
-        if sel.size == 0 or np.unique(qidx[sel]).size < min_frames:
-            break
-        line, votes = hough_line(q[sel], r[sel], qidx[sel], tol=tol, slopes=slopes)
-        if votes < min_frames:
-            break
-        inl = sel[np.abs(r[sel] - (line.slope * q[sel] + line.offset)) <= tol]
-        for _refit in range(2):
-            # Fit the closest pair of each query frame: slow camera moves make many
-            # neighbouring reference frames match, and all pairs would bias the slope.
-            closest = _best_per_frame(inl, qidx, dist)
-            if closest.size < 3 or np.ptp(q[closest]) <= 1.0:
-                break
-            s, b = np.polyfit(q[closest], r[closest], 1)
-            if not slope_range[0] <= s <= slope_range[1]:
-                break
-            refit = Line(float(s), float(b))
-            inl2 = sel[np.abs(r[sel] - (refit.slope * q[sel] + refit.offset)) <= tol]
-            if np.unique(qidx[inl2]).size < np.unique(qidx[inl]).size:
-                break
-            line, inl = refit, inl2
-        active[np.isin(qidx, qidx[inl])] = False
-        best = _best_per_frame(inl, qidx, dist)
-        best = best[np.argsort(q[best], kind="stable")]
-        gaps = np.flatnonzero(np.diff(q[best]) > max_gap)
-        for part in np.split(best, gaps + 1):
-            if part.size >= min_frames:
-                runs.append(AlignedRun(part, line))
-    return runs
-
-
-def _best_per_frame(pairs: np.ndarray, qidx: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    order = pairs[np.lexsort((dist[pairs], qidx[pairs]))]
-    _, first = np.unique(qidx[order], return_index=True)
-    return order[first]
-
-
 class PdqCopySignal(Signal):
     """Re-uploads and edits of reference footage (see the module docs for how)."""
 
     version = 1
     asset_kinds = frozenset({AssetKind.VIDEO, AssetKind.IMAGE})
+    visual = True
 
     def config_key(self) -> str:
         s = self.settings
@@ -485,7 +377,7 @@ class PdqCopySignal(Signal):
     ) -> list[SignalHit]:
         """A still reference has no timeline: runs of query frames that show it are segments."""
         step = 1.0 / self.settings.sample_fps
-        best = _best_per_frame(sel, q_frame, dist.astype(np.float64))
+        best = best_per_frame(sel, q_frame, dist.astype(np.float64))
         best = best[np.argsort(q_t[best], kind="stable")]
         hits = []
         for part in np.split(best, np.flatnonzero(np.diff(q_t[best]) > 2 * step + 1e-6) + 1):
@@ -532,7 +424,7 @@ class PdqCopySignal(Signal):
         if not hits:
             return 0.0
         step = 1.0 / self.settings.sample_fps
-        matched = _union_length([(h.query_start, h.query_end) for h in hits])
+        matched = union_length([(h.query_start, h.query_end) for h in hits])
         duration = max(query_duration, step)
         coverage = min(1.0, matched / duration)
         frames = sum(h.frames for h in hits)
@@ -545,14 +437,3 @@ class PdqCopySignal(Signal):
         amount = 0.5 * length + 0.5 * min(1.0, coverage / 0.6)
         quality = math.sqrt(closeness) * min(1.0, density / 0.6)
         return round(max(0.0, min(1.0, amount * quality)), 4)
-
-
-def _union_length(intervals: Sequence[tuple[float, float]]) -> float:
-    total = 0.0
-    end = -math.inf
-    for a, b in sorted(intervals):
-        if b <= end:
-            continue
-        total += b - max(a, end)
-        end = b
-    return total

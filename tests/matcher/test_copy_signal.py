@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from matcher.decode import decode
+from matcher.signals.align import align
 from matcher.signals.copy import (
     HASH_BYTES,
     PdqCopySignal,
     PdqIndex,
-    align,
     content_box,
     pdq,
     pdq_with_mirror,
@@ -18,6 +18,7 @@ from matcher.signals.copy import (
 from reelwatch.demo import media
 from reelwatch.demo.content import DemoContent
 from reelwatch.settings import MatcherSettings
+from tests.matcher.signal_contract import ContractCase, SignalContract, media_case
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -161,3 +162,17 @@ def test_signal_matches_an_excerpt_of_its_reference(demo: DemoContent, tmp_path:
     assert h.ref_end == pytest.approx(11.0, abs=1.0)
     assert h.distance < 40
     assert sig.score(hits, q.duration) >= 0.75
+
+
+class TestCopyContract(SignalContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def case(cls, demo: DemoContent) -> ContractCase:
+        ref = demo.titles[2].references[0]
+        return media_case(
+            PdqCopySignal(MatcherSettings()),
+            reference=ref,
+            other=demo.titles[1].references[0],
+            query=ref,
+            unrelated=demo.unrelated[0].path,
+        )
