@@ -27,9 +27,18 @@ from pathlib import Path
 
 from matcher.decode import probe
 from matcher.fingerprint import enabled_signals, fingerprint_file
-from matcher.signals.base import Fingerprint, Signal, SignalIndex
+from matcher.signals import signal_class
+from matcher.signals.base import Fingerprint, Signal, SignalIndex, TextInput
 from reelwatch.errors import InputError
-from reelwatch.models import Asset, AssetKind, Media, Title, normalize_hashtag, slugify
+from reelwatch.models import (
+    Asset,
+    AssetKind,
+    Media,
+    Title,
+    TitlePolicy,
+    normalize_hashtag,
+    slugify,
+)
 from reelwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS titles (
     id TEXT PRIMARY KEY,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS title_nums (
+    num INTEGER PRIMARY KEY AUTOINCREMENT,
+    title_id TEXT NOT NULL UNIQUE
 );
 CREATE TABLE IF NOT EXISTS assets (
     num INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,6 +72,15 @@ def _asset_kind(media: Media) -> AssetKind:
     if media.duration == 0.0 and media.fps is None:
         return AssetKind.IMAGE
     return AssetKind.VIDEO if media.video_codec else AssetKind.AUDIO
+
+
+def title_card(title: Title) -> TextInput:
+    """The words a title is known by, as text signals index them."""
+    return TextInput(
+        text=title.description,
+        hashtags=tuple(title.hashtags),
+        names=(title.name, *title.aliases),
+    )
 
 
 def _merge(old: Iterable[str], new: Iterable[str]) -> list[str]:
@@ -83,9 +105,12 @@ class Catalog:
         self._indexes: dict[str, SignalIndex] = {}
         self._loaded_stamp: _Stamp | None = None
         self._asset_cache: tuple[_Stamp | None, dict[int, Asset]] | None = None
+        self._title_cache: tuple[_Stamp | None, dict[int, Title]] | None = None
         self._lock_depth = 0
         with self._db() as db:
             db.executescript(_SCHEMA)
+            # Catalogs made before text signals have titles without numbers.
+            db.execute("INSERT OR IGNORE INTO title_nums (title_id) SELECT id FROM titles")
 
     # Storage plumbing ------------------------------------------------------------------------
 
@@ -190,6 +215,7 @@ class Catalog:
             raise InputError("a title needs a name")
         tid = slugify(name)
         tags = [normalize_hashtag(h) for h in hashtags]
+        old: Title | None = None
         with self._locked(), self._db() as db:
             row = db.execute("SELECT data FROM titles WHERE id = ?", (tid,)).fetchone()
             if row:
@@ -219,7 +245,66 @@ class Catalog:
                 " ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                 (tid, title.model_dump_json()),
             )
+            db.execute("INSERT OR IGNORE INTO title_nums (title_id) VALUES (?)", (tid,))
+        if row is None or title != old:
+            self._index_titles([title])
         return title
+
+    def _title_signals(self) -> list[Signal]:
+        return [s for s in self.signals if s.references == "titles"]
+
+    def _index_titles(self, titles: list[Title]) -> None:
+        """(Re-)index the cards of ``titles`` in every text signal's index."""
+        signals = self._title_signals()
+        if not signals or not titles:
+            return
+        nums = self._title_nums()
+        with self._locked():
+            self._load_indexes()
+            for s in signals:
+                idx = self._indexes[s.name]
+                for title in titles:
+                    num = nums[title.id]
+                    idx.remove([num])
+                    idx.add(num, s.fingerprint_text(title_card(title)))
+            self._save_indexes()
+
+    def _title_nums(self) -> dict[str, int]:
+        with self._db() as db:
+            return {tid: int(n) for n, tid in db.execute("SELECT num, title_id FROM title_nums")}
+
+    def title_map(self) -> dict[int, Title]:
+        """Titles by the numbers text signals' indexes know them by (cached like
+        :meth:`asset_map`)."""
+        stamp = self._stamp()
+        if self._title_cache is None or self._title_cache[0] != stamp:
+            with self._db() as db:
+                rows = db.execute(
+                    "SELECT n.num, t.data FROM title_nums n JOIN titles t ON t.id = n.title_id"
+                ).fetchall()
+            self._title_cache = (stamp, {int(n): Title.model_validate_json(d) for n, d in rows})
+        return self._title_cache[1]
+
+    def set_policy(self, title_id: str, policy: TitlePolicy) -> Title:
+        """Replace a title's match policy; ``InputError`` for an unknown title or signal."""
+        title = self.get_title(title_id)
+        if title is None:
+            raise InputError(f"no title {title_id!r} in the catalog")
+        for name in policy.signals:
+            signal_class(name)
+        title = title.model_copy(update={"policy": policy})
+        with self._locked(), self._db() as db:
+            db.execute(
+                "UPDATE titles SET data = ? WHERE id = ?", (title.model_dump_json(), title.id)
+            )
+        self._touch()
+        return title
+
+    def _touch(self) -> None:
+        """Rewrite the manifest so long-lived matchers notice a change to the titles."""
+        with self._locked():
+            self._load_indexes()
+            self._save_indexes()
 
     def titles(self) -> list[Title]:
         with self._db() as db:
@@ -246,11 +331,17 @@ class Catalog:
             self._load_indexes()
             rows = self._asset_rows(title.id)
             nums = [num for num, _ in rows]
-            for idx in self._indexes.values():
-                idx.remove(nums)
+            title_num = self._title_nums().get(title.id)
+            for s in self.signals:
+                idx = self._indexes[s.name]
+                if s.references == "titles":
+                    idx.remove([title_num] if title_num is not None else [])
+                else:
+                    idx.remove(nums)
             with self._db() as db:
                 db.execute("DELETE FROM assets WHERE title_id = ?", (title.id,))
                 db.execute("DELETE FROM titles WHERE id = ?", (title.id,))
+                db.execute("DELETE FROM title_nums WHERE title_id = ?", (title.id,))
                 still_used = {r[0] for r in db.execute("SELECT DISTINCT sha256 FROM assets")}
             for _, asset in rows:
                 if asset.sha256 not in still_used:
@@ -375,11 +466,16 @@ class Catalog:
 
     def _fingerprints(self, path: Path, sha: str, kind: AssetKind) -> dict[str, Fingerprint]:
         """Reference fingerprints of a file for the signals that index assets of ``kind``."""
-        wanted = [s.name for s in self.signals if kind in s.asset_kinds]
+        wanted = [s for s in self.signals if s.references == "assets" and kind in s.asset_kinds]
         if not wanted:
             return {}
-        fps = fingerprint_file(path, self.settings, sha, role="reference")
-        return {name: fps.signals[name] for name in wanted}
+        fps = fingerprint_file(path, self.settings, sha, role="reference", signals=wanted)
+        if kind == AssetKind.FACE and not len(fps.signals.get("face", {}).get("descriptors", [])):
+            raise InputError(
+                f"{path.name}: no face found (a face asset needs a frontal face of at least "
+                f"{self.settings.matcher.face.min_face_px} px)"
+            )
+        return {s.name: fps.signals[s.name] for s in wanted}
 
     def build(self) -> dict[str, int]:
         """Rebuild every index from the stored assets (fingerprints come from the cache).
@@ -394,7 +490,12 @@ class Catalog:
                     Path(asset.path), asset.sha256, asset.kind
                 ).items():
                     self._indexes[name].add(num, fp)
+            titles = self.titles()
+            nums = self._title_nums()
+            for s in self._title_signals():
+                for title in titles:
+                    self._indexes[s.name].add(nums[title.id], s.fingerprint_text(title_card(title)))
             self._save_indexes()
-            counts = {"titles": len(self.titles()), "assets": len(rows)}
+            counts = {"titles": len(titles), "assets": len(rows)}
             counts.update({name: len(idx) for name, idx in self._indexes.items()})
         return counts

@@ -20,25 +20,62 @@ from PIL import Image
 
 from matcher.catalog import Catalog
 from matcher.decode import Decoded, grab_frames
-from matcher.fingerprint import Fingerprints, fingerprint_file
-from matcher.signals.base import Signal, SignalHit
+from matcher.fingerprint import Fingerprints, fingerprint_file, signal_status
+from matcher.signals.align import union_length
+from matcher.signals.base import Box, Signal, SignalHit, TextInput
+from matcher.signals.provenance import ai_flags, trust_anchors_pem
 from reelwatch.errors import InputError, ReelwatchError
-from reelwatch.models import Asset, Confidence, Media, Segment, TitleMatch
+from reelwatch.models import (
+    AIFlag,
+    Asset,
+    Confidence,
+    Media,
+    Segment,
+    Title,
+    TitleMatch,
+    TitlePolicy,
+    normalize_hashtag,
+    slugify,
+)
 from reelwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EMPTY_CATALOG = "the catalog is empty: add titles with `reelwatch catalog add`"
 THUMB_SIDE = 320
+FACE_MARGIN = 0.3
+"""Face crops keep this share of the face's size around it (hair, chin, context)."""
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """What the platform says around a video: the words text signals read and the labels the
+    provenance check weighs. Captions differ between reposts of one video, so they are never
+    part of the media's cached fingerprints."""
+
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
+    ai_label: str | None = None
+    is_ai_labelled: bool = False
+
+    @property
+    def text(self) -> TextInput | None:
+        tags = tuple(t for t in (normalize_hashtag(h) for h in self.hashtags) if t)
+        if not self.caption.strip() and not tags:
+            return None
+        return TextInput(text=self.caption, hashtags=tags)
 
 
 @dataclass
 class MatchReport:
-    """Every title with any evidence for one input, best first."""
+    """Every title with any evidence for one input, best first, and the AI flags."""
 
     input: str
     media: Media
     matches: list[TitleMatch] = field(default_factory=list)
+    ai: AIFlag = field(default_factory=AIFlag)
+    signals_off: dict[str, str] = field(default_factory=dict)
+    """Signals the settings ask for that could not run, and why."""
 
     @property
     def best(self) -> TitleMatch | None:
@@ -47,10 +84,12 @@ class MatchReport:
     def to_json(self) -> dict[str, Any]:
         """The ``reelwatch match --json`` object (a JSON-ready dict) of the architecture::
 
-        {"input", "media": {"sha256", "duration", "width", "height"},
+        {"input", "media": {"sha256", "duration", "width", "height", ...},
+         "ai": {"is_ai", "reasons"}, "signals_off": {name: why},
          "matches": [{"title", "title_id", "score", "confidence", "signals": {name: score},
-                      "segments": [{"signal", "query_start", "query_end", "ref_asset",
-                                    "ref_start", "ref_end", ...}]}]}
+                      "notes": [...], "segments": [{"signal", "query_start", "query_end",
+                      "ref_asset", "ref_start", "ref_end", "offset", "score", "distance",
+                      "talent", "note", "evidence"}]}]}
         """
         return {
             "input": self.input,
@@ -62,6 +101,8 @@ class MatchReport:
                 "fps": self.media.fps,
                 "bytes": self.media.bytes,
             },
+            "ai": self.ai.model_dump(),
+            "signals_off": dict(self.signals_off),
             "matches": [
                 {
                     "title": m.title,
@@ -69,6 +110,7 @@ class MatchReport:
                     "score": m.score,
                     "confidence": m.confidence.value,
                     "signals": dict(m.signals),
+                    "notes": list(m.notes),
                     "segments": [
                         {
                             "signal": s.signal,
@@ -77,8 +119,11 @@ class MatchReport:
                             "ref_asset": s.ref_asset,
                             "ref_start": s.ref_start,
                             "ref_end": s.ref_end,
+                            "offset": s.offset,
                             "score": s.score,
                             "distance": s.distance,
+                            "talent": s.talent,
+                            "note": s.note,
                             "evidence": list(s.evidence),
                         }
                         for s in m.segments
@@ -104,6 +149,51 @@ def tier(score: float, settings: Settings) -> Confidence:
     return Confidence.LOW
 
 
+def apply_policy(
+    policy: TitlePolicy,
+    scores: dict[str, float],
+    segments: list[Segment],
+    query_duration: float,
+    settings: Settings,
+) -> tuple[float, Confidence, list[str]]:
+    """Score, tier and the reasons for them, from per-signal scores under a title's policy.
+
+    Signals the policy does not count are reported, not fused. Matched time is the union of
+    the counted signals' segments on the post (text has no time, so a caption alone never
+    meets a minimum length). A match that misses the policy is kept at the low tier;
+    ``hold_for_review`` caps the tier at medium, so it is triaged but never alerts by itself.
+    """
+    notes: list[str] = []
+    counted = {k: v for k, v in scores.items() if not policy.signals or k in policy.signals}
+    left_out = sorted(set(scores) - set(counted))
+    if left_out:
+        notes.append(f"not counted by the title's policy: {', '.join(left_out)}")
+    score = fuse(counted)
+    confidence = tier(score, settings)
+    if policy.min_matched_s or policy.min_query_share:
+        matched = union_length(
+            [
+                (s.query_start, s.query_end)
+                for s in segments
+                if s.signal in counted and s.query_end > s.query_start
+            ]
+        )
+        share = matched / query_duration if query_duration > 0 else 0.0
+        met = (policy.min_matched_s > 0 and matched >= policy.min_matched_s) or (
+            policy.min_query_share > 0 and share >= policy.min_query_share
+        )
+        if not met:
+            notes.append(
+                f"policy not met: {matched:.1f} s ({share:.0%} of the post) matched, "
+                f"the title needs {policy.describe()}"
+            )
+            confidence = Confidence.LOW
+    if policy.hold_for_review and confidence == Confidence.HIGH:
+        notes.append("held for review by the title's policy (tier capped at medium)")
+        confidence = Confidence.MEDIUM
+    return score, confidence, notes
+
+
 class Matcher:
     """Scores media files against a :class:`~matcher.catalog.Catalog`.
 
@@ -115,106 +205,161 @@ class Matcher:
         self.settings = settings
         self.catalog = catalog or Catalog(settings)
 
-    def match_file(self, path: Path | str, sha256: str | None = None) -> MatchReport:
+    def match_file(
+        self,
+        path: Path | str,
+        sha256: str | None = None,
+        context: QueryContext | None = None,
+    ) -> MatchReport:
         """Match one file; ``InputError`` for an empty catalog or unreadable media.
 
-        Pass ``sha256`` when it is known: with cached fingerprints the file is then not read
-        at all, unless an evidence thumbnail is still missing.
+        ``context`` carries the post's caption and hashtags (for text signals) and platform
+        labels (for the AI flags). Pass ``sha256`` when it is known: with cached fingerprints
+        the file is then not read at all, unless an evidence thumbnail is still missing.
         """
+        context = context or QueryContext()
         assets = self.catalog.asset_map()
-        if not assets:
+        titles = self.catalog.title_map()
+        if not assets and not titles:
             raise InputError(EMPTY_CATALOG)
         path = Path(path)
-        fps = fingerprint_file(path, self.settings, sha256, role="query")
+        # Only signals with something indexed are worth computing (and decoding audio for).
+        active = [
+            s
+            for s in self.catalog.signals
+            if s.references == "assets" and len(self.catalog.index(s))
+        ]
+        fps = fingerprint_file(path, self.settings, sha256, role="query", signals=active)
         step = 1.0 / fps.sample_fps
         duration = max(step, min(fps.duration, self.settings.matcher.max_frames * step))
 
         by_title: dict[str, dict[Signal, list[SignalHit]]] = defaultdict(lambda: defaultdict(list))
+        asset_of: dict[SignalHit, Asset] = {}
+        visual: list[tuple[SignalHit, Asset]] = []
+        query_text = context.text
         for signal in self.catalog.signals:
-            fp = fps.signals.get(signal.name)
+            on_titles = signal.references == "titles"
+            if on_titles:
+                fp = signal.fingerprint_text(query_text) if query_text else None
+            else:
+                fp = fps.signals.get(signal.name)
             if fp is None:
                 continue
             for hit in signal.search(self.catalog.index(signal), fp, duration):
+                if on_titles:
+                    title = titles.get(hit.asset_num)
+                    if title is not None:
+                        by_title[title.id][signal].append(hit)
+                    continue
                 asset = assets.get(hit.asset_num)
                 if asset is not None:
                     by_title[asset.title_id][signal].append(hit)
+                    asset_of[hit] = asset
+                    if signal.visual and hit.query_frame >= 0:
+                        visual.append((hit, asset))
 
-        evidence = self._evidence(
-            [
-                (hit, assets[hit.asset_num])
-                for per in by_title.values()
-                for hits in per.values()
-                for hit in hits
-            ],
-            fps,
-            path,
-        )
+        evidence = self._evidence(visual, fps, path)
         matches: list[TitleMatch] = []
         for title_id, per_signal in by_title.items():
             title = self.catalog.get_title(title_id)
             if title is None:  # removed by another process since the indexes were read
                 continue
-            scores = {sig.name: sig.score(hits, duration) for sig, hits in per_signal.items()}
-            segments = [
-                Segment(
-                    signal=sig.name,
-                    query_start=hit.query_start,
-                    query_end=hit.query_end,
-                    ref_asset=assets[hit.asset_num].id,
-                    ref_start=hit.ref_start,
-                    ref_end=hit.ref_end,
-                    score=sig.score([hit], duration),
-                    distance=round(hit.distance, 2),
-                    evidence=evidence[hit],
-                )
-                for sig, hits in per_signal.items()
-                for hit in hits
-            ]
-            segments.sort(key=lambda s: (s.query_start, -s.score))
-            score = fuse(scores)
-            matches.append(
-                TitleMatch(
-                    title_id=title_id,
-                    title=title.name,
-                    score=score,
-                    confidence=tier(score, self.settings),
-                    signals=scores,
-                    segments=segments,
-                )
-            )
+            matches.append(self._title_match(title, per_signal, asset_of, evidence, duration))
         matches.sort(key=lambda t: (-t.score, t.title_id))
-        return MatchReport(input=str(path), media=fps.media, matches=matches)
+        off = {k: v for k, v in signal_status(self.settings).items() if v}
+        return MatchReport(
+            input=str(path),
+            media=fps.media,
+            matches=matches,
+            ai=self._ai_flags(path, context),
+            signals_off=off,
+        )
+
+    def _title_match(
+        self,
+        title: Title,
+        per_signal: dict[Signal, list[SignalHit]],
+        asset_of: dict[SignalHit, Asset],
+        evidence: dict[SignalHit, list[str]],
+        duration: float,
+    ) -> TitleMatch:
+        scores = {sig.name: sig.score(hits, duration) for sig, hits in per_signal.items()}
+        talents = {slugify(name): name for name in title.talents}
+        segments = []
+        for sig, hits in per_signal.items():
+            for hit in hits:
+                asset = asset_of.get(hit)
+                segments.append(
+                    Segment(
+                        signal=sig.name,
+                        query_start=hit.query_start,
+                        query_end=hit.query_end,
+                        ref_asset=asset.id if asset is not None else f"title:{title.id}",
+                        ref_start=hit.ref_start,
+                        ref_end=hit.ref_end,
+                        score=sig.score([hit], duration),
+                        distance=round(hit.distance, 3),
+                        evidence=evidence.get(hit, []),
+                        talent=talents.get(asset.talent_id, asset.talent_id)
+                        if asset is not None and asset.talent_id
+                        else None,
+                        note=hit.note,
+                    )
+                )
+        segments.sort(key=lambda s: (s.query_start, -s.score))
+        score, confidence, notes = apply_policy(
+            title.policy, scores, segments, duration, self.settings
+        )
+        return TitleMatch(
+            title_id=title.id,
+            title=title.name,
+            score=score,
+            confidence=confidence,
+            signals=scores,
+            segments=segments,
+            notes=notes,
+        )
+
+    def _ai_flags(self, path: Path, context: QueryContext) -> AIFlag:
+        return ai_flags(
+            media_path=path,
+            ai_label=context.ai_label,
+            is_ai_labelled=context.is_ai_labelled,
+            hashtags=context.hashtags,
+            caption=context.caption,
+            trust_anchors=trust_anchors_pem(self.settings.matcher.c2pa_trust_anchors),
+        )
 
     # Evidence --------------------------------------------------------------------------------
 
     def _evidence(
         self, hits: list[tuple[SignalHit, Asset]], fps: Fingerprints, path: Path
     ) -> dict[SignalHit, list[str]]:
-        """Small JPEGs of each hit's closest query frame and its reference frame,
-        content-addressed (``evidence/<sha[:2]>/<sha>/<role>-<ms>.jpg``) so re-matching
-        reuses them.
+        """Small JPEGs of each hit's closest query frame and its reference frame (for faces:
+        crops of the two faces), content-addressed
+        (``evidence/<sha[:2]>/<sha>/<role>-<ms>[-box].jpg``) so re-matching reuses them.
 
         Missing ones are cut with one open of each source file: query frames come from the
         decode that just made the fingerprints when there was one. Evidence is a courtesy:
         failing to cut it is logged, never fatal, and the failed paths are left out.
         """
         shots: dict[SignalHit, list[Path]] = {}
-        todo: dict[Path, dict[Path, tuple[float, int | None]]] = defaultdict(dict)
+        todo: dict[Path, dict[Path, tuple[float, int | None, Box | None]]] = defaultdict(dict)
         for hit, asset in hits:
-            q = self._thumb_path(fps.media.sha256, "q", hit.query_time)
-            r = self._thumb_path(asset.sha256, "r", hit.ref_time)
+            q = self._thumb_path(fps.media.sha256, "q", hit.query_time, hit.query_box)
+            r = self._thumb_path(asset.sha256, "r", hit.ref_time, hit.ref_box)
             shots[hit] = [q, r]
             if not q.exists():
-                todo[path][q] = (hit.query_time, hit.query_frame)
+                todo[path][q] = (hit.query_time, hit.query_frame, hit.query_box)
             if not r.exists():
-                todo[Path(asset.path)][r] = (hit.ref_time, None)
+                todo[Path(asset.path)][r] = (hit.ref_time, None, hit.ref_box)
 
         failed: set[Path] = set()
         for src, wanted in todo.items():
             try:
                 frames = self._frames(src, wanted, fps.decoded if src == path else None)
-                for dst, frame in zip(wanted, frames, strict=True):
-                    _write_thumb(frame, dst)
+                for (dst, (_, _, box)), frame in zip(wanted.items(), frames, strict=True):
+                    _write_thumb(_crop(frame, box) if box else frame, dst)
             except (ReelwatchError, OSError, ValueError) as exc:
                 log.warning("no evidence frames from %s: %s", src, exc)
                 failed.update(wanted)
@@ -229,21 +374,39 @@ class Matcher:
             for hit, paths in shots.items()
         }
 
-    def _thumb_path(self, sha: str, role: str, t: float) -> Path:
-        return self.settings.evidence_dir / sha[:2] / sha / f"{role}-{round(t * 1000):08d}.jpg"
+    def _thumb_path(self, sha: str, role: str, t: float, box: Box | None = None) -> Path:
+        name = f"{role}-{round(t * 1000):08d}"
+        if box is not None:
+            name += "-" + "_".join(str(int(v)) for v in box)
+        return self.settings.evidence_dir / sha[:2] / sha / f"{name}.jpg"
 
     def _frames(
-        self, src: Path, wanted: dict[Path, tuple[float, int | None]], decoded: Decoded | None
+        self,
+        src: Path,
+        wanted: dict[Path, tuple[float, int | None, Box | None]],
+        decoded: Decoded | None,
     ) -> list[np.ndarray]:
         """The frames of ``src`` at the wanted (time, sampled frame index) pairs: from the
         decoded query when it has them all, else from one pass over the file."""
         if decoded is not None:
             n = len(decoded.frames)
-            kept = [k for _, k in wanted.values() if k is not None and 0 <= k < n]
+            kept = [k for _, k, _ in wanted.values() if k is not None and 0 <= k < n]
             if len(kept) == len(wanted):
                 return [decoded.frames[k] for k in kept]
-        times = [t for t, _ in wanted.values()]
+        times = [t for t, _, _ in wanted.values()]
         return grab_frames(src, times, max_side=self.settings.matcher.decode_max_side)
+
+
+def _crop(frame: np.ndarray, box: Box) -> np.ndarray:
+    """``box`` of ``frame`` with a margin, clipped to the frame."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) * FACE_MARGIN, (y1 - y0) * FACE_MARGIN
+    xa, ya = max(0, int(x0 - mx)), max(0, int(y0 - my))
+    xb, yb = min(w, int(x1 + mx)), min(h, int(y1 + my))
+    if xb <= xa or yb <= ya:
+        return frame
+    return frame[ya:yb, xa:xb]
 
 
 def _write_thumb(frame: np.ndarray, dst: Path) -> None:

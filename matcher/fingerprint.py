@@ -2,8 +2,8 @@
 
 The cache lives under ``settings.fingerprint_dir`` as ``<sha[:2]>/<sha>-<role>.npz`` and is
 keyed by the media's sha256, so a video reposted by many accounts is decoded and hashed once.
-A cached entry made with other signal versions or sampling settings is recomputed, never
-reused.
+An entry made with other sampling settings is recomputed; a signal whose version or settings
+changed, or that was not asked for before, is computed alone and added. Never reused stale.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,17 @@ class Fingerprints:
     signals: dict[str, Fingerprint]
     sample_fps: float
     decoded: Decoded | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    """Each signal's :meth:`~matcher.signals.base.Signal.config_key` when it was computed."""
+
+    def only(self, names: Iterable[str]) -> Fingerprints:
+        """The same fingerprints restricted to ``names``."""
+        keep = set(names)
+        return replace(
+            self,
+            signals={k: v for k, v in self.signals.items() if k in keep},
+            keys={k: v for k, v in self.keys.items() if k in keep},
+        )
 
     @property
     def duration(self) -> float:
@@ -79,40 +91,47 @@ def media_signals(signals: list[Signal]) -> list[Signal]:
     return [s for s in signals if s.references == "assets"]
 
 
-def _cache_key(settings: Settings, signals: list[Signal], role: Role, sample_fps: float) -> str:
+def _decode_key(settings: Settings, role: Role, sample_fps: float) -> str:
     m = settings.matcher
-    keys = "|".join(s.config_key() for s in signals)
-    audio = f"|audio={m.audio_rate}" if any(s.needs_audio for s in signals) else ""
-    return f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}{audio}|{keys}"
+    return (
+        f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}"
+        f"|audio={m.audio_rate}"
+    )
 
 
 def _cache_path(settings: Settings, sha: str, role: Role) -> Path:
     return settings.fingerprint_dir / sha[:2] / f"{sha}-{role}.npz"
 
 
-def _load(path: Path, key: str, media_path: Path) -> Fingerprints | None:
+def _load(path: Path, decode_key: str, media_path: Path) -> Fingerprints | None:
+    """The cached fingerprints made with the same decoding, those whose signal keys are still
+    current (a signal whose version or settings changed is dropped, to be recomputed)."""
     try:
         with np.load(path) as data:
             meta = json.loads(str(data[_META]))
-            if meta.get("key") != key:
+            if meta.get("decode") != decode_key:
                 return None
+            keys: dict[str, str] = meta.get("signals", {})
             signals: dict[str, Fingerprint] = {}
             for name in data.files:
                 if name == _META:
                     continue
                 sig, _, arr = name.partition("/")
                 signals.setdefault(sig, {})[arr] = data[name]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         log.warning("ignoring unreadable fingerprint cache %s: %s", path, exc)
         return None
     media = Media.model_validate(meta["media"]).model_copy(update={"path": str(media_path)})
-    return Fingerprints(media, meta["role"], signals, float(meta["sample_fps"]))
+    fps = Fingerprints(media, meta["role"], signals, float(meta["sample_fps"]))
+    fps.keys = {k: v for k, v in keys.items() if k in signals}
+    return fps
 
 
-def _save(path: Path, key: str, fps: Fingerprints) -> None:
+def _save(path: Path, decode_key: str, fps: Fingerprints) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "key": key,
+        "decode": decode_key,
+        "signals": fps.keys,
         "role": fps.role,
         "sample_fps": fps.sample_fps,
         "media": fps.media.model_dump(mode="json"),
@@ -131,35 +150,43 @@ def fingerprint_file(
     sha256: str | None = None,
     *,
     role: Role = "query",
+    signals: list[Signal] | None = None,
 ) -> Fingerprints:
-    """Fingerprints of ``path`` for every enabled signal, from the cache when possible.
+    """Fingerprints of ``path`` for ``signals`` (default: every enabled media signal), from
+    the cache when possible.
 
     ``role="reference"`` is for catalog assets (denser sampling, crop variants); queries
     are posts. Pass ``sha256`` when it is known (downloads are content-addressed) to skip
-    hashing the file. Raises ``InputError`` for missing or unreadable media.
+    hashing the file. The cache keeps every signal's fingerprint of a file made with the same
+    decoding, so asking for a signal that is missing (or whose version changed) decodes the
+    file once more and computes only that signal. Raises ``InputError`` for missing or
+    unreadable media.
     """
     path = Path(path)
     check_file(path)
     sha = sha256 or sha256_file(path)
     m = settings.matcher
     sample_fps = m.reference_sample_fps if role == "reference" else m.sample_fps
-    signals = media_signals(enabled_signals(settings))
-    key = _cache_key(settings, signals, role, sample_fps)
+    wanted = media_signals(enabled_signals(settings) if signals is None else signals)
+    decode_key = _decode_key(settings, role, sample_fps)
     cache = _cache_path(settings, sha, role)
-    if cache.exists():
-        cached = _load(cache, key, path)
-        if cached is not None:
-            return cached
+    cached = _load(cache, decode_key, path) if cache.exists() else None
+    missing = [s for s in wanted if cached is None or cached.keys.get(s.name) != s.config_key()]
+    if cached is not None and not missing:
+        return cached.only(s.name for s in wanted)
     decoded = decode(
         path,
         sample_fps,
         m.max_frames,
         max_side=m.decode_max_side,
-        with_audio=any(s.needs_audio for s in signals),
+        with_audio=any(s.needs_audio for s in missing),
         audio_rate=m.audio_rate,
         sha256=sha,
     )
-    fingerprints = {s.name: s.fingerprint(decoded, role) for s in signals}
-    fps = Fingerprints(decoded.media, role, fingerprints, sample_fps, decoded)
-    _save(cache, key, fps)
-    return fps
+    fps = cached or Fingerprints(decoded.media, role, {}, sample_fps)
+    fps.decoded = decoded
+    for s in missing:
+        fps.signals[s.name] = s.fingerprint(decoded, role)
+        fps.keys[s.name] = s.config_key()
+    _save(cache, decode_key, fps)
+    return fps.only(s.name for s in wanted)

@@ -149,6 +149,38 @@ class Talent(BaseModel):
     titles: list[str] = Field(default_factory=list)
 
 
+class TitlePolicy(BaseModel):
+    """What a match on this title must show before it counts, like Content ID's match policies.
+
+    A title match that misses the policy is kept (with its evidence and the reason) at the low
+    tier; ``hold_for_review`` caps matches at medium, so they go to the board but never alert
+    on their own.
+    """
+
+    min_matched_s: float = 0.0
+    """Seconds of the post that the counted signals must cover (0: no minimum)."""
+    min_query_share: float = 0.0
+    """Or this share (0-1) of the post; when both are set, meeting either one is enough."""
+    signals: list[str] = Field(default_factory=list)
+    """Signals that count for this title (empty: all). Others are shown, not scored."""
+    hold_for_review: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_matched_s or self.min_query_share:
+            need = []
+            if self.min_matched_s:
+                need.append(f"{self.min_matched_s:g} s")
+            if self.min_query_share:
+                need.append(f"{self.min_query_share:.0%} of the post")
+            parts.append("at least " + " or ".join(need))
+        if self.signals:
+            parts.append("signals " + ", ".join(self.signals))
+        if self.hold_for_review:
+            parts.append("hold for review")
+        return "; ".join(parts) or "default"
+
+
 class Title(BaseModel):
     id: str
     name: str
@@ -157,6 +189,7 @@ class Title(BaseModel):
     hashtags: list[str] = Field(default_factory=list)
     description: str = ""
     talents: list[str] = Field(default_factory=list)
+    policy: TitlePolicy = Field(default_factory=TitlePolicy)
 
 
 class Asset(BaseModel):
@@ -186,7 +219,17 @@ class Segment(BaseModel):
     distance: float | None = None
     """Signal-specific distance (e.g. mean PDQ Hamming distance), lower is closer."""
     evidence: list[str] = Field(default_factory=list)
-    """Paths (relative to the data home) of evidence images: query frame, reference frame."""
+    """Paths (relative to the data home) of evidence images: query frame, reference frame
+    (for faces: the two face crops)."""
+    talent: str | None = None
+    """The person a face segment names."""
+    note: str = ""
+    """What matched, in words ("audio offset +12.3 s", "caption names 'Bridgerton'")."""
+
+    @property
+    def offset(self) -> float:
+        """Reference time minus query time at the segment start (the audio/video offset)."""
+        return round(self.ref_start - self.query_start, 3)
 
 
 class AIFlag(BaseModel):
@@ -203,6 +246,8 @@ class TitleMatch(BaseModel):
     confidence: Confidence
     signals: dict[str, float] = Field(default_factory=dict)
     segments: list[Segment] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    """Why the score and tier are what they are (policy, signals left out)."""
 
 
 class HistoryEntry(BaseModel):
@@ -228,6 +273,7 @@ class Match(BaseModel):
     confidence: Confidence
     signals: dict[str, float] = Field(default_factory=dict)
     segments: list[Segment] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     ai: AIFlag = Field(default_factory=AIFlag)
     media_sha256: str | None = None
     watch: str | None = None

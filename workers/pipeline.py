@@ -19,11 +19,11 @@ from pathlib import Path
 
 import crawler
 from matcher.decode import probe
-from matcher.engine import Matcher
+from matcher.engine import Matcher, QueryContext
 from matcher.fingerprint import fingerprint_file
+from matcher.signals.provenance import ai_flags, trust_anchors_pem
 from reelwatch.errors import InputError, PermanentError
 from reelwatch.models import (
-    AIFlag,
     Alert,
     Match,
     Post,
@@ -40,24 +40,6 @@ from triage.stores.base import Store
 from workers.download import download
 
 log = logging.getLogger(__name__)
-
-AI_HASHTAGS = frozenset(
-    {
-        "ai",
-        "aiart",
-        "aigenerated",
-        "aivideo",
-        "sora",
-        "veo",
-        "veo3",
-        "runway",
-        "pika",
-        "klingai",
-        "midjourney",
-        "aifilm",
-        "aiedit",
-    }
-)
 
 
 class StepSkipped(Exception):
@@ -161,14 +143,27 @@ class Pipeline:
     def match(self, key: str) -> list[TitleMatch]:
         with self._recording(key) as post:
             sha = self._sha(post)
-            report = self.matcher.match_file(self.media_path(sha), sha256=sha)
+            context = QueryContext(
+                caption=post.caption,
+                hashtags=tuple(post.hashtags),
+                ai_label=post.ai_label,
+                is_ai_labelled=post.is_ai_labelled,
+            )
+            report = self.matcher.match_file(self.media_path(sha), sha256=sha, context=context)
             return list(report.matches)
 
     def land(self, key: str, matches: list[TitleMatch]) -> list[str]:
         """Upsert one Match per title; returns ids of matches that reach the alert tier."""
         with self._recording(key) as post:
             alert_ids: list[str] = []
-            ai = ai_flags(post)
+            ai = ai_flags(
+                media_path=self.media_path(self._sha(post)),
+                ai_label=post.ai_label,
+                is_ai_labelled=post.is_ai_labelled,
+                hashtags=post.hashtags,
+                caption=post.caption,
+                trust_anchors=trust_anchors_pem(self.settings.matcher.c2pa_trust_anchors),
+            )
             for tm in matches:
                 match = Match(
                     **dict(tm),
@@ -204,14 +199,3 @@ class Pipeline:
         if not post.media_sha256:
             raise PermanentError("post has no downloaded media")
         return post.media_sha256
-
-
-def ai_flags(post: Post) -> AIFlag:
-    """What the platform and the poster say about AI generation (provenance comes later)."""
-    reasons: list[str] = []
-    if post.is_ai_labelled or post.ai_label:
-        reasons.append(f"platform label: {post.ai_label or 'AI-generated'}")
-    tags = sorted(AI_HASHTAGS.intersection(post.hashtags))
-    if tags:
-        reasons.append("AI hashtags: " + ", ".join(f"#{t}" for t in tags))
-    return AIFlag(is_ai=bool(reasons), reasons=reasons)

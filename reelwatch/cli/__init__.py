@@ -57,7 +57,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def _register() -> None:
-    from reelwatch.cli import catalog, demo, matching, ops
+    from reelwatch.cli import catalog, demo, evaluate, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(matching.matches_app, name="matches")
@@ -66,6 +66,7 @@ def _register() -> None:
     app.command("crawl")(ops.crawl)
     app.command("worker")(ops.worker)
     app.command("demo")(demo.demo)
+    app.command("eval")(evaluate.evaluate)
 
 
 _register()

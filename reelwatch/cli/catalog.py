@@ -19,16 +19,23 @@ app = typer.Typer(
 @app.command("add")
 def add(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Reference media files (video, image).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Reference media: videos, stills, soundtracks, photos.")
+    ],
     title: Annotated[str, typer.Option("--title", help="Title name, e.g. 'Bridgerton'.")],
     owner: Annotated[str, typer.Option(help="Rights owner.")] = "",
     alias: Annotated[list[str] | None, typer.Option(help="Another name (repeatable).")] = None,
     hashtag: Annotated[list[str] | None, typer.Option(help="A hashtag (repeatable).")] = None,
     description: Annotated[str, typer.Option(help="Short description.")] = "",
     talent: Annotated[str | None, typer.Option(help="Person shown (for face assets).")] = None,
-    kind: Annotated[str, typer.Option(help="auto|video|image|audio|face")] = "auto",
+    kind: Annotated[
+        str, typer.Option(help="auto|video|image|audio|face (auto: face when --talent is given)")
+    ] = "auto",
 ) -> None:
-    """Add reference media to a title (creating the title if new) and index it."""
+    """Add reference media to a title (creating the title if new) and index it.
+
+    Photos of an actor go in as face assets of each title they play in:
+    ``--talent 'Jane Doe' photo1.jpg photo2.jpg`` (the talent's gallery)."""
     from matcher.catalog import Catalog
 
     catalog = Catalog(settings_of(ctx))
@@ -40,6 +47,8 @@ def add(
         description=description,
         talents=[talent] if talent else [],
     )
+    if kind == "auto" and talent:
+        kind = "face"
     assets = catalog.add_assets(t.id, paths, kind=kind, talent=talent)
     console.print(f"{t.name} ({t.id}): {len(assets)} asset(s) indexed", style="bold")
     for a in assets:
@@ -53,6 +62,7 @@ def list_(
 ) -> None:
     """List titles and their assets."""
     from matcher.catalog import Catalog
+    from matcher.fingerprint import signal_status
 
     catalog = Catalog(settings_of(ctx))
     titles = catalog.titles()
@@ -67,16 +77,60 @@ def list_(
     if not titles:
         console.print("The catalog is empty: add titles with `reelwatch catalog add`.")
         return
-    table = Table("title", "id", "owner", "hashtags", "assets")
+    table = Table("title", "id", "owner", "hashtags", "assets", "policy")
     for t in titles:
+        kinds: dict[str, int] = {}
+        for a in catalog.assets(t.id):
+            kinds[a.kind.value] = kinds.get(a.kind.value, 0) + 1
         table.add_row(
             t.name,
             t.id,
             t.owner,
             " ".join(f"#{h}" for h in t.hashtags),
-            str(len(catalog.assets(t.id))),
+            ", ".join(f"{n} {k}" for k, n in kinds.items()) or "0",
+            t.policy.describe(),
         )
     console.print(table)
+    status = signal_status(catalog.settings)
+    console.print(
+        "signals: "
+        + ", ".join(name if why is None else f"{name} (off: {why})" for name, why in status.items())
+    )
+
+
+@app.command("policy")
+def policy(
+    ctx: typer.Context,
+    title_id: Annotated[str, typer.Argument(help="Title id (see `catalog list`).")],
+    min_seconds: Annotated[
+        float, typer.Option(help="Seconds of the post the counted signals must match.")
+    ] = 0.0,
+    min_share: Annotated[
+        float, typer.Option(help="Or this share (0-1) of the post; either one is enough.")
+    ] = 0.0,
+    signal: Annotated[
+        list[str] | None,
+        typer.Option(help="A signal that counts for this title (repeatable; default: all)."),
+    ] = None,
+    hold: Annotated[
+        bool, typer.Option("--hold/--no-hold", help="Hold matches for review (never alert).")
+    ] = False,
+) -> None:
+    """Set a title's match policy (replaces the previous one; no options: the default)."""
+    from matcher.catalog import Catalog
+    from reelwatch.errors import InputError
+    from reelwatch.models import TitlePolicy
+
+    if min_seconds < 0 or not 0.0 <= min_share <= 1.0:
+        raise InputError("--min-seconds must be >= 0 and --min-share between 0 and 1")
+    p = TitlePolicy(
+        min_matched_s=min_seconds,
+        min_query_share=min_share,
+        signals=list(dict.fromkeys(signal or [])),
+        hold_for_review=hold,
+    )
+    t = Catalog(settings_of(ctx)).set_policy(title_id, p)
+    console.print(f"{t.name} ({t.id}): policy {t.policy.describe()}")
 
 
 @app.command("build")

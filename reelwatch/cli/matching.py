@@ -35,17 +35,35 @@ def match(
     ctx: typer.Context,
     inputs: Annotated[list[str], typer.Argument(help="Media files or video URLs.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
+    caption: Annotated[
+        str, typer.Option(help="The post's caption, for the text signal and AI flags.")
+    ] = "",
+    hashtag: Annotated[
+        list[str] | None, typer.Option(help="A hashtag of the post (repeatable).")
+    ] = None,
+    ai_label: Annotated[
+        str | None, typer.Option(help="The platform's AI-generated label, if it shows one.")
+    ] = None,
 ) -> None:
-    """Score media against the catalog: every title with any evidence, best first."""
-    from matcher.engine import Matcher
+    """Score media against the catalog: every title with any evidence, best first.
+
+    Each match lists its per-signal scores and segments (query and reference times, the
+    audio offset, the talent a face belongs to) and the post's AI flags."""
+    from matcher.engine import Matcher, QueryContext
 
     settings = settings_of(ctx)
     settings.ensure_home()
     matcher = Matcher(settings)
+    context = QueryContext(
+        caption=caption,
+        hashtags=tuple(hashtag or ()),
+        ai_label=ai_label,
+        is_ai_labelled=ai_label is not None,
+    )
     failures = 0
     for item in inputs:
         try:
-            report = matcher.match_file(_resolve_input(settings, item))
+            report = matcher.match_file(_resolve_input(settings, item), context=context)
         except ReelwatchError as exc:
             failures += 1
             print(f"reelwatch: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -55,21 +73,39 @@ def match(
         if as_json:
             typer.echo(json.dumps(data))
             continue
-        console.print(
-            f"{item}  sha256 {report.media.sha256[:12]}  "
-            f"{report.media.duration or 0:.1f}s {report.media.width}x{report.media.height}"
-        )
-        if not report.matches:
-            console.print("  no match")
-        for m in report.matches:
-            console.print(f"  {m.title} ({m.title_id}): score {m.score:.2f} [{m.confidence.value}]")
-            for s in m.segments:
-                console.print(
-                    f"    {s.signal}: query {s.query_start:.1f}-{s.query_end:.1f}s "
-                    f"~ {s.ref_asset} {s.ref_start:.1f}-{s.ref_end:.1f}s"
-                )
+        _print_report(item, report)
     if failures:
         raise typer.Exit(1)
+
+
+def _print_report(item: str, report: Any) -> None:
+    console.print(
+        f"{item}  sha256 {report.media.sha256[:12]}  "
+        f"{report.media.duration or 0:.1f}s {report.media.width}x{report.media.height}"
+    )
+    if report.ai.is_ai:
+        console.print("  AI-generated: " + "; ".join(report.ai.reasons))
+    if not report.matches:
+        console.print("  no match")
+    for m in report.matches:
+        signals = ", ".join(f"{k} {v:.2f}" for k, v in m.signals.items())
+        console.print(
+            f"  {m.title} ({m.title_id}): score {m.score:.2f} [{m.confidence.value}]  {signals}"
+        )
+        for note in m.notes:
+            console.print(f"    ! {note}")
+        for s in m.segments:
+            where = f"query {s.query_start:.1f}-{s.query_end:.1f}s"
+            if s.ref_asset.startswith("title:"):
+                ref = ""
+            else:
+                ref = f" ~ {s.ref_asset} {s.ref_start:.1f}-{s.ref_end:.1f}s"
+            who = f" [{s.talent}]" if s.talent else ""
+            note = f"  ({s.note})" if s.note else ""
+            console.print(f"    {s.signal}: {where}{ref}{who}{note}")
+    if report.signals_off:
+        off = "; ".join(f"{k}: {v}" for k, v in report.signals_off.items())
+        console.print(f"  signals off: {off}")
 
 
 def _match_row(m: Match) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reelwatch.errors import InputError, ReelwatchError
+from reelwatch.models import Confidence, Match
 from reelwatch.settings import Settings
 from tests.triage.store_contract import StoreContract
 from triage.stores import SQLiteStore, StoreError, open_store, store_class
@@ -74,3 +75,35 @@ def test_closed_store_raises_reelwatch_error(settings: Settings) -> None:
     store.close()
     with pytest.raises(ReelwatchError):
         store.list_matches()
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_matches(tmp_path: Path) -> None:
+    path = tmp_path / "reelwatch.db"
+    match = Match(
+        post_key="replica:1",
+        platform="replica",
+        post_id="1",
+        post_url="http://127.0.0.1/@a/video/1",
+        title_id="t",
+        title="T",
+        score=0.9,
+        confidence=Confidence.HIGH,
+    )
+    with SQLiteStore(path) as store:
+        store.upsert_match(match)
+    # Make it what reelwatch 0.1 wrote: no notes column, user_version 1.
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE matches DROP COLUMN notes")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    with SQLiteStore(path) as store:
+        old = store.get_match(match.id)
+        assert old is not None and old.notes == [] and old.score == 0.9
+        store.upsert_match(match.model_copy(update={"notes": ["policy: at least 10 s"]}))
+        again = store.get_match(match.id)
+        assert again is not None and again.notes == ["policy: at least 10 s"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    conn.close()

@@ -51,13 +51,30 @@ if TYPE_CHECKING:
 
     from reelwatch.settings import Settings
 
-SCHEMA_VERSION = 1
-"""Stored in ``PRAGMA user_version``; bump it and add a migration step when the schema changes."""
+SCHEMA_VERSION = 2
+"""Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema
+changes."""
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE matches ADD COLUMN notes JSON",),
+}
+"""Statements that bring a store of version ``n - 1`` to version ``n``."""
 
 _M = TypeVar("_M", bound=BaseModel)
 
 _JSON = frozenset(
-    {"author", "hashtags", "stats", "provenance", "c2pa", "signals", "segments", "ai", "history"}
+    {
+        "author",
+        "hashtags",
+        "stats",
+        "provenance",
+        "c2pa",
+        "signals",
+        "segments",
+        "notes",
+        "ai",
+        "history",
+    }
 )
 """Columns that hold a nested model field as JSON text."""
 
@@ -79,9 +96,10 @@ class _Table(Generic[_M]):
         fields = self.model.model_fields
         return self.model.model_validate(
             {
-                k: json.loads(row[k]) if k in _JSON and row[k] is not None else row[k]
+                k: json.loads(row[k]) if k in _JSON else row[k]
                 for k in row.keys()  # noqa: SIM118 - sqlite3.Row is not a mapping
-                if k in fields
+                # NULL JSON: a column added by a migration; the model's default applies.
+                if k in fields and not (k in _JSON and row[k] is None)
             }
         )
 
@@ -127,7 +145,8 @@ CREATE TABLE IF NOT EXISTS matches (
     id TEXT PRIMARY KEY, post_key TEXT NOT NULL, platform TEXT NOT NULL, post_id TEXT NOT NULL,
     post_url TEXT NOT NULL, account TEXT, caption TEXT, hashtags JSON, title_id TEXT NOT NULL,
     title TEXT NOT NULL, score REAL NOT NULL, confidence TEXT NOT NULL,
-    confidence_rank INTEGER NOT NULL, signals JSON, segments JSON, ai JSON, media_sha256 TEXT,
+    confidence_rank INTEGER NOT NULL, signals JSON, segments JSON, notes JSON, ai JSON,
+    media_sha256 TEXT,
     watch TEXT, created_at TEXT, updated_at TEXT, updated_ts REAL NOT NULL,
     status TEXT NOT NULL, assignee TEXT, note TEXT, history JSON
 );
@@ -200,6 +219,13 @@ class SQLiteStore(Store):
                     f"the store {self.path} has schema version {version}, newer than this "
                     f"reelwatch understands ({SCHEMA_VERSION}); upgrade reelwatch"
                 )
+            has_tables = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'matches'"
+            ).fetchone()
+            if has_tables:
+                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS.get(step, ()):
+                        conn.execute(statement)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)

@@ -1,0 +1,263 @@
+"""Evaluate the matcher on a labelled set: µAP per signal and fused, recall, false alarms, timing.
+
+The metric is the one the Video Similarity Challenge 2022 (descriptor track) ranks by:
+micro-average precision over every (query, reference title) prediction of every query, pooled
+and sorted by score, against all true pairs. A query whose title is missed counts against
+recall; a confident wrong pair anywhere counts against precision, which is what per-query
+averages hide.
+
+The set itself (queries cut and transformed from reference media, plus distractors) is made
+by :mod:`reelwatch.demo.evalset`; this module runs the matcher on it and scores the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matcher.catalog import Catalog
+from matcher.engine import Matcher, MatchReport, QueryContext
+from reelwatch.models import Confidence, Segment, TitleMatch
+from reelwatch.settings import Settings
+
+FUSED = "fused"
+TIMED_SIGNALS = ("copy", "audio", "embedding", "face")
+"""Signals whose segments carry times that can be checked against the truth."""
+
+
+@dataclass(frozen=True)
+class EvalReference:
+    """A reference file of one title, as the catalog gets it."""
+
+    title: str
+    path: Path
+    kind: str = "auto"
+    talent: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalQuery:
+    """A post to match and what it truly is.
+
+    ``title`` is ``None`` for distractors. For copies, ``query_start``..``query_end`` is the
+    copied stretch of the post and ``ref_start``..``ref_end`` the stretch of the reference it
+    shows (in reference seconds).
+    """
+
+    id: str
+    path: Path
+    transform: str
+    title: str | None
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
+    query_start: float = 0.0
+    query_end: float = 0.0
+    ref_start: float = 0.0
+    ref_end: float = 0.0
+
+
+@dataclass
+class EvalSet:
+    titles: dict[str, dict[str, Any]]
+    """Title name -> catalog fields (owner, aliases, hashtags, description)."""
+    references: list[EvalReference]
+    queries: list[EvalQuery]
+
+
+@dataclass
+class QueryResult:
+    query: EvalQuery
+    matches: list[TitleMatch]
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class EvalResult:
+    queries: int
+    copies: int
+    distractors: int
+    micro_ap: dict[str, float]
+    """µAP per signal and ``fused``."""
+    recall_high: float
+    """Share of copies matched to the right title at the high tier."""
+    false_high: list[str]
+    """``query -> title`` pairs at high that are wrong (distractors or the wrong title)."""
+    recall_by_transform: dict[str, tuple[int, int]]
+    """Transformation -> (found at high, copies)."""
+    timing_errors: list[float]
+    """Per copy found at high: the largest of its four segment time errors, in seconds."""
+    errors: list[str] = field(default_factory=list)
+    seconds_per_query: float = 0.0
+
+    @property
+    def timing_within_1s(self) -> float:
+        if not self.timing_errors:
+            return 0.0
+        return sum(e <= 1.0 for e in self.timing_errors) / len(self.timing_errors)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "queries": self.queries,
+            "copies": self.copies,
+            "distractors": self.distractors,
+            "micro_ap": self.micro_ap,
+            "recall_high": self.recall_high,
+            "false_high": self.false_high,
+            "recall_by_transform": {
+                k: {"found_high": a, "copies": b} for k, (a, b) in self.recall_by_transform.items()
+            },
+            "timing": {
+                "checked": len(self.timing_errors),
+                "within_1s": self.timing_within_1s,
+                "max_error_s": max(self.timing_errors, default=0.0),
+            },
+            "errors": self.errors,
+            "seconds_per_query": self.seconds_per_query,
+        }
+
+
+def micro_average_precision(predictions: Iterable[tuple[float, bool]], positives: int) -> float:
+    """VSC 2022's µAP: predictions (score, is a true pair) pooled over all queries.
+
+    Sorted by score, best first; AP = Σ precision@k · Δrecall@k over the ranked list, with
+    recall relative to all ``positives`` (true pairs never predicted pull it down). Ties are
+    ranked pessimistically (wrong pairs first), so a constant score cannot look good.
+    """
+    if positives <= 0:
+        return 0.0
+    ranked = sorted(predictions, key=lambda p: (-p[0], p[1]))
+    hits = 0
+    total = 0.0
+    for k, (_, correct) in enumerate(ranked, start=1):
+        if correct:
+            hits += 1
+            total += hits / k
+    return total / positives
+
+
+def _timing_error(q: EvalQuery, segments: Sequence[Segment]) -> float | None:
+    """How far the longest timed segment is from the true stretch (worst of its four ends)."""
+    timed = [s for s in segments if s.signal in TIMED_SIGNALS and s.query_end > s.query_start]
+    if not timed:
+        return None
+    s = max(timed, key=lambda s: s.query_end - s.query_start)
+    errors = [abs(s.query_start - q.query_start), abs(s.query_end - q.query_end)]
+    if s.ref_end > s.ref_start:  # stills and photos have no reference timeline
+        errors += [abs(s.ref_start - q.ref_start), abs(s.ref_end - q.ref_end)]
+    return round(max(errors), 3)
+
+
+def score_results(results: Sequence[QueryResult], signals: Sequence[str]) -> EvalResult:
+    """Metrics of matcher results against the truth (see the module docs)."""
+    copies = [r for r in results if r.query.title is not None]
+    positives = len(copies)
+    by_signal: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    false_high: list[str] = []
+    by_transform: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    timing: list[float] = []
+    for r in results:
+        q = r.query
+        if q.title is not None:
+            by_transform[q.transform][1] += 1
+        for m in r.matches:
+            correct = m.title == q.title
+            by_signal[FUSED].append((m.score, correct))
+            for name in signals:
+                if m.signals.get(name, 0.0) > 0.0:
+                    by_signal[name].append((m.signals[name], correct))
+            if m.confidence == Confidence.HIGH:
+                if correct:
+                    by_transform[q.transform][0] += 1
+                    err = _timing_error(q, m.segments)
+                    if err is not None:
+                        timing.append(err)
+                else:
+                    false_high.append(f"{q.id} -> {m.title}")
+    found_high = sum(a for a, _ in by_transform.values())
+    seconds = [r.seconds for r in results if r.error is None]
+    return EvalResult(
+        queries=len(results),
+        copies=positives,
+        distractors=len(results) - positives,
+        micro_ap={
+            name: round(micro_average_precision(by_signal.get(name, []), positives), 4)
+            for name in (*signals, FUSED)
+        },
+        recall_high=round(found_high / positives, 4) if positives else 0.0,
+        false_high=false_high,
+        recall_by_transform={k: (a, b) for k, (a, b) in sorted(by_transform.items())},
+        timing_errors=timing,
+        errors=[f"{r.query.id}: {r.error}" for r in results if r.error],
+        seconds_per_query=round(sum(seconds) / len(seconds), 3) if seconds else 0.0,
+    )
+
+
+def build_catalog(settings: Settings, evalset: EvalSet) -> Catalog:
+    """A fresh catalog of the set's titles and references under ``settings.home``."""
+    catalog = Catalog(settings)
+    for name, fields in evalset.titles.items():
+        catalog.add_title(name, **fields)
+    for ref in evalset.references:
+        title = catalog.add_title(ref.title)
+        catalog.add_assets(title.id, [ref.path], kind=ref.kind, talent=ref.talent)
+    return catalog
+
+
+def run_eval(
+    settings: Settings,
+    evalset: EvalSet,
+    progress: Callable[[EvalQuery], None] | None = None,
+) -> tuple[EvalResult, list[QueryResult]]:
+    """Index the references, match every query, score the results."""
+    import time
+
+    from matcher.fingerprint import enabled_signals
+    from reelwatch.errors import ReelwatchError
+
+    settings.ensure_home()
+    catalog = build_catalog(settings, evalset)
+    matcher = Matcher(settings, catalog)
+    results: list[QueryResult] = []
+    for q in evalset.queries:
+        context = QueryContext(caption=q.caption, hashtags=q.hashtags)
+        t0 = time.perf_counter()
+        try:
+            report: MatchReport | None = matcher.match_file(q.path, context=context)
+            error = None
+        except ReelwatchError as exc:
+            report, error = None, str(exc)
+        seconds = time.perf_counter() - t0
+        results.append(QueryResult(q, report.matches if report else [], seconds, error))
+        if progress is not None:
+            progress(q)
+    names = [s.name for s in enabled_signals(settings)]
+    return score_results(results, names), results
+
+
+def format_result(result: EvalResult) -> list[str]:
+    """The report as plain lines (the CLI prints them; docs quote them)."""
+    lines = [
+        f"queries: {result.queries} ({result.copies} copies, {result.distractors} distractors)",
+        "micro-average precision (VSC 2022):",
+    ]
+    for name, value in result.micro_ap.items():
+        lines.append(f"  {name:10} {value:.4f}")
+    lines.append(f"recall at the high tier: {result.recall_high:.4f}")
+    lines.append(f"false high-confidence matches: {len(result.false_high)}")
+    lines.extend(f"  {pair}" for pair in result.false_high)
+    lines.append("recall at high per transformation:")
+    for name, (found, total) in result.recall_by_transform.items():
+        lines.append(f"  {name:28} {found}/{total}")
+    worst = max(result.timing_errors, default=math.nan)
+    lines.append(
+        f"segment times: {len(result.timing_errors)} checked, "
+        f"{result.timing_within_1s:.0%} within 1 s, worst {worst:.2f} s"
+    )
+    lines.append(f"seconds per query: {result.seconds_per_query:.2f}")
+    lines.extend(f"error: {e}" for e in result.errors)
+    return lines
