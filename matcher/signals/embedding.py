@@ -1,29 +1,399 @@
-"""The embedding signal (being written)."""
+"""The embedding signal: image-encoder (CLIP or SigLIP) embeddings of sampled frames.
+
+PDQ finds copies of the *pixels*; it is blind to a scene re-made: an AI re-creation of a set,
+a costume or a shot, a re-staged cosplay, a heavy filter. Those stay near the original in a
+semantic embedding space. Each sampled frame is embedded by the configured checkpoint
+(``EmbeddingSettings.model``: a local folder or a cached hub id, never downloaded; the signal
+is off while unset), the vectors are L2-normalised so inner product is cosine, references go
+into a flat FAISS inner-product index, and a query's frames that come within
+``EmbeddingSettings.min_similarity`` of reference frames are aligned in time with
+:func:`~matcher.signals.align.align` exactly like the copy signal's, so one lucky frame never
+makes a match: a segment takes ``min_segment_frames`` query frames on one time line.
+
+Queries also embed the sharp content box of letterboxed frames (a 9:16 re-upload over a
+blurred copy of itself), as the copy signal does; references embed full frames.
+
+Models run on the GPU in fp16 when there is one (``device: auto``), batched
+(``batch_size``) under ``torch.inference_mode``; see :mod:`matcher.models`.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NoReturn
+
+import faiss
+import numpy as np
 
 from matcher.decode import Decoded
-from matcher.signals.base import Fingerprint, Role, Signal, SignalIndex
+from matcher.models import load_image_encoder, model_digest, resolve_model_dir
+from matcher.signals.align import Line, align, best_per_frame, union_length
+from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex
+from matcher.signals.copy import content_box
+from reelwatch.errors import InputError
+from reelwatch.models import AssetKind
+
+_ASSET_SHIFT = 24
+"""FAISS ids are ``asset_num << 24 | row``, as in the copy signal's index."""
+MAX_PAIRS_PER_FRAME = 256
+"""Reference frames kept per query frame (the most similar): a long static reference shot
+can match every query frame hundreds of times, and alignment needs only the best few."""
+FULL, CONTENT_BOX = 0, 2
+"""Variant codes: the whole frame, the sharp box inside a letterboxed query frame."""
+NO_MODEL = (
+    "no image model set: point REELWATCH_MATCHER__EMBEDDING__MODEL at a local CLIP/SigLIP "
+    "folder or a hub id already in the Hugging Face cache (e.g. openai/clip-vit-base-patch32)"
+)
+
+
+class EmbeddingIndex(SignalIndex):
+    """Frame embeddings in ``faiss.IndexIDMap2(IndexFlatIP(d))``, reference times beside.
+
+    Exact search, like the copy signal's: re-creations are far-but-true matches that
+    approximate indexes tend to lose. Saved as one ``.npz`` (the FAISS index serialised into
+    it, with the times) replaced atomically: readers never see vectors and times of two
+    different versions.
+    """
+
+    FILE = "embedding.npz"
+
+    def __init__(self) -> None:
+        self.index: faiss.Index | None = None
+        self.times: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, directory: Path) -> EmbeddingIndex:
+        idx = cls()
+        path = directory / cls.FILE
+        if not path.exists():
+            return idx
+        with np.load(path) as data:
+            if data["faiss"].size:
+                idx.index = faiss.deserialize_index(data["faiss"])
+            owners, times = data["times_owner"], data["times"]
+            for a in data["assets"].tolist():
+                idx.times[int(a)] = times[owners == a]
+        return idx
+
+    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
+        if asset_num in self.times:
+            self.remove([asset_num])
+        vectors = np.ascontiguousarray(fingerprint["embeddings"], dtype=np.float32)
+        if len(vectors):
+            if self.index is None:
+                self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+            if vectors.shape[1] != self.index.d:
+                raise InputError(
+                    f"frame embeddings of {vectors.shape[1]} dimensions for an index of "
+                    f"{self.index.d}: rebuild the catalog index for the new model"
+                )
+            ids = (np.int64(asset_num) << _ASSET_SHIFT) + np.arange(len(vectors), dtype=np.int64)
+            self.index.add_with_ids(vectors, ids)
+        self.times[asset_num] = fingerprint["times"].astype(np.float32)
+        return len(vectors)
+
+    def remove(self, asset_nums: Iterable[int]) -> int:
+        removed = 0
+        for num in asset_nums:
+            times = self.times.pop(num, None)
+            if times is None or not len(times) or self.index is None:
+                continue
+            ids = (np.int64(num) << _ASSET_SHIFT) + np.arange(len(times), dtype=np.int64)
+            removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
+        return removed
+
+    def asset_nums(self) -> set[int]:
+        return set(self.times)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal) if self.index is not None else 0
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        assets = sorted(self.times)
+        empty = np.zeros(0, np.float32)
+        arrays = {
+            "faiss": (
+                faiss.serialize_index(self.index)
+                if self.index is not None
+                else np.zeros(0, np.uint8)
+            ),
+            "assets": np.array(assets, np.int64),
+            "times": np.concatenate([self.times[a] for a in assets]) if assets else empty,
+            "times_owner": np.repeat(
+                np.array(assets, np.int64), [len(self.times[a]) for a in assets]
+            ),
+        }
+        tmp = directory / f"{self.FILE}.{os.getpid()}.tmp"
+        with tmp.open("wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+        tmp.replace(directory / self.FILE)
+
+    def range_search(
+        self, vectors: np.ndarray, min_similarity: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Indexed frames with cosine >= ``min_similarity`` to each query vector, at most
+        :data:`MAX_PAIRS_PER_FRAME` (the closest) per query row.
+
+        Returns (query row, faiss id, similarity) arrays, one entry per pair.
+        """
+        if self.index is None or not len(vectors) or not len(self):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
+        # FAISS keeps inner products strictly above the radius.
+        lims, sims, ids = self.index.range_search(q, float(min_similarity) - 1e-6)
+        counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)
+        rows = np.repeat(np.arange(len(q), dtype=np.int64), counts)
+        ids, sims = ids.astype(np.int64), sims.astype(np.float32)
+        if counts.size and counts.max() > MAX_PAIRS_PER_FRAME:
+            order = np.lexsort((-sims, rows))
+            rows, ids, sims = rows[order], ids[order], sims[order]
+            starts = np.repeat(np.asarray(lims[:-1], dtype=np.int64), counts)
+            keep = np.arange(rows.size) - starts < MAX_PAIRS_PER_FRAME
+            rows, ids, sims = rows[keep], ids[keep], sims[keep]
+        return rows, ids, sims
+
+    def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(asset number, reference time) of FAISS ids."""
+        assets = ids >> _ASSET_SHIFT
+        rows = ids & ((1 << _ASSET_SHIFT) - 1)
+        times = np.full(len(ids), np.nan, np.float64)
+        for a in np.unique(assets):
+            sel = assets == a
+            t = self.times.get(int(a))
+            if t is not None:
+                times[sel] = t[rows[sel]]
+        return assets, times
 
 
 class ClipEmbeddingSignal(Signal):
+    """Scenes re-made or heavily restyled, found by image-encoder embeddings (module docs)."""
+
+    version = 1
+    asset_kinds = frozenset({AssetKind.VIDEO, AssetKind.IMAGE})
+    visual = True
+
+    # Model -------------------------------------------------------------------------------------
+
+    def _model_dir(self) -> Path:
+        model = self.settings.embedding.model
+        if not model:
+            raise InputError(NO_MODEL)
+        return resolve_model_dir(model)
+
     def unavailable(self) -> str | None:
-        return "not built yet"
+        try:
+            self._model_dir()
+            device = self.settings.embedding.device.strip().lower()
+            if device not in ("auto", "cpu"):
+                from matcher.models import resolve_device
+
+                resolve_device(device)
+        except InputError as e:
+            return str(e)
+        return None
+
+    def config_key(self) -> str:
+        """Includes the model and a digest of its files: embeddings of two models live in
+        different spaces, so a new model rebuilds indexes and caches instead of mixing."""
+        model = self.settings.embedding.model or "none"
+        try:
+            digest = model_digest(self._model_dir())
+        except (InputError, OSError):
+            digest = "missing"
+        return f"{self.name}-v{self.version}-{model}-{digest}"
+
+    # Fingerprints ------------------------------------------------------------------------------
 
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
-        raise NotImplementedError
+        """One unit vector per sampled frame (plus the content box of letterboxed query
+        frames), with its time and frame number."""
+        s = self.settings.embedding
+        encoder = load_image_encoder(str(self._model_dir()), s.device)
+        images: list[np.ndarray] = []
+        times: list[float] = []
+        frames: list[int] = []
+        variants: list[int] = []
+        for i, frame in enumerate(decoded.frames):
+            regions = [(FULL, frame)]
+            if role == "query":
+                box = content_box(frame)
+                if box is not None:
+                    x0, y0, x1, y1 = box
+                    regions.append((CONTENT_BOX, frame[y0:y1, x0:x1]))
+            for code, image in regions:
+                images.append(image)
+                times.append(float(decoded.times[i]))
+                frames.append(i)
+                variants.append(code)
+        return {
+            "embeddings": encoder.encode(images, s.batch_size),
+            "times": np.array(times, np.float32),
+            "frames": np.array(frames, np.int32),
+            "variants": np.array(variants, np.uint8),
+        }
 
-    def new_index(self) -> NoReturn:
-        raise NotImplementedError
+    # Index -------------------------------------------------------------------------------------
 
-    def load_index(self, directory: Path) -> SignalIndex:
-        raise NotImplementedError
+    def new_index(self) -> EmbeddingIndex:
+        return EmbeddingIndex()
 
-    def search(self, index: SignalIndex, fingerprint: Fingerprint, query_duration: float) -> NoReturn:
-        raise NotImplementedError
+    def load_index(self, directory: Path) -> EmbeddingIndex:
+        return EmbeddingIndex.load(directory)
 
-    def score(self, hits: object, query_duration: float) -> float:
-        raise NotImplementedError
+    # Search ------------------------------------------------------------------------------------
+
+    def search(
+        self, index: SignalIndex, fingerprint: Fingerprint, query_duration: float
+    ) -> list[SignalHit]:
+        """Time-aligned segments of frames within ``min_similarity`` of a reference's.
+
+        ``distance`` of a hit is the mean ``1 - cosine`` of its aligned frames.
+        """
+        assert isinstance(index, EmbeddingIndex)
+        if "embeddings" not in fingerprint:
+            return []
+        s = self.settings
+        rows, ids, sims = index.range_search(fingerprint["embeddings"], s.embedding.min_similarity)
+        if not len(rows):
+            return []
+        assets, ref_t = index.decode_ids(ids)
+        q_t = fingerprint["times"][rows].astype(np.float64)
+        q_frame = fingerprint["frames"][rows].astype(np.int64)
+        dist = 1.0 - sims.astype(np.float64)
+        step = 1.0 / s.sample_fps
+        n_frames = len(np.unique(fingerprint["frames"]))
+        min_frames = min(s.min_segment_frames, n_frames)
+        hits: list[SignalHit] = []
+        for a in np.unique(assets):
+            sel = np.flatnonzero((assets == a) & ~np.isnan(ref_t))
+            if not sel.size:
+                continue
+            ref_times = index.times[int(a)]
+            ref_len = float(np.max(ref_times)) if len(ref_times) else 0.0
+            if ref_len <= 0.0:
+                hits.extend(self._still_hits(int(a), sel, q_t, q_frame, dist, min_frames))
+                continue
+            runs = align(
+                q_t[sel],
+                ref_t[sel],
+                q_frame[sel],
+                dist[sel],
+                tol=s.align_tolerance_s,
+                max_gap=max(3.0, 4 * step),
+                min_frames=min_frames,
+            )
+            for run in runs:
+                p = sel[run.pairs]
+                hits.append(
+                    self._hit(int(a), p, q_t, q_frame, dist, run.line, ref_len, query_duration)
+                )
+        return [
+            h for h in hits if h.query_end - h.query_start >= min(s.min_segment_s, query_duration)
+        ]
+
+    def _hit(
+        self,
+        asset: int,
+        p: np.ndarray,
+        q_t: np.ndarray,
+        q_frame: np.ndarray,
+        dist: np.ndarray,
+        line: Line,
+        ref_len: float,
+        query_duration: float,
+    ) -> SignalHit:
+        step = 1.0 / self.settings.sample_fps
+        q0 = float(q_t[p].min())
+        q1 = min(float(q_t[p].max()) + step, max(query_duration, step))
+        r0, r1 = (min(max(line.slope * t + line.offset, 0.0), ref_len) for t in (q0, q1))
+        best = p[int(np.argmin(dist[p]))]
+        expected = max(1.0, (q1 - q0) / step)
+        mean_sim = 1.0 - float(dist[p].mean())
+        return SignalHit(
+            asset_num=asset,
+            query_start=round(q0, 3),
+            query_end=round(q1, 3),
+            ref_start=round(r0, 3),
+            ref_end=round(r1, 3),
+            distance=float(dist[p].mean()),
+            frames=int(p.size),
+            density=min(1.0, p.size / expected),
+            query_time=float(q_t[best]),
+            ref_time=min(max(line.slope * float(q_t[best]) + line.offset, 0.0), ref_len),
+            query_frame=int(q_frame[best]),
+            slope=line.slope,
+            note=f"{p.size} frames look alike (mean cos {mean_sim:.2f})",
+        )
+
+    def _still_hits(
+        self,
+        asset: int,
+        sel: np.ndarray,
+        q_t: np.ndarray,
+        q_frame: np.ndarray,
+        dist: np.ndarray,
+        min_frames: int,
+    ) -> list[SignalHit]:
+        """A still reference has no timeline: runs of query frames that show it are segments."""
+        step = 1.0 / self.settings.sample_fps
+        best = best_per_frame(sel, q_frame, dist)
+        best = best[np.argsort(q_t[best], kind="stable")]
+        hits = []
+        for part in np.split(best, np.flatnonzero(np.diff(q_t[best]) > 2 * step + 1e-6) + 1):
+            if part.size < min_frames:
+                continue
+            q0, q1 = float(q_t[part].min()), float(q_t[part].max()) + step
+            b = part[int(np.argmin(dist[part]))]
+            mean_sim = 1.0 - float(dist[part].mean())
+            hits.append(
+                SignalHit(
+                    asset_num=asset,
+                    query_start=round(q0, 3),
+                    query_end=round(q1, 3),
+                    ref_start=0.0,
+                    ref_end=0.0,
+                    distance=float(dist[part].mean()),
+                    frames=int(part.size),
+                    density=1.0,
+                    query_time=float(q_t[b]),
+                    ref_time=0.0,
+                    query_frame=int(q_frame[b]),
+                    slope=0.0,
+                    note=f"{part.size} frames look like the still (mean cos {mean_sim:.2f})",
+                )
+            )
+        return hits
+
+    # Scoring -----------------------------------------------------------------------------------
+
+    def score(self, hits: Sequence[SignalHit], query_duration: float) -> float:
+        """Evidence in [0, 1] from how long, how much of the query, and how closely it matched.
+
+        The same shape as the copy signal's score (a length term times a quality term):
+
+        * matched seconds (union of segments): ``1 - exp(-seconds / 3)``;
+        * coverage: matched share of the query, full credit from 60%;
+        * closeness: mean cosine of aligned frames. Full credit in the top 30% of the band
+          above ``min_similarity`` (0.97 for the default 0.9, where re-encoded copies sit),
+          falling quadratically to 0 at the threshold;
+        * density: share of sampled frames on the time line.
+        """
+        if not hits:
+            return 0.0
+        step = 1.0 / self.settings.sample_fps
+        matched = union_length([(h.query_start, h.query_end) for h in hits])
+        coverage = min(1.0, matched / max(query_duration, step))
+        frames = sum(h.frames for h in hits)
+        mean_sim = 1.0 - sum(h.distance * h.frames for h in hits) / frames
+        density = sum(h.density * h.frames for h in hits) / frames
+        floor = self.settings.embedding.min_similarity
+        full = floor + 0.7 * (1.0 - floor)
+        excess = min(1.0, max(0.0, (full - mean_sim) / max(1e-6, full - floor)))
+        closeness = 1.0 - excess * excess
+        length = 1.0 - math.exp(-matched / 3.0)
+        amount = 0.5 * length + 0.5 * min(1.0, coverage / 0.6)
+        quality = math.sqrt(closeness) * min(1.0, density / 0.6)
+        return round(max(0.0, min(1.0, amount * quality)), 4)

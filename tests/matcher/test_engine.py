@@ -8,12 +8,12 @@ import pytest
 import matcher.engine
 import matcher.fingerprint
 from matcher.catalog import Catalog
-from matcher.engine import Matcher, MatchReport
+from matcher.engine import Matcher, MatchReport, QueryContext
 from matcher.fingerprint import fingerprint_file
 from reelwatch.demo import media
 from reelwatch.demo.content import DemoContent
 from reelwatch.errors import InputError
-from reelwatch.models import Confidence
+from reelwatch.models import Confidence, TitlePolicy
 from reelwatch.settings import Settings
 
 
@@ -30,7 +30,8 @@ def test_every_copy_matches_its_title_at_high_confidence(
         assert best is not None, p.transform
         assert best.title == p.expected_title, p.transform
         assert best.confidence == Confidence.HIGH, (p.transform, best.score)
-        assert best.signals["copy"] == best.score
+        assert best.signals["copy"] >= 0.45, (p.transform, best.signals)
+        assert best.score >= max(best.signals.values())
 
 
 def test_no_unrelated_post_and_no_wrong_title_above_low(
@@ -77,7 +78,7 @@ def test_mirrored_cropped_reencode_is_matched_with_the_right_times(
     best = report.best
     assert best is not None and best.title == "The Roastery"
     assert best.confidence == Confidence.HIGH
-    [seg] = best.segments
+    [seg] = [s for s in best.segments if s.signal == "copy"]
     assert seg.query_start == pytest.approx(0.0, abs=2.0)
     assert seg.query_end == pytest.approx(8.0, abs=2.0)
     assert seg.ref_start == pytest.approx(7.0, abs=2.0)
@@ -139,10 +140,12 @@ def test_report_json_has_the_architecture_shape(
     [m] = data["matches"]
     assert set(m) >= {"title", "title_id", "score", "confidence", "signals", "segments"}
     assert m["title_id"] == "starfall-station" and m["confidence"] == "high"
-    assert 0.0 <= m["score"] <= 1.0 and set(m["signals"]) == {"copy"}
-    seg = m["segments"][0]
+    assert 0.0 <= m["score"] <= 1.0 and set(m["signals"]) >= {"copy", "audio"}
+    assert set(data["ai"]) == {"is_ai", "reasons"}
+    seg = next(s for s in m["segments"] if s["signal"] == "copy")
     assert set(seg) >= {"signal", "query_start", "query_end", "ref_asset", "ref_start", "ref_end"}
-    assert seg["signal"] == "copy"
+    audio = next(s for s in m["segments"] if s["signal"] == "audio")
+    assert audio["evidence"] == [] and "offset" in audio["note"]
     # Evidence: a query frame and a reference frame, small JPEGs under the data home.
     assert len(seg["evidence"]) == 2
     for rel in seg["evidence"]:
@@ -188,3 +191,45 @@ def test_bad_query_files_are_input_errors(
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="truncated"):
         demo_matcher.match_file(cut)
+
+
+def test_a_caption_naming_a_title_is_text_evidence_never_high_alone(
+    demo: DemoContent, demo_matcher: Matcher
+) -> None:
+    post = demo.unrelated[0]
+    context = QueryContext(caption="Starfall Station is back!!", hashtags=("#starfallstation",))
+    report = demo_matcher.match_file(post.path, context=context)
+    [m] = report.matches
+    assert m.title == "Starfall Station" and set(m.signals) == {"text"}
+    assert m.confidence != Confidence.HIGH
+    [seg] = m.segments
+    assert seg.ref_asset == "title:starfall-station" and seg.evidence == []
+    assert "Starfall Station" in seg.note
+    # Without the words, the same video matches nothing.
+    assert demo_matcher.match_file(post.path).matches == []
+
+
+def test_a_title_policy_changes_the_tier_and_says_why(
+    demo: DemoContent, settings: Settings
+) -> None:
+    t = demo.titles[1]
+    catalog = Catalog(settings)
+    catalog.add_title(t.name)
+    catalog.add_assets(t.id, t.references)
+    matcher = Matcher(settings, catalog)
+    post = next(p for p in demo.copies if p.expected_title == t.name and p.transform == "text")
+    assert matcher.match_file(post.path).best.confidence == Confidence.HIGH  # type: ignore[union-attr]
+
+    catalog.set_policy(t.id, TitlePolicy(min_matched_s=30.0))
+    best = matcher.match_file(post.path).best
+    assert best is not None and best.confidence == Confidence.LOW
+    assert "policy not met" in best.notes[0] and "at least 30 s" in best.notes[0]
+
+    catalog.set_policy(t.id, TitlePolicy(signals=["audio"], hold_for_review=True))
+    best = matcher.match_file(post.path).best
+    assert best is not None and set(best.signals) >= {"copy", "audio"}
+    assert best.score == best.signals["audio"]
+    assert best.confidence != Confidence.HIGH
+    assert any("not counted by the title's policy: copy" in n for n in best.notes)
+    with pytest.raises(InputError, match="unknown signal"):
+        catalog.set_policy(t.id, TitlePolicy(signals=["smell"]))

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from matcher.catalog import Catalog
 from matcher.decode import Decoded, decode
+from matcher.engine import Matcher
 from matcher.signals.base import SignalHit
 from matcher.signals.face import (
     DESCRIPTOR_MODEL,
@@ -34,7 +36,8 @@ from matcher.signals.face import (
 )
 from reelwatch.demo import media
 from reelwatch.errors import InputError
-from reelwatch.settings import FaceSettings, MatcherSettings
+from reelwatch.models import AssetKind
+from reelwatch.settings import FaceSettings, MatcherSettings, Settings
 from tests.matcher.signal_contract import ContractCase, SignalContract, media_case
 
 REPO = Path(__file__).resolve().parents[2]
@@ -424,3 +427,43 @@ class TestFaceContract(SignalContract):
             query=clips.obama2,
             unrelated=clips.astronaut,
         )
+
+
+# Through the catalog and the engine: a talent's gallery names the talent and the title.
+
+
+def test_a_talent_gallery_names_the_talent_in_a_match_with_face_crops(
+    faces: Path, clips: Clips, settings: Settings
+) -> None:
+    catalog = Catalog(settings)
+    catalog.add_title("Starfall Station")
+    [asset] = catalog.add_assets(
+        "starfall-station", [faces / "obama.jpg"], talent="Barack Obama", kind="face"
+    )
+    assert asset.kind == AssetKind.FACE and asset.talent_id == "barack-obama"
+    assert catalog.get_title("starfall-station").talents == ["Barack Obama"]  # type: ignore[union-attr]
+
+    report = Matcher(settings, catalog).match_file(clips.obama2)
+    [m] = report.matches
+    assert m.title == "Starfall Station" and m.confidence.value == "high"
+    seg = next(s for s in m.segments if s.signal == "face")
+    assert seg.talent == "Barack Obama"
+    assert seg.query_start == pytest.approx(FACE_START, abs=1.0)
+    assert seg.query_end == pytest.approx(FACE_END, abs=1.0)
+    # Evidence: the suspect face and the gallery face, cropped.
+    assert len(seg.evidence) == 2
+    for rel in seg.evidence:
+        with Image.open(settings.home / rel) as im:
+            assert max(im.size) <= 320 and min(im.size) > 20
+
+    assert Matcher(settings, catalog).match_file(clips.biden).matches == []
+
+
+def test_a_face_asset_without_a_face_is_refused(settings: Settings) -> None:
+    catalog = Catalog(settings)
+    catalog.add_title("Starfall Station")
+    still = settings.home / "coffee.png"
+    Image.fromarray(media.load_photo("coffee")).save(still)
+    with pytest.raises(InputError, match="no face found"):
+        catalog.add_assets("starfall-station", [still], kind="face", talent="Nobody")
+    assert catalog.assets() == []
