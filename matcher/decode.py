@@ -8,12 +8,18 @@ Bad input is the user's problem, never a crash: a missing file, a file that is n
 a truncated or corrupt video raise :class:`~reelwatch.errors.InputError` with one line naming
 the file. Decoding is bounded (``max_frames``, the file's own length), so corrupt input cannot
 make it loop forever.
+
+Fixed-rate sampling misses short shots: at 2 fps a 0.4 s shot may have no sample at all, and
+fast-cut edits are made of such shots. With ``keyframes=True`` decoding also keeps the first
+frame after each scene cut (see :func:`decode`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +49,8 @@ class Decoded:
     ``frames`` is ``(n, h, w, 3)`` RGB ``uint8`` at the sampled ``times`` (seconds, rising);
     frames are scaled so their longer side is at most the decode ``max_side``. ``audio`` is
     mono ``float32`` at ``sample_rate`` when audio was asked for and present, else ``None``.
+    ``cuts`` marks the frames that are the first after a scene cut when decoding looked for
+    cuts (``keyframes=True``), else it is ``None``.
     """
 
     media: Media
@@ -51,6 +59,7 @@ class Decoded:
     is_image: bool = False
     audio: np.ndarray | None = None
     sample_rate: int | None = None
+    cuts: np.ndarray | None = None
 
     @property
     def duration(self) -> float:
@@ -188,6 +197,84 @@ def _still_pixels(still: Image.Image, max_side: int) -> np.ndarray:
     return np.asarray(rgb.resize(_fit(rgb.width, rgb.height, max_side), Image.Resampling.BILINEAR))
 
 
+_LUMA_FORMATS = frozenset(
+    {
+        "yuv420p",
+        "yuvj420p",
+        "yuv422p",
+        "yuvj422p",
+        "yuv444p",
+        "yuvj444p",
+        "yuv440p",
+        "yuvj440p",
+        "yuv410p",
+        "yuv411p",
+        "yuva420p",
+        "nv12",
+        "nv21",
+        "gray",
+    }
+)
+"""8-bit pixel formats whose first plane is luma: cut detection reads it without conversion."""
+
+CUT_MIN_DIFF = 12.0
+"""Mean absolute grey difference (0-255, on a 64 px thumbnail) below which no cut is seen."""
+CUT_RATIO = 4.0
+"""A cut differs from its predecessor this many times more than frames usually do here."""
+CUT_HISTORY_S = 2.0
+"""Seconds of recent frame differences the usual level is taken from (their median)."""
+CUT_MIN_GAP_S = 0.2
+"""Keyframes closer than this to the previous keyframe are skipped (strobes, flashes)."""
+
+
+def _luma_thumb(frame: av.VideoFrame) -> np.ndarray:
+    """A ~64 px grey thumbnail of a decoded frame, for cut detection on every frame.
+
+    Reads the luma plane in place (strided, then 4x4 block means) when the pixel format has
+    one, so it costs microseconds; other formats go through a small swscale conversion.
+    """
+    y: np.ndarray
+    if frame.format.name in _LUMA_FORMATS:
+        plane = frame.planes[0]
+        raw = np.frombuffer(memoryview(plane), np.uint8)[: plane.height * plane.line_size]
+        y = raw.reshape(plane.height, plane.line_size)[: frame.height, : frame.width]
+    else:
+        w = 256
+        h = max(4, round(frame.height * w / max(1, frame.width)))
+        y = frame.reformat(width=w, height=h, format="gray").to_ndarray()
+    s = max(1, max(y.shape) // 256)
+    y = y[::s, ::s].astype(np.float32)
+    h, w = (y.shape[0] // 4) * 4, (y.shape[1] // 4) * 4
+    if h == 0 or w == 0:
+        return y
+    rows = y[0:h:4] + y[1:h:4] + y[2:h:4] + y[3:h:4]  # 4x4 block sums by shifted slices:
+    return (rows[:, 0:w:4] + rows[:, 1:w:4] + rows[:, 2:w:4] + rows[:, 3:w:4]) / 16.0
+
+
+class _CutDetector:
+    """Scene cuts from consecutive thumbnails, against an adaptive threshold.
+
+    A frame starts a new shot when its mean absolute difference from the previous frame's
+    thumbnail is at least ``CUT_MIN_DIFF`` and ``CUT_RATIO`` times the median difference of
+    the last ``CUT_HISTORY_S`` seconds: busy footage (handheld, fast pans) raises the bar,
+    calm footage lowers it. Gradual transitions (fades) are not cuts; they are sampled anyway.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.prev: np.ndarray | None = None
+        self.history: deque[float] = deque(maxlen=max(8, round(CUT_HISTORY_S * fps)))
+
+    def __call__(self, frame: av.VideoFrame) -> bool:
+        thumb = _luma_thumb(frame)
+        prev, self.prev = self.prev, thumb
+        if prev is None or prev.shape != thumb.shape:
+            return False
+        diff = float(np.abs(thumb - prev).mean())
+        usual = float(np.median(self.history)) if self.history else 0.0
+        self.history.append(diff)
+        return diff >= CUT_MIN_DIFF and diff >= CUT_RATIO * usual
+
+
 def decode(
     path: Path | str,
     sample_fps: float,
@@ -197,6 +284,8 @@ def decode(
     with_audio: bool = False,
     audio_rate: int = 16000,
     sha256: str | None = None,
+    keyframes: bool = False,
+    max_keyframes: int | None = None,
 ) -> Decoded:
     """Decode ``path`` once, keeping ``sample_fps`` frames per second (at most ``max_frames``).
 
@@ -204,6 +293,14 @@ def decode(
     only kept frames are converted to RGB. A video whose decodable part falls well short of
     the length its container declares is reported as truncated (``InputError``): a partial
     fingerprint would under-report matches silently.
+
+    ``keyframes=True`` also keeps the first frame after every scene cut that falls between
+    samples. Every decoded frame is checked: a ~64 px grey thumbnail (read from the luma
+    plane, no colour conversion) is compared with the previous one, and a difference well
+    above the recent usual level is a cut (see ``_CutDetector``). Keyframes are bounded:
+    ``max_keyframes`` (default a quarter of ``max_frames``), none within ``CUT_MIN_GAP_S`` of
+    the previous keyframe, and they count towards ``max_frames``, so the fixed-rate samples
+    keep most of the budget. ``times`` stay rising; ``Decoded.cuts`` marks the cut frames.
     """
     path = Path(path)
     size_bytes = check_file(path)
@@ -217,10 +314,15 @@ def decode(
 
     frames: list[np.ndarray] = []
     times: list[float] = []
+    cuts: list[bool] = []
     audio_chunks: list[np.ndarray] = []
     step = 1.0 / sample_fps
     next_t = 0.0
     last_t = 0.0
+    capped = False
+    n_keyframes = 0
+    last_key_t = -math.inf
+    keyframe_cap = max_frames // 4 if max_keyframes is None else max_keyframes
     with _open_container(path) as container:
         media = _container_media(path, sha, size_bytes, container)
         vs = container.streams.video[0] if container.streams.video else None
@@ -231,6 +333,7 @@ def decode(
         fps = media.fps or 25.0
         size = _fit(media.width or 2, media.height or 2, max_side)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate)
+        is_cut = _CutDetector(fps) if keyframes else None
         n_video = 0
         try:
             for packet in container.demux(*streams):
@@ -239,15 +342,31 @@ def decode(
                         t = frame.time if frame.time is not None else n_video / fps
                         n_video += 1
                         last_t = max(last_t, t)
-                        if len(frames) < max_frames and t >= next_t - 0.5 / fps:
+                        if capped:
+                            continue
+                        cut = is_cut is not None and is_cut(frame)
+                        sample = t >= next_t - 0.5 / fps
+                        extra = (
+                            cut
+                            and not sample
+                            and n_keyframes < keyframe_cap
+                            and t - last_key_t >= CUT_MIN_GAP_S
+                        )
+                        if (sample or extra) and (not times or t > times[-1]):
                             small = frame.reformat(width=size[0], height=size[1], format="rgb24")
                             frames.append(small.to_ndarray())
                             times.append(t)
-                            next_t = max(next_t + step, t + 0.5 * step)
+                            cuts.append(cut)
+                            if sample:
+                                next_t = max(next_t + step, t + 0.5 * step)
+                            else:
+                                n_keyframes += 1
+                                last_key_t = t
+                            capped = len(frames) >= max_frames
                     elif isinstance(frame, av.AudioFrame):
                         for rf in resampler.resample(frame):
                             audio_chunks.append(rf.to_ndarray().reshape(-1))
-                if len(frames) >= max_frames and aus is None:
+                if capped and aus is None:
                     break
         except av.FFmpegError as exc:
             if not frames:
@@ -260,7 +379,7 @@ def decode(
     if vs is not None and not frames:
         raise InputError(f"{path.name}: truncated or corrupt video (no decodable frames)")
     declared = media.duration or 0.0
-    if vs is not None and len(frames) < max_frames and declared > 0:
+    if vs is not None and not capped and declared > 0:
         decoded_to = last_t + 1.0 / fps
         if decoded_to < declared - max(1.0, 0.1 * declared):
             raise InputError(
@@ -274,6 +393,7 @@ def decode(
         np.asarray(times, dtype=np.float64),
         audio=audio,
         sample_rate=audio_rate if audio is not None else None,
+        cuts=np.asarray(cuts, dtype=bool) if keyframes else None,
     )
 
 

@@ -95,7 +95,7 @@ def _decode_key(settings: Settings, role: Role, sample_fps: float) -> str:
     m = settings.matcher
     return (
         f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}"
-        f"|audio={m.audio_rate}"
+        f"|audio={m.audio_rate}|kf={int(m.scene_keyframes)}"
     )
 
 
@@ -181,6 +181,7 @@ def fingerprint_file(
         max_side=m.decode_max_side,
         with_audio=any(s.needs_audio for s in missing),
         audio_rate=m.audio_rate,
+        keyframes=m.scene_keyframes,
         sha256=sha,
     )
     fps = cached or Fingerprints(decoded.media, role, {}, sample_fps)

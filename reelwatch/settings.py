@@ -144,6 +144,8 @@ class MatcherSettings(BaseModel):
     """How far (in reference seconds) a frame pair may sit off a segment's time line."""
     min_segment_frames: int = 3
     """Sampled query frames a segment needs; two random frame hits always make a line."""
+    scene_keyframes: bool = True
+    """Besides the fixed-rate samples, keep the first frame after each scene cut."""
     audio_rate: int = 16000
     """Sample rate of the mono soundtrack decoded for audio signals."""
     c2pa_trust_anchors: Path | None = None

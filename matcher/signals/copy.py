@@ -1,23 +1,31 @@
 """Copy detection: PDQ hashes of sampled frames, a FAISS binary index, temporal alignment.
 
 Re-uploads are rarely byte or pixel copies: they are excerpts, re-encoded small, mirrored,
-zoomed in, sped up, boxed into a 9:16 canvas over a blurred copy of themselves, with captions
-and stickers on top. PDQ (a 256-bit perceptual hash) survives re-encoding, scaling and light
-overlays; the rest is handled by hashing the right *regions* on each side:
+zoomed in, sped up, boxed into a 9:16 canvas over a blurred copy of themselves, shown as a
+window inside a reaction video, with captions and stickers on top. PDQ (a 256-bit perceptual
+hash) survives re-encoding, scaling, frame-rate changes and light overlays; the rest is
+handled by hashing the right *regions* on each side:
 
 * references store the full frame plus centre crops (``MatcherSettings.reference_crops``), so
   a zoomed-in re-upload lands near one of them;
 * queries hash the full frame and its mirror (PDQ's dihedral transform gives the mirror for
   free), the sharp content box found inside a letterboxed frame (the blurred fill has little
-  high-frequency energy; black bars have none), and for portrait frames the central 16:9 and
-  4:3 bands where the original usually sits.
+  high-frequency energy; black bars have none), for portrait frames the central 16:9 and
+  4:3 bands where the original usually sits, and picture-in-picture windows: rectangles
+  whose borders persist across 8 s of frames (:func:`pip_windows`, two per chunk at most);
+* where a query frame (or its content box) carries stickers, emoji or white captions, it is
+  hashed once more with them painted over (:func:`without_overlays`): on dark, feature-poor
+  footage a few bright stickers move PDQ by 90+ bits, the cleaned frame comes back to ~50-60.
 
-Single frame hits are weak evidence, so hits are aligned in time: for each reference asset the
-(query time, reference time) pairs are voted into lines ``ref = slope * query + offset``
-(a Hough transform over slopes in [0.5, 2], which covers slow-motion and sped-up copies),
-the best line is refined by least squares on its inliers and cut into segments at gaps. A
-random frame collision cannot make a segment: that takes ``min_segment_frames`` query frames
-on one line.
+Frames come from :func:`matcher.decode.decode`; with ``keyframes=True`` the first frame of
+every shot is there too, so shots shorter than the sampling step still get hashed.
+
+Single frame hits are weak evidence, so hits are aligned in time
+(:func:`matcher.signals.align.align`): the (query time, reference time) pairs of each
+reference asset are voted into lines ``ref = slope * query + offset`` over slopes in
+[0.5, 2] (slow-motion and sped-up copies), and a fitted slope within 12% of 1 gives way to
+normal speed when that fits as well (:func:`unit_speed`). A random frame collision cannot
+make a segment: that takes ``min_segment_frames`` query frames on one line.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pdqhash
+from PIL import Image
 
 from matcher.decode import Decoded
 from matcher.signals.align import Line, align, best_per_frame, union_length
@@ -46,8 +55,25 @@ to assets without a lookup table."""
 Box = tuple[int, int, int, int]
 """x0, y0, x1, y1 in pixels."""
 
-# Variant codes stored with each hash (for debugging and tests).
-FULL, MIRROR, CONTENT_BOX, BAND_16_9, BAND_4_3, CROP = 0, 1, 2, 3, 4, 8
+# Variant codes stored with each hash (for debugging and tests); ``| 16`` marks the mirror of
+# a region (the full frame's mirror is ``MIRROR``).
+FULL, MIRROR, CONTENT_BOX, BAND_16_9, BAND_4_3, PIP, CLEAN, CLEAN_BOX, CROP = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+)
+
+PIP_CHUNK = 16
+"""Query frames searched together for picture-in-picture windows (8 s at 2 fps): a window
+must hold still that long to be found, and layouts may change between chunks."""
+MAX_PIP_WINDOWS = 2
+"""Windows hashed per chunk at most, so a busy background costs at most 2 more regions."""
 
 
 def pdq(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -108,13 +134,17 @@ def content_box(frame: np.ndarray) -> Box | None:
     return x0, y0, x1, y1
 
 
-def query_regions(frame: np.ndarray) -> list[tuple[int, Box]]:
-    """Regions of a query frame worth hashing, as (variant code, box), near-duplicates dropped."""
+def query_regions(frame: np.ndarray, windows: Sequence[Box] = ()) -> list[tuple[int, Box]]:
+    """Regions of a query frame worth hashing, as (variant code, box), near-duplicates dropped.
+
+    ``windows`` are picture-in-picture candidates found across frames (:func:`pip_windows`).
+    """
     h, w = frame.shape[:2]
     regions: list[tuple[int, Box]] = [(FULL, (0, 0, w, h))]
     box = content_box(frame)
     if box is not None:
         regions.append((CONTENT_BOX, box))
+    regions.extend((PIP, b) for b in windows)
     if h > w:
         for code, ratio in ((BAND_16_9, 9 / 16), (BAND_4_3, 3 / 4)):
             bh = round(w * ratio)
@@ -140,6 +170,230 @@ def _centre_crop(frame: np.ndarray, fraction: float) -> np.ndarray:
     ch, cw = round(h * fraction), round(w * fraction)
     y, x = (h - ch) // 2, (w - cw) // 2
     return frame[y : y + ch, x : x + cw]
+
+
+# Picture-in-picture ----------------------------------------------------------------------------
+
+_PIP_EDGE = 10.0
+"""Grey-level step across a window border in a thumbnail (0-255)."""
+_PIP_CANDIDATES = 10
+"""Straight lines tried per direction; rectangles are all pairs of pairs of them."""
+
+
+def _grey(frames: np.ndarray, step: int) -> np.ndarray:
+    small = frames[:, ::step, ::step].astype(np.float32)
+    return small @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _box3(a: np.ndarray) -> np.ndarray:
+    """3x3 box filter (edge-padded) of a 2-D array."""
+    h, w = a.shape
+    p = np.pad(a, 1, mode="edge")
+    out = np.zeros(a.shape, np.float64)
+    for dy in range(3):
+        for dx in range(3):
+            out += p[dy : dy + h, dx : dx + w]
+    return out / 9.0
+
+
+def _activity_steps(act: np.ndarray, axis: int) -> np.ndarray:
+    """Where motion on one side of a line is several times the motion on the other.
+
+    Entry ``i`` along ``axis`` compares ``act`` at ``i - 1`` and ``i + 2``: the border between
+    thumbnail lines ``i`` and ``i + 1`` with a pixel of slack for blur and compression.
+    """
+    n = act.shape[axis]
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (1, 2)
+    a = np.pad(act, pad, mode="edge")
+    lo_side = np.take(a, np.arange(0, n - 1), axis=axis)
+    hi_side = np.take(a, np.arange(3, n + 2), axis=axis)
+    hi, lo = np.maximum(lo_side, hi_side), np.minimum(lo_side, hi_side)
+    out: np.ndarray = (hi > 2.5) & (hi > 3.0 * lo + 0.5)
+    return out
+
+
+def _line_candidates(persist: np.ndarray, min_len: int, k: int) -> list[int]:
+    """Rows of ``persist`` (one per candidate line) that hold a long straight run of border.
+
+    A line scores the length of its longest run (gaps up to 3 bridged) minus the shorter of
+    the runs 4 lines to either side: a window border has texture (or motion) on one side at
+    most, while textured backgrounds have long runs on every line and score nothing.
+    """
+    n = persist.shape[0]
+    best = np.zeros(n, np.int64)
+    for i in range(n):
+        idx = np.flatnonzero(persist[i])
+        if idx.size < min_len:
+            continue
+        breaks = np.flatnonzero(np.diff(idx) > 3)
+        starts = np.concatenate([[0], breaks + 1])
+        ends = np.concatenate([breaks, [idx.size - 1]])
+        best[i] = int((idx[ends] - idx[starts]).max()) + 1
+    pad = np.pad(best, 4)
+    score = np.where(best >= min_len, best - np.minimum(pad[:-8], pad[8:]), 0)
+    out: list[int] = []
+    for i in np.argsort(-score, kind="stable"):
+        if score[i] < min_len or len(out) >= k:
+            break
+        if all(abs(int(i) - j) > 2 for j in out):
+            out.append(int(i))
+    return out
+
+
+def pip_windows(frames: np.ndarray, max_windows: int = MAX_PIP_WINDOWS) -> list[Box]:
+    """Picture-in-picture windows: rectangles whose sides persist across ``frames``.
+
+    A video shown as a window inside another (reaction and commentary layouts) keeps its
+    borders at one place while the content on both sides changes. On grey thumbnails (about
+    256 px), a pixel is border where the step across it persists (present in 75% of the
+    frames) or where motion on one side is several times that on the other (a still
+    backdrop). The lines with the longest straight runs of border are paired into
+    rectangles of 25-95% of the frame width (sides on the frame edge count as given, two at
+    most); a rectangle needs half of each real side covered. The best ``max_windows`` that do
+    not overlap are returned, in frame pixels. Cost: a few array passes per thumbnail plus at
+    most ``(12 choose 2)^2`` rectangle checks per call, each O(1) with cumulative sums.
+    """
+    n, h, w = frames.shape[:3]
+    if n == 0 or min(h, w) < 32:
+        return []
+    step = max(1, round(max(h, w) / 256))
+    g = _grey(frames, step)
+    th, tw = g.shape[1:]
+    ex = np.abs(np.diff(g, axis=2))  # (n, th, tw - 1): step between columns x and x + 1
+    ey = np.abs(np.diff(g, axis=1))  # (n, th - 1, tw)
+    px: np.ndarray = np.percentile(ex, 25, axis=0) > _PIP_EDGE
+    py: np.ndarray = np.percentile(ey, 25, axis=0) > _PIP_EDGE
+    if n >= 3:
+        act = _box3(np.abs(np.diff(g, axis=0)).mean(axis=0))
+        px |= _activity_steps(act, axis=1)
+        py |= _activity_steps(act, axis=0)
+    px |= np.roll(px, 1, axis=1)  # a border may wobble by a pixel
+    py |= np.roll(py, 1, axis=0)
+    cols = _line_candidates(px.T, int(0.12 * th), _PIP_CANDIDATES)
+    rows = _line_candidates(py, int(0.12 * tw), _PIP_CANDIDATES)
+    if not cols and not rows:
+        return []
+    cx = np.concatenate([np.zeros((1, tw - 1), np.int64), np.cumsum(px, axis=0)])
+    cy = np.concatenate([np.zeros((th - 1, 1), np.int64), np.cumsum(py, axis=1)], axis=1)
+    # (position in thumbnail pixels, index of the border line or -1 for the frame edge)
+    xc = [(x + 1, x) for x in sorted(cols)] + [(0, -1), (tw, -1)]
+    yc = [(y + 1, y) for y in sorted(rows)] + [(0, -1), (th, -1)]
+    found: list[tuple[float, Box]] = []
+    for x0, lx0 in xc:
+        for x1, lx1 in xc:
+            bw = x1 - x0
+            if not 0.25 * tw <= bw <= 0.95 * tw:
+                continue
+            for y0, ly0 in yc:
+                for y1, ly1 in yc:
+                    bh = y1 - y0
+                    if bh < 0.12 * th or not 0.4 <= bw / bh <= 3.0:
+                        continue
+                    support = [(cx[y1, lx] - cx[y0, lx]) / bh for lx in (lx0, lx1) if lx >= 0]
+                    support += [(cy[ly, x1] - cy[ly, x0]) / bw for ly in (ly0, ly1) if ly >= 0]
+                    if len(support) < 2 or min(support) < 0.5:
+                        continue
+                    found.append((float(np.mean(support)) * len(support) / 4, (x0, y0, x1, y1)))
+    found.sort(key=lambda f: -f[0])
+    kept: list[Box] = []
+    for _, b in found:
+        if all(_iou(b, k) < 0.5 for k in kept):
+            kept.append(b)
+        if len(kept) >= max_windows:
+            break
+    return [(x0 * step, y0 * step, min(w, x1 * step), min(h, y1 * step)) for x0, y0, x1, y1 in kept]
+
+
+def chunk_windows(frames: np.ndarray, chunk: int = PIP_CHUNK) -> list[list[Box]]:
+    """:func:`pip_windows` per frame, searched over chunks of ``chunk`` consecutive frames."""
+    n = len(frames)
+    out: list[list[Box]] = []
+    for idx in np.array_split(np.arange(n), max(1, math.ceil(n / chunk))):
+        if idx.size:
+            boxes = pip_windows(frames[idx[0] : idx[-1] + 1])
+            out.extend([boxes] * idx.size)
+    return out
+
+
+# Overlays --------------------------------------------------------------------------------------
+
+_MAX_OVERLAY_SHARE = 0.25
+"""Above this share of "graphic" pixels the frame itself is colourful (an orange spacesuit),
+not overlaid: it is left alone."""
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation by a ``(2r+1)``-pixel square (separable shifts; edges not grown into)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        src = out.copy()
+        n = src.shape[axis]
+        for d in range(1, r + 1):
+            lo = [slice(None), slice(None)]
+            hi = [slice(None), slice(None)]
+            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
+            out[tuple(lo)] |= src[tuple(hi)]
+            out[tuple(hi)] |= src[tuple(lo)]
+    return out
+
+
+def without_overlays(image: np.ndarray) -> np.ndarray | None:
+    """``image`` (at most ~256 px wide) with stickers, emoji and white captions painted over.
+
+    Overlays are drawn in saturated bright colours or white, which natural footage rarely
+    shows in small doses. Such pixels (cleaned of specks, grown by a few pixels to cover
+    outlines) are filled with the local average colour of the rest (normalised convolution on
+    an 8x coarser grid), which puts back the low frequencies PDQ hashes. ``None`` when there
+    is nothing to clean or too much (see ``_MAX_OVERLAY_SHARE``). Cost: about 2-3 ms.
+    """
+    step = max(1, round(max(image.shape[:2]) / 256))
+    small = np.ascontiguousarray(image[::step, ::step])
+    red, green, blue = (small[..., c].astype(np.int16) for c in range(3))
+    mx = np.maximum(np.maximum(red, green), blue)
+    mn = np.minimum(np.minimum(red, green), blue)
+    graphic = (((mx - mn) * 2 > mx) & (mx > 150)) | (mn > 230)
+    mask = _dilate(_dilate(~_dilate(~graphic, 1), 1), 2)  # opening drops specks, then grow
+    share = float(mask.mean())
+    if share < 0.003 or share > _MAX_OVERLAY_SHARE:
+        return None
+    h, w = mask.shape
+    cell = 8
+    gh, gw = -(-h // cell), -(-w // cell)
+    pad = ((0, gh * cell - h), (0, gw * cell - w))
+    valid = np.pad(~mask, pad).astype(np.float32)
+    pix = np.pad(small.astype(np.float32), (*pad, (0, 0)))
+    num = (pix * valid[..., None]).reshape(gh, cell, gw, cell, 3).sum(axis=(1, 3))
+    den = valid.reshape(gh, cell, gw, cell).sum(axis=(1, 3))
+    for _ in range(max(gh, gw)):  # spread colour into cells that are all overlay
+        if (den > 0).all():
+            break
+        num = np.stack([_box3(num[..., c]) for c in range(3)], axis=-1)
+        den = _box3(den)
+    fill = np.clip(num / np.maximum(den, 1e-6)[..., None], 0, 255).astype(np.uint8)
+    up = np.asarray(Image.fromarray(fill).resize((gw * cell, gh * cell), Image.Resampling.BILINEAR))
+    out = small.copy()
+    out[mask] = up[:h, :w][mask]
+    return out
+
+
+def unit_speed(line: Line, q: np.ndarray, r: np.ndarray, tol: float) -> Line:
+    """``line`` or, when the copy plays at (nearly) normal speed, the slope-1 line.
+
+    Distant matches (overlays, picture-in-picture) pick their closest reference frame with
+    some noise, and on slow camera moves the noise drifts along the clip, tilting a free
+    least-squares fit by 10% (0.8 s over 8 s). Normal speed is by far the most common, so a
+    fitted slope within 12% of 1 gives way to slope 1 (offset: median of ``r - q``) when
+    that line keeps as many pairs within ``tol`` and fits them about as well.
+    """
+    if abs(line.slope - 1.0) > 0.12 or len(q) < 3:
+        return line
+    offset = float(np.median(r - q))
+    fit = np.abs(r - (line.slope * q + line.offset))
+    unit = np.abs(r - (q + offset))
+    if (unit <= tol).sum() >= (fit <= tol).sum() and np.median(unit) <= np.median(fit) + 0.25 * tol:
+        return Line(1.0, offset)
+    return line
 
 
 class PdqIndex(SignalIndex):
@@ -236,7 +490,7 @@ class PdqIndex(SignalIndex):
 class PdqCopySignal(Signal):
     """Re-uploads and edits of reference footage (see the module docs for how)."""
 
-    version = 1
+    version = 2
     asset_kinds = frozenset({AssetKind.VIDEO, AssetKind.IMAGE})
     visual = True
 
@@ -263,6 +517,7 @@ class PdqCopySignal(Signal):
                 variants.append(variant)
                 qualities.append(quality)
 
+        windows = chunk_windows(decoded.frames) if role == "query" else []
         for i, frame in enumerate(decoded.frames):
             if role == "reference":
                 h, quality = pdq(frame)
@@ -271,10 +526,17 @@ class PdqCopySignal(Signal):
                     h, quality = pdq(_centre_crop(frame, fraction))
                     keep(h, quality, i, CROP + k)
             else:
-                for code, (x0, y0, x1, y1) in query_regions(frame):
-                    h, hm, quality = pdq_with_mirror(frame[y0:y1, x0:x1])
+                for code, (x0, y0, x1, y1) in query_regions(frame, windows[i]):
+                    region = frame[y0:y1, x0:x1]
+                    h, hm, quality = pdq_with_mirror(region)
                     keep(h, quality, i, code)
                     keep(hm, quality, i, code | 16 if code else MIRROR)
+                    clean = without_overlays(region) if code in (FULL, CONTENT_BOX) else None
+                    if clean is not None:
+                        cleaned = CLEAN if code == FULL else CLEAN_BOX
+                        h, hm, quality = pdq_with_mirror(clean)
+                        keep(h, quality, i, cleaned)
+                        keep(hm, quality, i, cleaned | 16)
         return {
             "hashes": np.array(hashes, np.uint8).reshape(-1, HASH_BYTES),
             "times": np.array(times, np.float32),
@@ -327,9 +589,8 @@ class PdqCopySignal(Signal):
             )
             for run in runs:
                 p = sel[run.pairs]
-                hits.append(
-                    self._hit(int(a), p, q_t, q_frame, dist, run.line, ref_len, query_duration)
-                )
+                line = unit_speed(run.line, q_t[p], ref_t[p], s.align_tolerance_s)
+                hits.append(self._hit(int(a), p, q_t, q_frame, dist, line, ref_len, query_duration))
         return [
             h for h in hits if h.query_end - h.query_start >= min(s.min_segment_s, query_duration)
         ]

@@ -393,3 +393,221 @@ def compose(*transforms: Transform) -> Transform:
         return clip
 
     return run
+
+
+# More transformations: picture-in-picture, frame rates, stickers, heavy re-encodes -------------
+
+
+def _cover(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale and centre-crop ``frame`` to fill ``size`` (width, height) without bars."""
+    h, w = frame.shape[:2]
+    out_w, out_h = size
+    scale = max(out_w / w, out_h / h)
+    cw, ch = out_w / scale, out_h / scale
+    x0, y0 = (w - cw) / 2, (h - ch) / 2
+    img = Image.fromarray(np.ascontiguousarray(frame))
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)))
+
+
+_PIP_POSITIONS = {
+    "top-left": (0.0, 0.0),
+    "top-right": (1.0, 0.0),
+    "bottom-left": (0.0, 1.0),
+    "bottom-right": (1.0, 1.0),
+    "centre": (0.5, 0.5),
+    "center": (0.5, 0.5),
+}
+
+
+def picture_in_picture(
+    clip: Clip,
+    background: Clip | PhotoLike,
+    *,
+    scale: float = 0.45,
+    position: str | tuple[float, float] = "top-right",
+    size: tuple[int, int] | None = None,
+    margin: float = 0.04,
+    border: int = 0,
+) -> Clip:
+    """Show ``clip`` as a small window over ``background``: the reaction/commentary layout.
+
+    ``background`` is another clip (looped or cut to length, like a streamer's camera) or a
+    photo (a still backdrop). The canvas is ``size`` (width, height; default the clip's own
+    size) and the background fills it; the window is ``scale`` of the canvas width, keeps the
+    clip's aspect, and sits at ``position``: a corner name (``"top-left"``...), ``"centre"``,
+    or fractions ``(fx, fy)`` of the free space, with ``margin`` (share of the canvas width)
+    kept from the canvas edges. ``border`` draws a white frame of that many pixels around
+    the window, as many editing apps do. The soundtrack is the clip's.
+    """
+    if not 0.05 <= scale <= 1.0:
+        raise ValueError("picture-in-picture scale must be in [0.05, 1]")
+    out_w, out_h = size or clip.size
+    w, h = clip.size
+    win_w = round(out_w * scale)
+    win_h = min(out_h, round(h * win_w / w))
+    if isinstance(position, str) and position not in _PIP_POSITIONS:
+        raise ValueError(f"unknown picture-in-picture position {position!r}")
+    fx, fy = _PIP_POSITIONS[position] if isinstance(position, str) else position
+    m = round(margin * out_w)
+    x0 = m + round(fx * max(0, out_w - win_w - 2 * m))
+    y0 = m + round(fy * max(0, out_h - win_h - 2 * m))
+    x0, y0 = min(x0, out_w - win_w), min(y0, out_h - win_h)
+
+    if isinstance(background, Clip):
+        bg_frames = [_cover(f, (out_w, out_h)) for f in background.frames]
+    else:
+        bg_frames = [_cover(_photo(background), (out_w, out_h))]
+
+    def one(k: int) -> np.ndarray:
+        canvas = bg_frames[k % len(bg_frames)].copy()
+        if border:
+            b = border
+            canvas[max(0, y0 - b) : y0 + win_h + b, max(0, x0 - b) : x0 + win_w + b] = 255
+        canvas[y0 : y0 + win_h, x0 : x0 + win_w] = _resize(clip.frames[k], (win_w, win_h))
+        return canvas
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        frames = tuple(pool.map(one, range(len(clip.frames))))
+    return replace(clip, frames=frames)
+
+
+def change_fps(clip: Clip, fps: float, *, blend: bool = False) -> Clip:
+    """Convert to ``fps`` frames per second at the same speed and length.
+
+    By default frames are dropped or repeated (what FFmpeg's ``fps`` filter and most apps
+    do); ``blend=True`` mixes the two nearest source frames by their distance in time
+    instead, the ghosting of cheap frame-rate converters. The soundtrack is untouched.
+    """
+    if fps <= 0:
+        raise ValueError("fps must be positive")
+    n_out = max(1, round(clip.duration * fps))
+    pos: list[float] = (np.arange(n_out) * clip.fps / fps).tolist()
+    last = len(clip.frames) - 1
+    if blend:
+
+        def one(p: float) -> np.ndarray:
+            i = min(math.floor(p), last)
+            j = min(i + 1, last)
+            u = p - i if j > i else 0.0
+            if u < 1e-3:
+                return clip.frames[i]
+            mix = clip.frames[i].astype(np.float32) * (1 - u) + clip.frames[j] * u
+            return np.clip(np.round(mix), 0, 255).astype(np.uint8)
+
+        frames = tuple(one(p) for p in pos)
+    else:
+        frames = tuple(clip.frames[min(round(p), last)] for p in pos)
+    n_a = round(n_out / fps * clip.sample_rate)
+    audio = clip.audio[:, :n_a]
+    if audio.shape[1] < n_a:
+        audio = np.pad(audio, ((0, 0), (0, n_a - audio.shape[1])))
+    return replace(clip, frames=frames, fps=float(fps), audio=audio)
+
+
+_STICKER_COLOURS = ("#ffcc00", "#ff3b5c", "#25f4ee", "#ff8c00", "#9b5cff", "#3ddc84")
+
+
+def _emoji(draw: ImageDraw.ImageDraw, kind: int, cx: int, cy: int, r: int, colour: str) -> None:
+    """One emoji-like sticker drawn from shapes: a face, a heart, a star or a flame."""
+    if kind == 0:  # laughing face
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill="#ffcc00", outline="#b37700")
+        e = max(1, r // 5)
+        for ex in (cx - r // 3, cx + r // 3):
+            draw.ellipse((ex - e, cy - r // 3 - e, ex + e, cy - r // 3 + e), fill="#3b2300")
+        draw.chord((cx - r // 2, cy - r // 6, cx + r // 2, cy + r // 2), 0, 180, fill="#7a1f00")
+    elif kind == 1:
+        _sticker(draw, cx, cy, r, colour)
+    elif kind == 2:  # star
+        pts = []
+        for k in range(10):
+            rad = r if k % 2 == 0 else r * 0.45
+            a = -math.pi / 2 + k * math.pi / 5
+            pts.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
+        draw.polygon(pts, fill=colour, outline="white")
+    else:  # flame
+        draw.ellipse((cx - r * 0.7, cy - r * 0.2, cx + r * 0.7, cy + r), fill="#ff5a00")
+        draw.polygon(
+            [(cx - r * 0.7, cy + r * 0.4), (cx, cy - r), (cx + r * 0.7, cy + r * 0.4)],
+            fill="#ff5a00",
+        )
+        draw.ellipse((cx - r * 0.35, cy + r * 0.2, cx + r * 0.35, cy + r * 0.9), fill="#ffd400")
+
+
+def overlay_stickers(
+    clip: Clip, count: int = 4, *, size: float = 0.1, seed: int = 0, drift: float = 0.03
+) -> Clip:
+    """Put ``count`` colourful emoji-like stickers (faces, hearts, stars, flames) on top.
+
+    Colour emoji fonts are not portable, so the stickers are drawn from shapes. Each is
+    ``size`` of the frame width across, placed by ``seed``, and drifts ``drift`` of the
+    frame width per second on its own heading, like the animated stickers of editing apps.
+    """
+    w, h = clip.size
+    rng = np.random.default_rng(seed)
+    r = max(4, round(size * w / 2))
+    starts = rng.uniform([r, r], [max(r + 1, w - r), max(r + 1, h - r)], (count, 2))
+    headings = rng.uniform(0, 2 * math.pi, count)
+    velocity = np.stack([np.cos(headings), np.sin(headings)], axis=1) * drift * w
+    kinds = rng.integers(0, 4, count)
+    colours = [_STICKER_COLOURS[int(k)] for k in rng.integers(0, len(_STICKER_COLOURS), count)]
+
+    def one(k: int) -> np.ndarray:
+        img = Image.fromarray(clip.frames[k])
+        draw = ImageDraw.Draw(img)
+        pos = starts + velocity * (k / clip.fps)
+        # Bounce inside the frame: fold positions back at the edges.
+        for axis, extent in ((0, w), (1, h)):
+            span = max(1.0, extent - 2.0 * r)
+            p = np.mod(pos[:, axis] - r, 2 * span)
+            pos[:, axis] = r + np.where(p > span, 2 * span - p, p)
+        for (cx, cy), kind, colour in zip(pos, kinds, colours, strict=True):
+            _emoji(draw, int(kind), round(cx), round(cy), r, colour)
+        return np.asarray(img)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        frames = tuple(pool.map(one, range(len(clip.frames))))
+    return replace(clip, frames=frames)
+
+
+def recompress(
+    clip: Clip, crf: int = 42, *, bitrate: int | None = None, preset: str = "veryfast"
+) -> Clip:
+    """Encode the frames with H.264 and decode them back: compression damage as a transform.
+
+    ``crf`` 40 and up (or a low ``bitrate`` in bits per second, which wins when given) gives
+    the blocky, smeared look of a clip re-uploaded many times; combine with :func:`shrink`
+    for 240 px wide copies. Being ``Clip -> Clip``, it can sit anywhere in a chain (damage
+    first, then letterbox, as when a re-upload is itself re-edited). Audio is untouched.
+    """
+    import io
+
+    w, h = clip.size
+    w, h = w - w % 2, h - h % 2
+    buf = io.BytesIO()
+    rate = Fraction(clip.fps).limit_denominator(1001)
+    with av.open(buf, "w", format="mp4") as container:
+        vs = container.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        if bitrate is not None:
+            vs.bit_rate = int(bitrate)
+            vs.options = {"preset": preset}
+        else:
+            vs.options = {"crf": str(crf), "preset": preset}
+        for frame in clip.frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
+            container.mux(vs.encode(vf))
+        container.mux(vs.encode(None))
+    buf.seek(0)
+    frames: list[np.ndarray] = []
+    with av.open(buf, "r", format="mp4") as container:
+        for vf in container.decode(video=0):
+            frames.append(vf.to_ndarray(format="rgb24"))
+    frames = frames[: len(clip.frames)]
+    while len(frames) < len(clip.frames):  # an encoder never drops frames, but be safe
+        frames.append(frames[-1])
+    return replace(clip, frames=tuple(frames))
+
+
+def heavy_reencode(clip: Clip, width: int = 240, crf: int = 44, fps: float = 15.0) -> Clip:
+    """A copy of a copy: scaled to ``width``, dropped to ``fps`` and compressed at ``crf``."""
+    return recompress(shrink(clip, width=width, fps=fps), crf=crf)

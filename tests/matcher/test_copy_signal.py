@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from matcher.decode import decode
-from matcher.signals.align import align
+from matcher.signals.align import Line, align
+from matcher.signals.base import Fingerprint
 from matcher.signals.copy import (
     HASH_BYTES,
+    PIP,
     PdqCopySignal,
     PdqIndex,
     content_box,
     pdq,
     pdq_with_mirror,
+    pip_windows,
+    unit_speed,
+    without_overlays,
 )
 from reelwatch.demo import media
 from reelwatch.demo.content import DemoContent
@@ -162,6 +170,170 @@ def test_signal_matches_an_excerpt_of_its_reference(demo: DemoContent, tmp_path:
     assert h.ref_end == pytest.approx(11.0, abs=1.0)
     assert h.distance < 40
     assert sig.score(hits, q.duration) >= 0.75
+
+
+# Robustness: one indexed catalog of every demo reference, one source excerpt, many edits ----
+
+EXCERPT_START, EXCERPT_S = 4.0, 8.0
+"""The excerpt of the first demo reference every edit below starts from (a hard cut at 6 s)."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    transforms: list[Callable[[media.Clip], media.Clip]]
+    speed: float = 1.0
+    crf: int = 23
+
+
+@pytest.fixture(scope="module")
+def catalog(demo: DemoContent) -> tuple[PdqCopySignal, PdqIndex]:
+    """Every demo reference indexed once (asset numbers 0..3; the first is the source)."""
+    sig = PdqCopySignal(MatcherSettings())
+    index = sig.new_index()
+    refs = [r for t in demo.titles for r in t.references]
+    fps = sig.settings.reference_sample_fps
+    for num, ref in enumerate(refs):
+        index.add(num, sig.fingerprint(decode(ref, fps, 600, keyframes=True), "reference"))
+    return sig, index
+
+
+@pytest.fixture(scope="module")
+def source(demo: DemoContent) -> media.Clip:
+    return media.read_clip(demo.titles[0].references[0], EXCERPT_START, EXCERPT_S)
+
+
+def _query(sig: PdqCopySignal, path: Path) -> tuple[Fingerprint, float]:
+    q = decode(path, sig.settings.sample_fps, 600, keyframes=True)
+    return sig.fingerprint(q, "query"), q.duration
+
+
+EDITS = {
+    "crop": Edit([partial(media.crop, fraction=0.8)]),
+    "mirror": Edit([media.mirror]),
+    "letterbox-9:16": Edit([media.letterbox_vertical]),
+    "text+emoji": Edit(
+        [partial(media.overlay_text, text="S2 LEAK?? full ep"), media.overlay_stickers]
+    ),
+    "pip-over-photo": Edit([partial(media.picture_in_picture, background="coffee", scale=0.45)]),
+    "pip-9:16-over-video": Edit([]),  # background clip filled in by the test (a demo post)
+    "speed-1.25": Edit([partial(media.change_speed, factor=1.25)], speed=1.25),
+    "speed-0.8": Edit([partial(media.change_speed, factor=0.8)], speed=0.8),
+    "fps-24-to-30-blended": Edit([partial(media.change_fps, fps=30, blend=True)]),
+    "fps-24-to-15": Edit([partial(media.change_fps, fps=15)]),
+    "heavy-reencode-240px-crf44": Edit([media.heavy_reencode], crf=44),
+    "combination": Edit(
+        [
+            media.mirror,
+            partial(media.crop, fraction=0.85),
+            partial(media.change_fps, fps=30),
+            media.letterbox_vertical,
+            partial(media.overlay_text, text="part 2"),
+            partial(media.recompress, crf=32),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EDITS))
+def test_edited_excerpt_is_found_with_its_times(
+    name: str,
+    catalog: tuple[PdqCopySignal, PdqIndex],
+    source: media.Clip,
+    demo: DemoContent,
+    tmp_path: Path,
+) -> None:
+    sig, index = catalog
+    edit = EDITS[name]
+    transforms = list(edit.transforms)
+    if name == "pip-9:16-over-video":
+        reaction = media.read_clip(demo.unrelated[1].path)
+        transforms = [
+            partial(
+                media.picture_in_picture,
+                background=reaction,
+                scale=0.4,
+                position="bottom-left",
+                size=(360, 640),
+            )
+        ]
+    clip = source
+    for t in transforms:
+        clip = t(clip)
+    fp, duration = _query(sig, media.write_clip(clip, tmp_path / "q.mp4", crf=edit.crf))
+    hits = sig.search(index, fp, duration)
+    assert hits, name
+    assert {h.asset_num for h in hits} == {0}
+    best = max(hits, key=lambda h: h.query_end - h.query_start)
+    want_q = EXCERPT_S / edit.speed
+    assert best.query_start == pytest.approx(0.0, abs=1.0)
+    assert best.query_end == pytest.approx(want_q, abs=1.0)
+    assert best.ref_start == pytest.approx(EXCERPT_START, abs=1.0)
+    assert best.ref_end == pytest.approx(EXCERPT_START + EXCERPT_S, abs=1.0)
+    assert sig.score(hits, duration) >= 0.75
+    if name.startswith("pip"):
+        assert PIP in set(fp["variants"].tolist())  # found through a detected window
+
+
+def test_unrelated_demo_posts_find_nothing(
+    catalog: tuple[PdqCopySignal, PdqIndex], demo: DemoContent
+) -> None:
+    sig, index = catalog
+    assert len(demo.unrelated) >= 5
+    for post in demo.unrelated:
+        fp, duration = _query(sig, post.path)
+        hits = sig.search(index, fp, duration)
+        assert hits == [], post.transform
+        assert sig.score(hits, duration) == 0.0
+
+
+def test_pip_window_is_found_where_it_was_put(source: media.Clip) -> None:
+    clip = media.excerpt(source, 0.0, 4.0)
+    pip = media.picture_in_picture(clip, "coffee", scale=0.5, position="bottom-left")
+    # 640x360 canvas: a 320x180 window, 26 px (4% of 640) from the left and bottom edges.
+    want = (26, 360 - 26 - 180, 26 + 320, 360 - 26)
+    frames = np.stack(pip.frames[:: round(pip.fps / 2)])
+    found = pip_windows(frames)
+    assert found
+    assert all(abs(a - b) <= 4 for a, b in zip(found[0], want, strict=True)), found
+    # The plain footage has no window (hard cut and camera moves included).
+    assert pip_windows(np.stack(clip.frames[:: round(clip.fps / 2)])) == []
+
+
+def test_overlay_cleaning_brings_hashes_back(source: media.Clip) -> None:
+    """The cleaned variant is an extra hash: what counts is the closer of the two per frame."""
+    clip = media.excerpt(source, 2.0, 6.0)  # the rocket: dark, few features, easily swamped
+    covered = media.overlay_stickers(media.overlay_text(clip, "S2 LEAK?? full ep"))
+
+    def dist(a: np.ndarray, b: np.ndarray) -> int:
+        return int(hamming(pdq(a)[0][None], pdq(b)[0][None])[0, 0])
+
+    raw, best = [], []
+    for plain, frame in list(zip(clip.frames, covered.frames, strict=True))[::12]:
+        clean = without_overlays(frame)
+        assert clean is not None
+        raw.append(dist(frame, plain))
+        best.append(min(raw[-1], dist(clean, plain)))
+    assert np.mean(best) <= np.mean(raw) - 10, (raw, best)
+    # A frame full of saturated colour (the orange spacesuit) is content, not overlay.
+    assert without_overlays(source.frames[0]) is None
+
+
+def test_unit_speed_wins_only_near_normal_speed() -> None:
+    q = np.arange(16) * 0.5
+    drift = 4.25 + q * 0.9 + np.tile([0.1, -0.1], 8)  # noisy closest frames of a 1x copy
+    assert unit_speed(Line(0.9, 4.25), q, drift, 1.0).slope == 1.0
+    fast = 4.0 + 1.25 * q
+    assert unit_speed(Line(1.25, 4.0), q, fast, 1.0).slope == 1.25
+
+
+def test_new_transforms_keep_time_and_size(source: media.Clip) -> None:
+    fps30 = media.change_fps(source, 30, blend=True)
+    assert fps30.fps == 30 and fps30.duration == pytest.approx(source.duration, abs=0.05)
+    assert fps30.audio.shape[1] == pytest.approx(source.audio.shape[1], abs=2)
+    pip = media.picture_in_picture(source, "coffee", size=(360, 640))
+    assert pip.size == (360, 640) and len(pip.frames) == len(source.frames)
+    small = media.heavy_reencode(source)
+    assert small.size == (240, 134) and small.fps == 15
 
 
 class TestCopyContract(SignalContract):

@@ -100,3 +100,43 @@ def test_truncated_faststart_mp4_is_reported(tmp_path: Path, clip: Path) -> None
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(InputError, match=r"fastcut\.mp4: truncated"):
         decode(cut, 2.0, 600)
+
+
+@pytest.fixture(scope="module")
+def cuts_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four photos, 31 frames each at 24 fps: hard cuts at 1.29 s, 2.58 s and 3.88 s, all of
+    them between the 2 fps samples."""
+    from reelwatch.demo.media import make_reference_clip
+
+    out = tmp_path_factory.mktemp("cuts") / "cuts.mp4"
+    photos = ["coffee", "camera", "astronaut", "rocket"]
+    return make_reference_clip(photos, out, seconds_per_photo=1.3, size=(320, 180), seed=5)
+
+
+CUTS = [31 / 24, 62 / 24, 93 / 24]
+
+
+def test_scene_cut_frames_are_kept_between_samples(cuts_clip: Path) -> None:
+    plain = decode(cuts_clip, 2.0, 600)
+    assert plain.cuts is None
+    assert all(np.min(np.abs(plain.times - c)) > 0.05 for c in CUTS)
+
+    d = decode(cuts_clip, 2.0, 600, keyframes=True)
+    assert d.cuts is not None and d.cuts.shape == d.times.shape
+    assert np.all(np.diff(d.times) > 0)
+    assert set(plain.times.round(3)) <= set(d.times.round(3))  # fixed-rate samples all kept
+    assert np.allclose(d.times[d.cuts], CUTS, atol=1e-3)
+    assert len(d.times) == len(plain.times) + len(CUTS)
+    for c in CUTS:
+        k = int(np.argmin(np.abs(d.times - c)))
+        cut, before, after = (d.frames[i].astype(float) for i in (k, k - 1, k + 1))
+        # The kept frame opens the new shot: like the next sample, unlike the previous one.
+        assert np.abs(cut - after).mean() < np.abs(cut - before).mean(), c
+
+
+def test_keyframes_are_bounded(cuts_clip: Path) -> None:
+    one = decode(cuts_clip, 2.0, 600, keyframes=True, max_keyframes=1)
+    assert one.cuts is not None and int(one.cuts.sum()) == 1
+    capped = decode(cuts_clip, 2.0, 4, keyframes=True)  # max_frames holds, not "truncated"
+    assert len(capped.frames) == 4
+    assert np.all(np.diff(capped.times) > 0)
