@@ -29,6 +29,9 @@ def evaluate(
         list[str] | None,
         typer.Option(help="Run only this signal (repeatable; default: the configured ones)."),
     ] = None,
+    distractors: Annotated[
+        int, typer.Option(help="Unrelated source clips (each makes 2 distractor posts).")
+    ] = 8,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Rebuild the queries and the catalog from scratch.")
     ] = False,
@@ -61,7 +64,13 @@ def evaluate(
 
     with progress_bar() as bar:
         task = bar.add_task("building queries", total=None)
-        built = build_queries(directory, refs, titles, lambda msg: bar.update(task, advance=1))
+        built = build_queries(
+            directory,
+            refs,
+            titles,
+            lambda msg: bar.update(task, advance=1),
+            distractors=distractors,
+        )
         bar.update(task, total=len(built), completed=len(built))
 
     # A home of its own, so the user's catalog is never touched; fingerprints are reused.
@@ -73,7 +82,7 @@ def evaluate(
         settings.matcher = settings.matcher.model_copy(update={"signals": list(signal)})
     evalset = EvalSet(
         titles=titles,
-        references=[EvalReference(r.title, r.path) for r in refs],
+        references=[EvalReference(r.title, r.path, r.kind, r.talent) for r in refs],
         queries=[EvalQuery(**{**asdict(q)}) for q in built],
     )
     with progress_bar() as bar:

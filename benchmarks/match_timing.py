@@ -1,0 +1,155 @@
+"""Where the time goes when one 60 s 720p post is matched with copy + audio + face + text.
+
+Usage: .venv/bin/python benchmarks/match_timing.py [--write docs/benchmarks.md] [--seconds 60]
+
+Makes a 60 s 1280x720 H.264/AAC clip (Ken Burns moves over scikit-image photos and a photo
+of a person, with a generated song), a catalog of four titles (reference clips, a theme
+song, a face gallery of the person from a *different* photo when ``make test-data`` has
+fetched one, title cards), then times, in one run on this machine:
+
+* decode once (sampled frames + the soundtrack),
+* each signal's fingerprint of the decoded media,
+* each signal's index search,
+* the whole ``Matcher.match_file`` cold (no cached fingerprint) and warm (cached).
+
+Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from matcher.catalog import Catalog
+from matcher.decode import decode
+from matcher.engine import Matcher, QueryContext
+from matcher.fingerprint import enabled_signals, media_signals
+from reelwatch.demo import audio, media
+from reelwatch.demo.evalset import BUILTIN_TITLES, write_builtin_references
+from reelwatch.settings import load_settings
+
+FACES = Path(os.environ.get("REELWATCH_TEST_FACES", ".venv/test-data/faces"))
+
+
+def _person_photos() -> tuple[str | None, str | None]:
+    """(gallery photo, another photo of the same person) if the test photos are there."""
+    a, b = FACES / "obama.jpg", FACES / "obama2.jpg"
+    return (str(a), str(b)) if a.exists() and b.exists() else (None, None)
+
+
+def make_query(path: Path, seconds: float, person: str | None) -> None:
+    import numpy as np
+    from PIL import Image
+
+    photos: list[object] = ["astronaut", "coffee", "chelsea", "rocket"]
+    if person is not None:
+        photos.insert(1, np.asarray(Image.open(person).convert("RGB")))
+    clip_path = path.with_suffix(".silent.mp4")
+    media.make_reference_clip(
+        photos,  # type: ignore[arg-type]
+        clip_path,
+        seconds_per_photo=seconds / len(photos),
+        size=(1280, 720),
+        fps=30,
+        seed=7,
+    )
+    clip = media.read_clip(clip_path)
+    track = audio.song(clip.duration, BUILTIN_TITLES[0].seed)
+    media.write_clip(audio.with_soundtrack(clip, track, volume=0.7), path)
+    clip_path.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", type=Path, help="append the result to this Markdown file")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    gallery, other_photo = _person_photos()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        settings = load_settings(home=root / "home")
+        settings.ensure_home()
+        refs = root / "refs"
+        write_builtin_references(refs)
+        catalog = Catalog(settings)
+        for t in BUILTIN_TITLES:
+            title = catalog.add_title(
+                t.name,
+                owner=t.owner,
+                aliases=t.aliases,
+                hashtags=t.hashtags,
+                description=t.description,
+            )
+            catalog.add_assets(title.id, sorted((refs / t.name).iterdir()))
+        if gallery is not None:
+            catalog.add_assets("starfall-station", [gallery], kind="face", talent="Person A")
+        query = root / "query.mp4"
+        make_query(query, args.seconds, other_photo)
+
+        m = settings.matcher
+        signals = enabled_signals(settings)
+        t0 = time.perf_counter()
+        decoded = decode(
+            query,
+            m.sample_fps,
+            m.max_frames,
+            max_side=m.decode_max_side,
+            with_audio=True,
+            audio_rate=m.audio_rate,
+        )
+        rows = [("decode once (frames + audio)", time.perf_counter() - t0)]
+        fps = {}
+        for s in media_signals(signals):
+            t0 = time.perf_counter()
+            fps[s.name] = s.fingerprint(decoded, "query")
+            rows.append((f"fingerprint: {s.name}", time.perf_counter() - t0))
+        context = QueryContext(caption="Starfall Station but make it 4k #starfallstation")
+        for s in signals:
+            t0 = time.perf_counter()
+            on_titles = s.references == "titles"
+            fp = s.fingerprint_text(context.text) if on_titles else fps[s.name]  # type: ignore[arg-type]
+            s.search(catalog.index(s), fp, decoded.duration)
+            rows.append(
+                (
+                    f"fingerprint + search: {s.name}"
+                    if s.references == "titles"
+                    else f"search: {s.name}",
+                    time.perf_counter() - t0,
+                )
+            )
+
+        matcher = Matcher(settings, catalog)
+        t0 = time.perf_counter()
+        report = matcher.match_file(query, context=context)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        matcher.match_file(query, context=context)
+        warm = time.perf_counter() - t0
+
+    names = ", ".join(s.name for s in signals)
+    lines = [
+        f"- {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; {args.seconds:.0f} s 1280x720 30 fps clip; "
+        f"signals: {names}; face gallery: {'yes' if gallery else 'no (make test-data)'}",
+    ]
+    lines += [f"  {name}: {sec:.2f} s" for name, sec in rows]
+    lines.append(f"  match_file cold (decode + all fingerprints + search + evidence): {cold:.2f} s")
+    lines.append(f"  match_file warm (fingerprints cached): {warm:.2f} s")
+    best = report.best
+    if best is not None:
+        lines.append(
+            f"  result: {best.title} {best.score:.2f} [{best.confidence.value}] "
+            + ", ".join(f"{k} {v:.2f}" for k, v in best.signals.items())
+        )
+    print("\n".join(lines))
+    if args.write:
+        with args.write.open("a") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
