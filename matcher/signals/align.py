@@ -10,10 +10,12 @@ and cut into segments at gaps. A random frame collision cannot make a segment: t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from matcher.signals.base import SignalHit
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,189 @@ def union_length(intervals: Sequence[tuple[float, float]]) -> float:
         total += b - max(a, end)
         end = b
     return total
+
+
+def unit_speed(line: Line, q: np.ndarray, r: np.ndarray, tol: float) -> Line:
+    """``line`` or, when the copy plays at (nearly) normal speed, the slope-1 line.
+
+    Distant matches (overlays, picture-in-picture) pick their closest reference frame with
+    some noise, and on slow camera moves the noise drifts along the clip, tilting a free
+    least-squares fit by 10% (0.8 s over 8 s). Normal speed is by far the most common, so a
+    fitted slope within 12% of 1 gives way to slope 1 (offset: median of ``r - q``) when
+    that line keeps as many pairs within ``tol`` and fits them about as well.
+    """
+    if abs(line.slope - 1.0) > 0.12 or len(q) < 3:
+        return line
+    offset = float(np.median(r - q))
+    fit = np.abs(r - (line.slope * q + line.offset))
+    unit = np.abs(r - (q + offset))
+    if (unit <= tol).sum() >= (fit <= tol).sum() and np.median(unit) <= np.median(fit) + 0.25 * tol:
+        return Line(1.0, offset)
+    return line
+
+
+@dataclass(frozen=True)
+class FramePairs:
+    """Frame-level hits of one query against an index, one entry per (query frame, reference
+    frame) pair: the reference asset and time, the query time and sampled frame index, and a
+    distance (lower is closer)."""
+
+    assets: np.ndarray
+    ref_t: np.ndarray
+    q_t: np.ndarray
+    q_frame: np.ndarray
+    dist: np.ndarray
+
+
+Describe = Callable[[np.ndarray, bool], str]
+"""``(distances of a segment's pairs, is a still) -> SignalHit.note``."""
+
+
+def segment_hits(
+    pairs: FramePairs,
+    ref_length: Callable[[int], float],
+    *,
+    step: float,
+    query_duration: float,
+    tol: float,
+    min_frames: int,
+    min_segment_s: float,
+    snap_unit_speed: bool = False,
+    describe: Describe | None = None,
+) -> list[SignalHit]:
+    """Segments of the query that follow a reference in time, per reference asset.
+
+    References with a timeline (``ref_length(asset) > 0``) go through :func:`align`;
+    stills have none, so runs of query frames that show them are their segments. ``step`` is
+    the query's sampling interval; segments shorter than ``min_segment_s`` (or the whole
+    query, when it is shorter) are dropped.
+    """
+    hits: list[SignalHit] = []
+    usable = ~np.isnan(pairs.ref_t)
+    for a in np.unique(pairs.assets):
+        sel = np.flatnonzero((pairs.assets == a) & usable)
+        if not sel.size:
+            continue
+        ref_len = ref_length(int(a))
+        if ref_len <= 0.0:
+            hits.extend(_still_hits(int(a), sel, pairs, step, min_frames, describe))
+            continue
+        runs = align(
+            pairs.q_t[sel],
+            pairs.ref_t[sel],
+            pairs.q_frame[sel],
+            pairs.dist[sel],
+            tol=tol,
+            max_gap=max(3.0, 4 * step),
+            min_frames=min_frames,
+        )
+        for run in runs:
+            p = sel[run.pairs]
+            line = run.line
+            if snap_unit_speed:
+                line = unit_speed(line, pairs.q_t[p], pairs.ref_t[p], tol)
+            hits.append(_line_hit(int(a), p, pairs, line, ref_len, step, query_duration, describe))
+    shortest = min(min_segment_s, query_duration)
+    return [h for h in hits if h.query_end - h.query_start >= shortest]
+
+
+def _line_hit(
+    asset: int,
+    p: np.ndarray,
+    pairs: FramePairs,
+    line: Line,
+    ref_len: float,
+    step: float,
+    query_duration: float,
+    describe: Describe | None,
+) -> SignalHit:
+    q_t, dist = pairs.q_t, pairs.dist
+    q0 = float(q_t[p].min())
+    q1 = min(float(q_t[p].max()) + step, max(query_duration, step))
+    r0, r1 = (min(max(line.slope * t + line.offset, 0.0), ref_len) for t in (q0, q1))
+    best = p[int(np.argmin(dist[p]))]
+    expected = max(1.0, (q1 - q0) / step)
+    return SignalHit(
+        asset_num=asset,
+        query_start=round(q0, 3),
+        query_end=round(q1, 3),
+        ref_start=round(r0, 3),
+        ref_end=round(r1, 3),
+        distance=float(dist[p].mean()),
+        frames=int(p.size),
+        density=min(1.0, p.size / expected),
+        query_time=float(q_t[best]),
+        ref_time=min(max(line.slope * float(q_t[best]) + line.offset, 0.0), ref_len),
+        query_frame=int(pairs.q_frame[best]),
+        slope=line.slope,
+        note=describe(dist[p], False) if describe else "",
+    )
+
+
+def _still_hits(
+    asset: int,
+    sel: np.ndarray,
+    pairs: FramePairs,
+    step: float,
+    min_frames: int,
+    describe: Describe | None,
+) -> list[SignalHit]:
+    q_t, dist = pairs.q_t, pairs.dist
+    best = best_per_frame(sel, pairs.q_frame, dist)
+    best = best[np.argsort(q_t[best], kind="stable")]
+    hits = []
+    for part in np.split(best, np.flatnonzero(np.diff(q_t[best]) > 2 * step + 1e-6) + 1):
+        if part.size < min_frames:
+            continue
+        q0, q1 = float(q_t[part].min()), float(q_t[part].max()) + step
+        b = part[int(np.argmin(dist[part]))]
+        hits.append(
+            SignalHit(
+                asset_num=asset,
+                query_start=round(q0, 3),
+                query_end=round(q1, 3),
+                ref_start=0.0,
+                ref_end=0.0,
+                distance=float(dist[part].mean()),
+                frames=int(part.size),
+                density=1.0,
+                query_time=float(q_t[b]),
+                ref_time=0.0,
+                query_frame=int(pairs.q_frame[b]),
+                slope=0.0,
+                note=describe(dist[part], True) if describe else "",
+            )
+        )
+    return hits
+
+
+def segment_score(
+    hits: Sequence[SignalHit],
+    query_duration: float,
+    step: float,
+    closeness: Callable[[float], float],
+) -> float:
+    """Evidence in [0, 1] of aligned frame segments: how long, how much of the query, how
+    close (``closeness`` of the frame-weighted mean distance, in [0, 1]) and how dense.
+
+    * matched seconds (union of segments on the query): ``1 - exp(-seconds / 3)``, so a
+      3 s copy is worth 0.63 and 8 s is worth 0.93;
+    * coverage: matched share of the query, full credit from 60% (re-uploads add intros,
+      outros and reaction shots);
+    * density: share of sampled frames on the time line, full credit from 60%.
+
+    The product of a length term and a quality term means that neither a long but distant
+    alignment nor a single perfect frame scores high on its own.
+    """
+    if not hits:
+        return 0.0
+    matched = union_length([(h.query_start, h.query_end) for h in hits])
+    coverage = min(1.0, matched / max(query_duration, step))
+    frames = sum(h.frames for h in hits)
+    mean_d = sum(h.distance * h.frames for h in hits) / frames
+    density = sum(h.density * h.frames for h in hits) / frames
+    close = min(1.0, max(0.0, closeness(mean_d)))
+    length = 1.0 - math.exp(-matched / 3.0)
+    amount = 0.5 * length + 0.5 * min(1.0, coverage / 0.6)
+    quality = math.sqrt(close) * min(1.0, density / 0.6)
+    return round(max(0.0, min(1.0, amount * quality)), 4)

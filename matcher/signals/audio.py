@@ -48,7 +48,16 @@ import faiss
 import numpy as np
 
 from matcher.decode import Decoded
-from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex
+from matcher.signals.base import (
+    ASSET_SHIFT,
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    entry_ids,
+    split_ids,
+)
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 
@@ -65,8 +74,6 @@ BLOCK = 8
 BLOCK_BYTES = BLOCK * ITEM_BITS // 8
 REF_STRIDE = 2
 """References index every second block; queries search every block."""
-_ASSET_SHIFT = 24
-"""FAISS ids are ``asset_num << 24 | first item``: ids decode to assets without a table."""
 _QUIET_RMS = 10 ** (-55 / 20)
 """Items whose audio stays below -55 dBFS RMS are silence (not fingerprinted content)."""
 _FEED_SAMPLES = 1 << 20
@@ -277,11 +284,11 @@ class ChromaprintIndex(SignalIndex):
     def _add(self, asset_num: int, items: np.ndarray, loud: np.ndarray) -> int:
         items = np.asarray(items, np.uint32)
         loud = np.asarray(loud, bool)
-        if len(items) >= 1 << _ASSET_SHIFT:
+        if len(items) >= 1 << ASSET_SHIFT:
             raise InputError(f"asset {asset_num}: audio too long to index ({len(items)} items)")
         starts, codes = sub_fingerprints(items, loud, REF_STRIDE)
         if len(starts):
-            ids = (np.int64(asset_num) << _ASSET_SHIFT) + starts
+            ids = entry_ids(asset_num, starts)
             self.index.add_with_ids(codes, ids)
         self.items[asset_num], self.loud[asset_num] = items, loud
         self._starts[asset_num] = starts
@@ -295,7 +302,7 @@ class ChromaprintIndex(SignalIndex):
             self.loud.pop(num, None)
             if starts is None or not len(starts):
                 continue
-            ids = (np.int64(num) << _ASSET_SHIFT) + starts
+            ids = entry_ids(num, starts)
             removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
         return removed
 
@@ -403,8 +410,8 @@ class ChromaprintAudioSignal(Signal):
         rows, ids = rows[near], ids[near]
         if not len(rows):
             return []
-        assets = ids >> _ASSET_SHIFT
-        offsets = (ids & ((1 << _ASSET_SHIFT) - 1)) - starts[rows]
+        assets, entry_rows = split_ids(ids)
+        offsets = entry_rows - starts[rows]
         # Near blocks vote more: repetitive music puts every block of a short reference
         # within reach, but only the true alignment brings many of them really close.
         weights = 1.0 - dist[near] / (radius + 1.0)

@@ -50,6 +50,22 @@ Role = Literal["query", "reference"]
 signal stores crop variants of references and tries mirrors and content regions of queries."""
 
 
+ASSET_SHIFT = 24
+"""FAISS ids of per-asset index entries are ``asset_num << 24 | row``: an asset holds up to
+16M entries, and ids decode to assets without a lookup table."""
+
+
+def entry_ids(asset_num: int, rows: int | np.ndarray) -> np.ndarray:
+    """FAISS ids of an asset's entries: ``rows`` (a count, or the row numbers themselves)."""
+    r = np.arange(rows, dtype=np.int64) if isinstance(rows, int) else rows.astype(np.int64)
+    return (np.int64(asset_num) << ASSET_SHIFT) + r
+
+
+def split_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(asset numbers, rows) of FAISS ids made by :func:`entry_ids`."""
+    return ids >> ASSET_SHIFT, ids & ((1 << ASSET_SHIFT) - 1)
+
+
 Box = tuple[int, int, int, int]
 """x0, y0, x1, y1 in pixels of the decoded frame."""
 

@@ -40,17 +40,22 @@ import pdqhash
 from PIL import Image
 
 from matcher.decode import Decoded
-from matcher.signals.align import Line, align, best_per_frame, union_length
-from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex
+from matcher.signals.align import FramePairs, segment_hits, segment_score
+from matcher.signals.base import (
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    entry_ids,
+    split_ids,
+)
 from reelwatch.models import AssetKind
 
 HASH_BITS = 256
 HASH_BYTES = HASH_BITS // 8
 _MIRROR = 5
 """Index of the left-right mirror among ``pdqhash.compute_dihedral``'s eight hashes."""
-_ASSET_SHIFT = 24
-"""FAISS ids are ``asset_num << 24 | row``: an asset holds up to 16M hashes, and ids decode
-to assets without a lookup table."""
 
 Box = tuple[int, int, int, int]
 """x0, y0, x1, y1 in pixels."""
@@ -377,25 +382,6 @@ def without_overlays(image: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def unit_speed(line: Line, q: np.ndarray, r: np.ndarray, tol: float) -> Line:
-    """``line`` or, when the copy plays at (nearly) normal speed, the slope-1 line.
-
-    Distant matches (overlays, picture-in-picture) pick their closest reference frame with
-    some noise, and on slow camera moves the noise drifts along the clip, tilting a free
-    least-squares fit by 10% (0.8 s over 8 s). Normal speed is by far the most common, so a
-    fitted slope within 12% of 1 gives way to slope 1 (offset: median of ``r - q``) when
-    that line keeps as many pairs within ``tol`` and fits them about as well.
-    """
-    if abs(line.slope - 1.0) > 0.12 or len(q) < 3:
-        return line
-    offset = float(np.median(r - q))
-    fit = np.abs(r - (line.slope * q + line.offset))
-    unit = np.abs(r - (q + offset))
-    if (unit <= tol).sum() >= (fit <= tol).sum() and np.median(unit) <= np.median(fit) + 0.25 * tol:
-        return Line(1.0, offset)
-    return line
-
-
 class PdqIndex(SignalIndex):
     """PDQ hashes of reference frames in ``faiss.IndexBinaryIDMap2(IndexBinaryFlat(256))``.
 
@@ -425,7 +411,7 @@ class PdqIndex(SignalIndex):
         if asset_num in self.times:
             self.remove([asset_num])
         hashes = fingerprint["hashes"]
-        ids = (np.int64(asset_num) << _ASSET_SHIFT) + np.arange(len(hashes), dtype=np.int64)
+        ids = entry_ids(asset_num, len(hashes))
         if len(hashes):
             self.index.add_with_ids(np.ascontiguousarray(hashes, dtype=np.uint8), ids)
         self.times[asset_num] = fingerprint["times"].astype(np.float32)
@@ -437,9 +423,14 @@ class PdqIndex(SignalIndex):
             times = self.times.pop(num, None)
             if times is None or not len(times):
                 continue
-            ids = (np.int64(num) << _ASSET_SHIFT) + np.arange(len(times), dtype=np.int64)
+            ids = entry_ids(num, len(times))
             removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
         return removed
+
+    def ref_length(self, asset_num: int) -> float:
+        """Seconds of the asset's timeline (0 for a still)."""
+        t = self.times.get(asset_num)
+        return float(np.max(t)) if t is not None and len(t) else 0.0
 
     def asset_nums(self) -> set[int]:
         return set(self.times)
@@ -477,8 +468,7 @@ class PdqIndex(SignalIndex):
 
     def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(asset number, reference time) of FAISS ids."""
-        assets = ids >> _ASSET_SHIFT
-        rows = ids & ((1 << _ASSET_SHIFT) - 1)
+        assets, rows = split_ids(ids)
         times = np.zeros(len(ids), np.float64)
         for a in np.unique(assets):
             sel = assets == a
@@ -564,137 +554,39 @@ class PdqCopySignal(Signal):
         if not len(rows):
             return []
         assets, ref_t = index.decode_ids(ids)
-        q_t = fingerprint["times"][rows].astype(np.float64)
-        q_frame = fingerprint["frames"][rows].astype(np.int64)
-        step = 1.0 / s.sample_fps
-        n_frames = len(np.unique(fingerprint["frames"]))
-        min_frames = min(s.min_segment_frames, n_frames)
-        hits: list[SignalHit] = []
-        for a in np.unique(assets):
-            sel = np.flatnonzero((assets == a) & ~np.isnan(ref_t))
-            if not sel.size:
-                continue
-            ref_len = float(np.max(index.times[int(a)])) if len(index.times[int(a)]) else 0.0
-            if ref_len <= 0.0:
-                hits.extend(self._still_hits(int(a), sel, q_t, q_frame, dist, min_frames))
-                continue
-            runs = align(
-                q_t[sel],
-                ref_t[sel],
-                q_frame[sel],
-                dist[sel].astype(np.float64),
-                tol=s.align_tolerance_s,
-                max_gap=max(3.0, 4 * step),
-                min_frames=min_frames,
-            )
-            for run in runs:
-                p = sel[run.pairs]
-                line = unit_speed(run.line, q_t[p], ref_t[p], s.align_tolerance_s)
-                hits.append(self._hit(int(a), p, q_t, q_frame, dist, line, ref_len, query_duration))
-        return [
-            h for h in hits if h.query_end - h.query_start >= min(s.min_segment_s, query_duration)
-        ]
-
-    def _hit(
-        self,
-        asset: int,
-        p: np.ndarray,
-        q_t: np.ndarray,
-        q_frame: np.ndarray,
-        dist: np.ndarray,
-        line: Line,
-        ref_len: float,
-        query_duration: float,
-    ) -> SignalHit:
-        step = 1.0 / self.settings.sample_fps
-        q0 = float(q_t[p].min())
-        q1 = min(float(q_t[p].max()) + step, max(query_duration, step))
-        r0, r1 = (min(max(line.slope * t + line.offset, 0.0), ref_len) for t in (q0, q1))
-        best = p[int(np.argmin(dist[p]))]
-        expected = max(1.0, (q1 - q0) / step)
-        return SignalHit(
-            asset_num=asset,
-            query_start=round(q0, 3),
-            query_end=round(q1, 3),
-            ref_start=round(r0, 3),
-            ref_end=round(r1, 3),
-            distance=float(dist[p].mean()),
-            frames=int(p.size),
-            density=min(1.0, p.size / expected),
-            query_time=float(q_t[best]),
-            ref_time=min(max(line.slope * float(q_t[best]) + line.offset, 0.0), ref_len),
-            query_frame=int(q_frame[best]),
-            slope=line.slope,
+        pairs = FramePairs(
+            assets=assets,
+            ref_t=ref_t,
+            q_t=fingerprint["times"][rows].astype(np.float64),
+            q_frame=fingerprint["frames"][rows].astype(np.int64),
+            dist=dist.astype(np.float64),
         )
-
-    def _still_hits(
-        self,
-        asset: int,
-        sel: np.ndarray,
-        q_t: np.ndarray,
-        q_frame: np.ndarray,
-        dist: np.ndarray,
-        min_frames: int,
-    ) -> list[SignalHit]:
-        """A still reference has no timeline: runs of query frames that show it are segments."""
-        step = 1.0 / self.settings.sample_fps
-        best = best_per_frame(sel, q_frame, dist.astype(np.float64))
-        best = best[np.argsort(q_t[best], kind="stable")]
-        hits = []
-        for part in np.split(best, np.flatnonzero(np.diff(q_t[best]) > 2 * step + 1e-6) + 1):
-            if part.size < min_frames:
-                continue
-            q0, q1 = float(q_t[part].min()), float(q_t[part].max()) + step
-            b = part[int(np.argmin(dist[part]))]
-            hits.append(
-                SignalHit(
-                    asset_num=asset,
-                    query_start=round(q0, 3),
-                    query_end=round(q1, 3),
-                    ref_start=0.0,
-                    ref_end=0.0,
-                    distance=float(dist[part].mean()),
-                    frames=int(part.size),
-                    density=1.0,
-                    query_time=float(q_t[b]),
-                    ref_time=0.0,
-                    query_frame=int(q_frame[b]),
-                    slope=0.0,
-                )
-            )
-        return hits
+        return segment_hits(
+            pairs,
+            index.ref_length,
+            step=1.0 / s.sample_fps,
+            query_duration=query_duration,
+            tol=s.align_tolerance_s,
+            min_frames=min(s.min_segment_frames, len(np.unique(fingerprint["frames"]))),
+            min_segment_s=s.min_segment_s,
+            snap_unit_speed=True,
+        )
 
     # Scoring -----------------------------------------------------------------------------------
 
     def score(self, hits: Sequence[SignalHit], query_duration: float) -> float:
-        """Evidence in [0, 1] from how long, how much of the query, and how closely it matched.
+        """Evidence in [0, 1] (:func:`~matcher.signals.align.segment_score`: length, coverage,
+        density) with this closeness:
 
-        * matched seconds (union of segments on the query): ``1 - exp(-seconds / 3)``, so a
-          3 s copy is worth 0.63 and 8 s is worth 0.93;
-        * coverage: matched share of the query, full credit from 60% (re-uploads add intros,
-          outros and reaction shots);
-        * closeness: mean PDQ distance of aligned frames. Up to 30 bits is what PDQ calls
+        * mean PDQ distance of aligned frames. Up to 30 bits is what PDQ calls
           near-identical (1); above, it falls off quadratically to 0 at the frame threshold,
           because a dozen frames on one time line at 55-60 bits (heavy overlays) are still
           far from chance (unrelated frames sit at 90+ bits from their nearest reference);
-        * density: share of sampled frames on the line.
-
-        The product of a length term and a quality term means that neither a long but
-        distant alignment nor a single perfect frame scores high on its own.
         """
-        if not hits:
-            return 0.0
-        step = 1.0 / self.settings.sample_fps
-        matched = union_length([(h.query_start, h.query_end) for h in hits])
-        duration = max(query_duration, step)
-        coverage = min(1.0, matched / duration)
-        frames = sum(h.frames for h in hits)
-        mean_d = sum(h.distance * h.frames for h in hits) / frames
-        density = sum(h.density * h.frames for h in hits) / frames
         max_d = float(self.settings.copy_max_distance)
-        excess = min(1.0, max(0.0, (mean_d - 30.0) / max(1.0, max_d - 30.0)))
-        closeness = 1.0 - excess * excess
-        length = 1.0 - math.exp(-matched / 3.0)
-        amount = 0.5 * length + 0.5 * min(1.0, coverage / 0.6)
-        quality = math.sqrt(closeness) * min(1.0, density / 0.6)
-        return round(max(0.0, min(1.0, amount * quality)), 4)
+
+        def closeness(mean_d: float) -> float:
+            excess = min(1.0, max(0.0, (mean_d - 30.0) / max(1.0, max_d - 30.0)))
+            return 1.0 - excess * excess
+
+        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, closeness)

@@ -19,7 +19,6 @@ Models run on the GPU in fp16 when there is one (``device: auto``), batched
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,14 +28,20 @@ import numpy as np
 
 from matcher.decode import Decoded
 from matcher.models import load_image_encoder, model_digest, resolve_model_dir
-from matcher.signals.align import Line, align, best_per_frame, union_length
-from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex
+from matcher.signals.align import FramePairs, segment_hits, segment_score
+from matcher.signals.base import (
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    entry_ids,
+    split_ids,
+)
 from matcher.signals.copy import content_box
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 
-_ASSET_SHIFT = 24
-"""FAISS ids are ``asset_num << 24 | row``, as in the copy signal's index."""
 MAX_PAIRS_PER_FRAME = 256
 """Reference frames kept per query frame (the most similar): a long static reference shot
 can match every query frame hundreds of times, and alignment needs only the best few."""
@@ -89,7 +94,7 @@ class EmbeddingIndex(SignalIndex):
                     f"frame embeddings of {vectors.shape[1]} dimensions for an index of "
                     f"{self.index.d}: rebuild the catalog index for the new model"
                 )
-            ids = (np.int64(asset_num) << _ASSET_SHIFT) + np.arange(len(vectors), dtype=np.int64)
+            ids = entry_ids(asset_num, len(vectors))
             self.index.add_with_ids(vectors, ids)
         self.times[asset_num] = fingerprint["times"].astype(np.float32)
         return len(vectors)
@@ -100,9 +105,14 @@ class EmbeddingIndex(SignalIndex):
             times = self.times.pop(num, None)
             if times is None or not len(times) or self.index is None:
                 continue
-            ids = (np.int64(num) << _ASSET_SHIFT) + np.arange(len(times), dtype=np.int64)
+            ids = entry_ids(num, len(times))
             removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
         return removed
+
+    def ref_length(self, asset_num: int) -> float:
+        """Seconds of the asset's timeline (0 for a still)."""
+        t = self.times.get(asset_num)
+        return float(np.max(t)) if t is not None and len(t) else 0.0
 
     def asset_nums(self) -> set[int]:
         return set(self.times)
@@ -157,8 +167,7 @@ class EmbeddingIndex(SignalIndex):
 
     def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(asset number, reference time) of FAISS ids."""
-        assets = ids >> _ASSET_SHIFT
-        rows = ids & ((1 << _ASSET_SHIFT) - 1)
+        assets, rows = split_ids(ids)
         times = np.full(len(ids), np.nan, np.float64)
         for a in np.unique(assets):
             sel = assets == a
@@ -260,140 +269,47 @@ class ClipEmbeddingSignal(Signal):
         if not len(rows):
             return []
         assets, ref_t = index.decode_ids(ids)
-        q_t = fingerprint["times"][rows].astype(np.float64)
-        q_frame = fingerprint["frames"][rows].astype(np.int64)
-        dist = 1.0 - sims.astype(np.float64)
-        step = 1.0 / s.sample_fps
-        n_frames = len(np.unique(fingerprint["frames"]))
-        min_frames = min(s.min_segment_frames, n_frames)
-        hits: list[SignalHit] = []
-        for a in np.unique(assets):
-            sel = np.flatnonzero((assets == a) & ~np.isnan(ref_t))
-            if not sel.size:
-                continue
-            ref_times = index.times[int(a)]
-            ref_len = float(np.max(ref_times)) if len(ref_times) else 0.0
-            if ref_len <= 0.0:
-                hits.extend(self._still_hits(int(a), sel, q_t, q_frame, dist, min_frames))
-                continue
-            runs = align(
-                q_t[sel],
-                ref_t[sel],
-                q_frame[sel],
-                dist[sel],
-                tol=s.align_tolerance_s,
-                max_gap=max(3.0, 4 * step),
-                min_frames=min_frames,
-            )
-            for run in runs:
-                p = sel[run.pairs]
-                hits.append(
-                    self._hit(int(a), p, q_t, q_frame, dist, run.line, ref_len, query_duration)
-                )
-        return [
-            h for h in hits if h.query_end - h.query_start >= min(s.min_segment_s, query_duration)
-        ]
-
-    def _hit(
-        self,
-        asset: int,
-        p: np.ndarray,
-        q_t: np.ndarray,
-        q_frame: np.ndarray,
-        dist: np.ndarray,
-        line: Line,
-        ref_len: float,
-        query_duration: float,
-    ) -> SignalHit:
-        step = 1.0 / self.settings.sample_fps
-        q0 = float(q_t[p].min())
-        q1 = min(float(q_t[p].max()) + step, max(query_duration, step))
-        r0, r1 = (min(max(line.slope * t + line.offset, 0.0), ref_len) for t in (q0, q1))
-        best = p[int(np.argmin(dist[p]))]
-        expected = max(1.0, (q1 - q0) / step)
-        mean_sim = 1.0 - float(dist[p].mean())
-        return SignalHit(
-            asset_num=asset,
-            query_start=round(q0, 3),
-            query_end=round(q1, 3),
-            ref_start=round(r0, 3),
-            ref_end=round(r1, 3),
-            distance=float(dist[p].mean()),
-            frames=int(p.size),
-            density=min(1.0, p.size / expected),
-            query_time=float(q_t[best]),
-            ref_time=min(max(line.slope * float(q_t[best]) + line.offset, 0.0), ref_len),
-            query_frame=int(q_frame[best]),
-            slope=line.slope,
-            note=f"{p.size} frames look alike (mean cos {mean_sim:.2f})",
+        pairs = FramePairs(
+            assets=assets,
+            ref_t=ref_t,
+            q_t=fingerprint["times"][rows].astype(np.float64),
+            q_frame=fingerprint["frames"][rows].astype(np.int64),
+            dist=1.0 - sims.astype(np.float64),
         )
-
-    def _still_hits(
-        self,
-        asset: int,
-        sel: np.ndarray,
-        q_t: np.ndarray,
-        q_frame: np.ndarray,
-        dist: np.ndarray,
-        min_frames: int,
-    ) -> list[SignalHit]:
-        """A still reference has no timeline: runs of query frames that show it are segments."""
-        step = 1.0 / self.settings.sample_fps
-        best = best_per_frame(sel, q_frame, dist)
-        best = best[np.argsort(q_t[best], kind="stable")]
-        hits = []
-        for part in np.split(best, np.flatnonzero(np.diff(q_t[best]) > 2 * step + 1e-6) + 1):
-            if part.size < min_frames:
-                continue
-            q0, q1 = float(q_t[part].min()), float(q_t[part].max()) + step
-            b = part[int(np.argmin(dist[part]))]
-            mean_sim = 1.0 - float(dist[part].mean())
-            hits.append(
-                SignalHit(
-                    asset_num=asset,
-                    query_start=round(q0, 3),
-                    query_end=round(q1, 3),
-                    ref_start=0.0,
-                    ref_end=0.0,
-                    distance=float(dist[part].mean()),
-                    frames=int(part.size),
-                    density=1.0,
-                    query_time=float(q_t[b]),
-                    ref_time=0.0,
-                    query_frame=int(q_frame[b]),
-                    slope=0.0,
-                    note=f"{part.size} frames look like the still (mean cos {mean_sim:.2f})",
-                )
-            )
-        return hits
+        return segment_hits(
+            pairs,
+            index.ref_length,
+            step=1.0 / s.sample_fps,
+            query_duration=query_duration,
+            tol=s.align_tolerance_s,
+            min_frames=min(s.min_segment_frames, len(np.unique(fingerprint["frames"]))),
+            min_segment_s=s.min_segment_s,
+            describe=_describe,
+        )
 
     # Scoring -----------------------------------------------------------------------------------
 
     def score(self, hits: Sequence[SignalHit], query_duration: float) -> float:
         """Evidence in [0, 1] from how long, how much of the query, and how closely it matched.
 
-        The same shape as the copy signal's score (a length term times a quality term):
+        The same shape as the copy signal's score
+        (:func:`~matcher.signals.align.segment_score`: length, coverage, density) with this
+        closeness:
 
-        * matched seconds (union of segments): ``1 - exp(-seconds / 3)``;
-        * coverage: matched share of the query, full credit from 60%;
-        * closeness: mean cosine of aligned frames. Full credit in the top 30% of the band
+        * mean cosine of aligned frames. Full credit in the top 30% of the band
           above ``min_similarity`` (0.97 for the default 0.9, where re-encoded copies sit),
-          falling quadratically to 0 at the threshold;
-        * density: share of sampled frames on the time line.
+          falling quadratically to 0 at the threshold.
         """
-        if not hits:
-            return 0.0
-        step = 1.0 / self.settings.sample_fps
-        matched = union_length([(h.query_start, h.query_end) for h in hits])
-        coverage = min(1.0, matched / max(query_duration, step))
-        frames = sum(h.frames for h in hits)
-        mean_sim = 1.0 - sum(h.distance * h.frames for h in hits) / frames
-        density = sum(h.density * h.frames for h in hits) / frames
         floor = self.settings.embedding.min_similarity
         full = floor + 0.7 * (1.0 - floor)
-        excess = min(1.0, max(0.0, (full - mean_sim) / max(1e-6, full - floor)))
-        closeness = 1.0 - excess * excess
-        length = 1.0 - math.exp(-matched / 3.0)
-        amount = 0.5 * length + 0.5 * min(1.0, coverage / 0.6)
-        quality = math.sqrt(closeness) * min(1.0, density / 0.6)
-        return round(max(0.0, min(1.0, amount * quality)), 4)
+
+        def closeness(mean_d: float) -> float:
+            excess = min(1.0, max(0.0, (full - (1.0 - mean_d)) / max(1e-6, full - floor)))
+            return 1.0 - excess * excess
+
+        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, closeness)
+
+
+def _describe(dist: np.ndarray, still: bool) -> str:
+    what = "look like the still" if still else "look alike"
+    return f"{dist.size} frames {what} (mean cos {1.0 - float(dist.mean()):.2f})"

@@ -40,7 +40,16 @@ import numpy as np
 
 from matcher.decode import Decoded
 from matcher.signals.align import union_length
-from matcher.signals.base import Box, Fingerprint, Role, Signal, SignalHit, SignalIndex
+from matcher.signals.base import (
+    Box,
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    entry_ids,
+    split_ids,
+)
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 
@@ -53,8 +62,6 @@ HOG_MIN_FACE_PX = 72
 margin; measured: 73 px boxes at level 0, 37 px after one doubling)."""
 MAX_DETECT_SIDE = 2048
 """Upsampling stops before the image the detector scans would exceed this side (cost)."""
-_ASSET_SHIFT = 24
-"""FAISS ids are ``asset_num << 24 | row``, as in the copy signal."""
 
 CLOSENESS_KNOTS = (
     (0.40, 1.0),
@@ -215,7 +222,7 @@ class FaceIndex(SignalIndex):
             self.remove([asset_num])
         desc = np.ascontiguousarray(fingerprint["descriptors"], dtype=np.float32).reshape(-1, DIM)
         if len(desc):
-            ids = (np.int64(asset_num) << _ASSET_SHIFT) + np.arange(len(desc), dtype=np.int64)
+            ids = entry_ids(asset_num, len(desc))
             self.index.add_with_ids(desc, ids)
         self.boxes[asset_num] = fingerprint["boxes"].astype(np.int32).reshape(-1, 4)
         self.times[asset_num] = fingerprint["times"].astype(np.float32)
@@ -228,7 +235,7 @@ class FaceIndex(SignalIndex):
             self.boxes.pop(num, None)
             if times is None or not len(times):
                 continue
-            ids = (np.int64(num) << _ASSET_SHIFT) + np.arange(len(times), dtype=np.int64)
+            ids = entry_ids(num, len(times))
             removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
         return removed
 
@@ -268,7 +275,7 @@ class FaceIndex(SignalIndex):
     @staticmethod
     def decode_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(asset number, row in that asset's fingerprint) of FAISS ids."""
-        return ids >> _ASSET_SHIFT, ids & ((1 << _ASSET_SHIFT) - 1)
+        return split_ids(ids)
 
 
 class DlibFaceSignal(Signal):

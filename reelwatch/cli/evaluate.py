@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from reelwatch.cli import console, settings_of
+from reelwatch.cli import console, err_console, settings_of
 from reelwatch.cli.ops import progress_bar
 from reelwatch.errors import InputError
 
@@ -50,19 +50,20 @@ def evaluate(
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
     base = settings_of(ctx)
+    out = err_console if as_json else console  # keep stdout pure JSON
     work = directory / ".eval"
     if fresh and work.exists():
         shutil.rmtree(work)
     if not directory.exists() or not any(
         p for p in directory.iterdir() if not p.name.startswith(".")
     ):
-        console.print(f"{directory}: no references, writing the built-in titles there")
+        out.print(f"{directory}: no references, writing the built-in titles there")
         write_builtin_references(directory)
     titles, refs = find_references(directory)
     if not refs:
         raise InputError(f"{directory}: no reference media (one sub-folder per title)")
 
-    with progress_bar() as bar:
+    with progress_bar(out) as bar:
         task = bar.add_task("building queries", total=None)
         built = build_queries(
             directory,
@@ -85,7 +86,7 @@ def evaluate(
         references=[EvalReference(r.title, r.path, r.kind, r.talent) for r in refs],
         queries=[EvalQuery(**{**asdict(q)}) for q in built],
     )
-    with progress_bar() as bar:
+    with progress_bar(out) as bar:
         task = bar.add_task("matching", total=len(evalset.queries))
         result, _ = run_eval(settings, evalset, lambda q: bar.update(task, advance=1))
     if as_json:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -41,13 +42,14 @@ def replica_running(settings: Settings, platform: str) -> Iterator[None]:
             settings.crawl.replica_url = None
 
 
-def progress_bar() -> Progress:
+def progress_bar(on: Console | None = None) -> Progress:
+    """A progress bar on ``on`` (default: stdout; commands printing JSON pass stderr's)."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=on or console,
         transient=False,
     )
 

@@ -36,7 +36,7 @@ from reelwatch.demo import audio, media
 from reelwatch.demo.media import Clip
 from reelwatch.errors import InputError
 
-SET_VERSION = 2
+SET_VERSION = 3
 MEDIA_SUFFIXES = frozenset(
     {".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi", ".jpg", ".jpeg", ".png", ".webp"}
     | {".wav", ".m4a", ".mp3", ".aac", ".flac", ".ogg", ".opus"}
@@ -408,7 +408,9 @@ def build_queries(
         picture = distractor_clips[(j + 2) % len(distractor_clips)]
         picture = media.excerpt(picture, 0.0, EXCERPT_S)
         voice = audio.voice_over(EXCERPT_S, seed=j)
-        clip = audio.with_soundtrack(picture, track, volume=0.6, voice=voice)
+        clip = audio.with_soundtrack(
+            picture, track, volume=0.6, voice=voice, voice_volume=_voice_gain(track, voice)
+        )
         media.write_clip(clip, out / f"{qid}.mp4")
         queries.append(
             BuiltQuery(
@@ -491,6 +493,19 @@ def _portrait_clip(photo: Path, seconds: float, *, seed: int, fps: int = 24) -> 
         )
         frames.append(np.asarray(canvas))
     return Clip(tuple(frames), float(fps), audio.song(n / fps, seed))
+
+
+SPEECH_UNDER_MUSIC_DB = 3.0
+"""The voice-over of soundtrack queries sits this far below the (60 %) music, by RMS."""
+
+
+def _voice_gain(track: np.ndarray, voice: np.ndarray) -> float:
+    """Gain that puts ``voice`` :data:`SPEECH_UNDER_MUSIC_DB` under the track at 60 %."""
+    music = float(np.sqrt(np.mean(np.square(0.6 * track)))) if track.size else 0.0
+    speech = float(np.sqrt(np.mean(np.square(voice)))) if voice.size else 0.0
+    if music <= 0.0 or speech <= 0.0:
+        return 1.0
+    return music / speech * 10 ** (-SPEECH_UNDER_MUSIC_DB / 20)
 
 
 def _str_list(value: object) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from matcher.decode import decode
-from matcher.signals.align import Line, align
+from matcher.signals.align import Line, align, unit_speed
 from matcher.signals.base import Fingerprint
 from matcher.signals.copy import (
     HASH_BYTES,
@@ -20,7 +20,6 @@ from matcher.signals.copy import (
     pdq,
     pdq_with_mirror,
     pip_windows,
-    unit_speed,
     without_overlays,
 )
 from reelwatch.demo import media
