@@ -22,45 +22,40 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from matcher.catalog import Catalog
 from matcher.decode import decode
 from matcher.engine import Matcher, QueryContext
+from matcher.evaluation import EvalReference, EvalSet, build_catalog
 from matcher.fingerprint import enabled_signals, media_signals
 from reelwatch.demo import audio, media
-from reelwatch.demo.evalset import BUILTIN_TITLES, write_builtin_references
+from reelwatch.demo.evalset import (
+    BUILTIN_TITLES,
+    find_references,
+    portrait_clip,
+    face_photos_dir,
+    write_builtin_references,
+)
 from reelwatch.settings import load_settings
 
-FACES = Path(os.environ.get("REELWATCH_TEST_FACES", ".venv/test-data/faces"))
 
-
-def _person_photos() -> tuple[str | None, str | None]:
-    """(gallery photo, another photo of the same person) if the test photos are there."""
-    a, b = FACES / "obama.jpg", FACES / "obama2.jpg"
-    return (str(a), str(b)) if a.exists() and b.exists() else (None, None)
-
-
-def make_query(path: Path, seconds: float, person: str | None) -> None:
-    import numpy as np
-    from PIL import Image
-
-    photos: list[object] = ["astronaut", "coffee", "chelsea", "rocket"]
-    if person is not None:
-        photos.insert(1, np.asarray(Image.open(person).convert("RGB")))
+def make_query(path: Path, seconds: float, person: Path | None) -> None:
+    """Ken Burns moves over photos (three quarters), then a person's photo (a quarter, when
+    there is one), 1280x720 at 30 fps, under the first built-in title's song at 70 %."""
+    photos: list[str] = ["astronaut", "coffee", "chelsea"]
+    scene_s = seconds * (0.75 if person is not None else 1.0)
     clip_path = path.with_suffix(".silent.mp4")
     media.make_reference_clip(
-        photos,  # type: ignore[arg-type]
-        clip_path,
-        seconds_per_photo=seconds / len(photos),
-        size=(1280, 720),
-        fps=30,
-        seed=7,
+        photos, clip_path, seconds_per_photo=scene_s / len(photos), size=(1280, 720), fps=30, seed=7
     )
     clip = media.read_clip(clip_path)
+    clip_path.unlink()
+    if person is not None:
+        face = portrait_clip(person, seconds - scene_s, seed=8, fps=30, size=(1280, 720))
+        clip = replace(clip, frames=clip.frames + face.frames)
     track = audio.song(clip.duration, BUILTIN_TITLES[0].seed)
     media.write_clip(audio.with_soundtrack(clip, track, volume=0.7), path)
-    clip_path.unlink()
 
 
 def main() -> None:
@@ -68,27 +63,20 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="append the result to this Markdown file")
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
-    gallery, other_photo = _person_photos()
+    faces = face_photos_dir()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = load_settings(home=root / "home")
         settings.ensure_home()
         refs = root / "refs"
-        write_builtin_references(refs)
-        catalog = Catalog(settings)
-        for t in BUILTIN_TITLES:
-            title = catalog.add_title(
-                t.name,
-                owner=t.owner,
-                aliases=t.aliases,
-                hashtags=t.hashtags,
-                description=t.description,
-            )
-            catalog.add_assets(title.id, sorted((refs / t.name).iterdir()))
-        if gallery is not None:
-            catalog.add_assets("starfall-station", [gallery], kind="face", talent="Person A")
+        write_builtin_references(refs)  # titles, a theme song, a face gallery if photos exist
+        titles, found = find_references(refs)
+        catalog = build_catalog(
+            settings,
+            EvalSet(titles, [EvalReference(r.title, r.path, r.kind, r.talent) for r in found], []),
+        )
         query = root / "query.mp4"
-        make_query(query, args.seconds, other_photo)
+        make_query(query, args.seconds, faces / "obama2.jpg" if faces else None)
 
         m = settings.matcher
         signals = enabled_signals(settings)
@@ -134,7 +122,7 @@ def main() -> None:
     lines = [
         f"- {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; {args.seconds:.0f} s 1280x720 30 fps clip; "
-        f"signals: {names}; face gallery: {'yes' if gallery else 'no (make test-data)'}",
+        f"signals: {names}; face gallery: {'yes' if faces else 'no (make test-data)'}",
     ]
     lines += [f"  {name}: {sec:.2f} s" for name, sec in rows]
     lines.append(f"  match_file cold (decode + all fingerprints + search + evidence): {cold:.2f} s")

@@ -126,7 +126,7 @@ as the talent's gallery, a third photo of them as a query, another person as a d
 BUILTIN_TALENT = ("Starfall Station", "Talent A")
 
 
-def test_faces_dir() -> Path | None:
+def face_photos_dir() -> Path | None:
     """Where ``make test-data`` put the photos of real people, if it did."""
     d = Path(os.environ.get("REELWATCH_TEST_FACES") or Path(".venv") / "test-data" / "faces")
     return d if all((d / n).exists() for names in BUILTIN_FACES.values() for n in names) else None
@@ -160,7 +160,7 @@ def write_builtin_references(directory: Path) -> None:
             "hashtags": list(t.hashtags),
             "description": t.description,
         }
-    faces = test_faces_dir()
+    faces = face_photos_dir()
     if faces is not None:
         title, talent = BUILTIN_TALENT
         gallery = directory / title / "faces" / talent
@@ -431,7 +431,7 @@ def build_queries(
         qid = f"f{j:02d}"
         note(f"{qid}: face of {talent or 'someone else'}")
         path = out / f"{qid}.mp4"
-        media.write_clip(_portrait_clip(photo, FACE_CLIP_S, seed=900 + j), path)
+        media.write_clip(portrait_clip(photo, FACE_CLIP_S, seed=900 + j), path)
         if title is None:
             queries.append(
                 BuiltQuery(qid, path, DISTRACTOR + " (face)", None, "", (), 0.0, 0.0, 0.0, 0.0)
@@ -473,12 +473,13 @@ def build_queries(
     return queries
 
 
-def _portrait_clip(photo: Path, seconds: float, *, seed: int, fps: int = 24) -> Clip:
+def portrait_clip(
+    photo: Path, seconds: float, *, seed: int, fps: int = 24, size: tuple[int, int] = (640, 360)
+) -> Clip:
     """A person's photo whole (fit to the frame height, over a blurred copy of itself) with a
-    slow push-in, as a 640x360 clip with its own music: an actor filmed in a scene."""
+    slow push-in, as a clip with its own music: an actor filmed in a scene."""
     from PIL import ImageFilter
 
-    size = (640, 360)
     img = Image.open(photo).convert("RGB")
     back = img.resize(size, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(12))
     n = round(seconds * fps)
