@@ -204,6 +204,30 @@ class Matcher:
     def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog(settings)
+        self._signals_off: dict[str, str] | None = None
+
+    @property
+    def signals_off(self) -> dict[str, str]:
+        """Signals the settings ask for that cannot run here, and why (read once)."""
+        if self._signals_off is None:
+            status = signal_status(self.settings)
+            self._signals_off = {k: v for k, v in status.items() if v}
+        return self._signals_off
+
+    def query_signals(self) -> list[Signal]:
+        """The media signals worth computing for a post: those with something indexed (no
+        face detection, or soundtrack decoding, for a catalog without faces or sound)."""
+        return [
+            s
+            for s in self.catalog.signals
+            if s.references == "assets" and len(self.catalog.index(s))
+        ]
+
+    def fingerprint(self, path: Path | str, sha256: str | None = None) -> Fingerprints:
+        """The post's fingerprints for :meth:`query_signals` (cached by content)."""
+        return fingerprint_file(
+            path, self.settings, sha256, role="query", signals=self.query_signals()
+        )
 
     def match_file(
         self,
@@ -223,13 +247,7 @@ class Matcher:
         if not assets and not titles:
             raise InputError(EMPTY_CATALOG)
         path = Path(path)
-        # Only signals with something indexed are worth computing (and decoding audio for).
-        active = [
-            s
-            for s in self.catalog.signals
-            if s.references == "assets" and len(self.catalog.index(s))
-        ]
-        fps = fingerprint_file(path, self.settings, sha256, role="query", signals=active)
+        fps = self.fingerprint(path, sha256)
         step = 1.0 / fps.sample_fps
         duration = max(step, min(fps.duration, self.settings.matcher.max_frames * step))
 
@@ -266,13 +284,12 @@ class Matcher:
                 continue
             matches.append(self._title_match(title, per_signal, asset_of, evidence, duration))
         matches.sort(key=lambda t: (-t.score, t.title_id))
-        off = {k: v for k, v in signal_status(self.settings).items() if v}
         return MatchReport(
             input=str(path),
             media=fps.media,
             matches=matches,
             ai=self._ai_flags(path, context),
-            signals_off=off,
+            signals_off=dict(self.signals_off),
         )
 
     def _title_match(

@@ -20,7 +20,6 @@ from pathlib import Path
 import crawler
 from matcher.decode import probe
 from matcher.engine import Matcher, QueryContext
-from matcher.fingerprint import fingerprint_file
 from matcher.signals.provenance import ai_flags, trust_anchors_pem
 from reelwatch.errors import InputError, PermanentError
 from reelwatch.models import (
@@ -136,7 +135,7 @@ class Pipeline:
     def fingerprint(self, key: str) -> str:
         with self._recording(key) as post:
             sha = self._sha(post)
-            fingerprint_file(self.media_path(sha), self.settings, sha256=sha)
+            self.matcher.fingerprint(self.media_path(sha), sha256=sha)
             self.store.set_post_state(key, PostState.FINGERPRINTED)
             return sha
 
