@@ -32,9 +32,9 @@ from matcher.fingerprint import enabled_signals, media_signals
 from reelwatch.demo import audio, media
 from reelwatch.demo.evalset import (
     BUILTIN_TITLES,
+    face_photos_dir,
     find_references,
     portrait_clip,
-    face_photos_dir,
     write_builtin_references,
 )
 from reelwatch.settings import load_settings
