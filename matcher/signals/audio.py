@@ -341,6 +341,7 @@ class ChromaprintAudioSignal(Signal):
 
     version = 1
     asset_kinds = frozenset({AssetKind.AUDIO, AssetKind.VIDEO})
+    index_type = ChromaprintIndex
     needs_audio = True
     visual = False
 
@@ -380,14 +381,6 @@ class ChromaprintAudioSignal(Signal):
             "times": (np.arange(len(items)) * HOP_S).astype(np.float32),
             "loud": loud,
         }
-
-    # Index -------------------------------------------------------------------------------------
-
-    def new_index(self) -> ChromaprintIndex:
-        return ChromaprintIndex()
-
-    def load_index(self, directory: Path) -> ChromaprintIndex:
-        return ChromaprintIndex.load(directory)
 
     # Search ------------------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ How to add a signal
    made by another version are rebuilt, never mixed.
 3. Implement :meth:`~Signal.fingerprint` (from one :class:`~matcher.decode.Decoded`, so media
    is decoded once for all signals; set :attr:`~Signal.needs_audio` to get the soundtrack),
-   :meth:`~Signal.new_index`/:meth:`~Signal.load_index`, :meth:`~Signal.search` (query
-   fingerprint -> time-aligned :class:`SignalHit` per reference) and :meth:`~Signal.score`
-   (hits of one title -> calibrated evidence in [0, 1]).
+   a :class:`SignalIndex` subclass named in :attr:`~Signal.index_type`,
+   :meth:`~Signal.search` (query fingerprint -> time-aligned :class:`SignalHit` per
+   reference) and :meth:`~Signal.score` (hits of one title -> calibrated evidence in [0, 1]).
 4. Signals about words rather than pixels (``text``) set :attr:`~Signal.references` to
    ``"titles"``: the catalog indexes each title's card (:meth:`~Signal.fingerprint_text` of
    its names, hashtags and description) under the title's number, and the engine
@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 
@@ -119,6 +119,11 @@ class SignalIndex(ABC):
     and ``load`` persist it under a folder the catalog owns.
     """
 
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path) -> Self:
+        """The index saved under ``directory`` by :meth:`save` (empty if none was)."""
+
     @abstractmethod
     def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
         """Index one asset's reference fingerprint; returns how many entries were added."""
@@ -157,6 +162,8 @@ class Signal(ABC):
     """What the index holds: fingerprints of reference assets, or title cards (see module)."""
     needs_audio: ClassVar[bool] = False
     """Decode the soundtrack too (mono float32, ``MatcherSettings.audio_rate``)."""
+    index_type: ClassVar[type[SignalIndex]]
+    """The :class:`SignalIndex` subclass that holds this signal's references."""
     visual: ClassVar[bool] = False
     """Hits point at frames: the engine cuts query/reference thumbnails as evidence."""
 
@@ -185,13 +192,13 @@ class Signal(ABC):
         """Fingerprint words (signals whose :attr:`references` are ``"titles"``)."""
         raise NotImplementedError(f"the {self.name} signal does not read text")
 
-    @abstractmethod
     def new_index(self) -> SignalIndex:
-        """An empty index."""
+        """An empty index of :attr:`index_type`."""
+        return self.index_type()
 
-    @abstractmethod
     def load_index(self, directory: Path) -> SignalIndex:
         """The index saved under ``directory`` (an empty one if none was saved)."""
+        return self.index_type.load(directory)
 
     @abstractmethod
     def search(

@@ -482,6 +482,7 @@ class PdqCopySignal(Signal):
 
     version = 2
     asset_kinds = frozenset({AssetKind.VIDEO, AssetKind.IMAGE})
+    index_type = PdqIndex
     visual = True
 
     def config_key(self) -> str:
@@ -534,14 +535,6 @@ class PdqCopySignal(Signal):
             "variants": np.array(variants, np.uint8),
             "quality": np.array(qualities, np.uint8),
         }
-
-    # Index -------------------------------------------------------------------------------------
-
-    def new_index(self) -> PdqIndex:
-        return PdqIndex()
-
-    def load_index(self, directory: Path) -> PdqIndex:
-        return PdqIndex.load(directory)
 
     # Search ------------------------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ class ClipEmbeddingSignal(Signal):
 
     version = 1
     asset_kinds = frozenset({AssetKind.VIDEO, AssetKind.IMAGE})
+    index_type = EmbeddingIndex
     visual = True
 
     # Model -------------------------------------------------------------------------------------
@@ -243,14 +244,6 @@ class ClipEmbeddingSignal(Signal):
             "frames": np.array(frames, np.int32),
             "variants": np.array(variants, np.uint8),
         }
-
-    # Index -------------------------------------------------------------------------------------
-
-    def new_index(self) -> EmbeddingIndex:
-        return EmbeddingIndex()
-
-    def load_index(self, directory: Path) -> EmbeddingIndex:
-        return EmbeddingIndex.load(directory)
 
     # Search ------------------------------------------------------------------------------------
 

@@ -283,6 +283,7 @@ class DlibFaceSignal(Signal):
 
     version = 1
     asset_kinds = frozenset({AssetKind.FACE})
+    index_type = FaceIndex
     visual = True
 
     # Setup -------------------------------------------------------------------------------------
@@ -369,14 +370,6 @@ class DlibFaceSignal(Signal):
             fp["frames"] = np.array([f.frame for f in found], np.int32)
             fp["times"] = np.array([f.time for f in found], np.float32)
         return fp
-
-    # Index -------------------------------------------------------------------------------------
-
-    def new_index(self) -> FaceIndex:
-        return FaceIndex()
-
-    def load_index(self, directory: Path) -> FaceIndex:
-        return FaceIndex.load(directory)
 
     # Search ------------------------------------------------------------------------------------
 

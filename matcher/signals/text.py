@@ -223,6 +223,7 @@ class MiniLmTextSignal(Signal):
 
     version = 1
     references = "titles"
+    index_type = TextIndex
 
     # Model -------------------------------------------------------------------------------------
 
@@ -293,14 +294,6 @@ class MiniLmTextSignal(Signal):
             "labels": _strings(label for _, label in names),
             "hashtags": _strings(hashtags),
         }
-
-    # Index -------------------------------------------------------------------------------------
-
-    def new_index(self) -> TextIndex:
-        return TextIndex()
-
-    def load_index(self, directory: Path) -> TextIndex:
-        return TextIndex.load(directory)
 
     # Search ------------------------------------------------------------------------------------
 
