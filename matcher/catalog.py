@@ -301,10 +301,15 @@ class Catalog:
         return title
 
     def _touch(self) -> None:
-        """Rewrite the manifest so long-lived matchers notice a change to the titles."""
+        """Replace the manifest with an identical copy, so long-lived matchers (which watch
+        its inode, see :meth:`_stamp`) notice a change to the titles; indexes are untouched."""
         with self._locked():
-            self._load_indexes()
-            self._save_indexes()
+            before = self._stamp()
+            tmp = self.manifest_path.with_name(f"manifest.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._read_manifest(), indent=2))
+            tmp.replace(self.manifest_path)
+            if self._loaded_stamp == before:  # what is loaded is still what is on disk
+                self._loaded_stamp = self._stamp()
 
     def titles(self) -> list[Title]:
         with self._db() as db:
