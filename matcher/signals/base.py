@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
@@ -143,6 +143,51 @@ class SignalIndex(ABC):
     @abstractmethod
     def save(self, directory: Path) -> None:
         """Persist atomically under ``directory``."""
+
+
+class RowsIndex(SignalIndex):
+    """A FAISS index whose entries are rows of per-asset arrays, with ids from
+    :func:`entry_ids` and each row's reference time in ``times[asset_num]``.
+
+    Subclasses set ``index`` (a FAISS index with ``remove_ids``, or ``None`` while empty) and
+    fill ``times`` in :meth:`add`; removing, counting and reference lengths come from here.
+    Side data kept per asset besides ``times`` is dropped in :meth:`_forget`.
+    """
+
+    index: Any
+    times: dict[int, np.ndarray]
+
+    def remove(self, asset_nums: Iterable[int]) -> int:
+        removed = 0
+        for num in asset_nums:
+            times = self.times.pop(num, None)
+            self._forget(num)
+            if times is None or not len(times) or self.index is None:
+                continue
+            ids = entry_ids(num, len(times))
+            removed += int(self.index.remove_ids(faiss_selector(ids)))
+        return removed
+
+    def _forget(self, asset_num: int) -> None:
+        """Drop side data of a removed asset (nothing by default)."""
+
+    def ref_length(self, asset_num: int) -> float:
+        """Seconds of the asset's timeline (0 for a still)."""
+        t = self.times.get(asset_num)
+        return float(np.max(t)) if t is not None and len(t) else 0.0
+
+    def asset_nums(self) -> set[int]:
+        return set(self.times)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal) if self.index is not None else 0
+
+
+def faiss_selector(ids: np.ndarray) -> Any:
+    """A FAISS id selector for ``ids`` (FAISS is imported only when an index changes)."""
+    import faiss
+
+    return faiss.IDSelectorBatch(ids)
 
 
 def _name_from_class(cls_name: str) -> str:

@@ -31,7 +31,7 @@ make a segment: that takes ``min_segment_frames`` query frames on one line.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
@@ -44,6 +44,7 @@ from matcher.signals.align import FramePairs, segment_hits, segment_score
 from matcher.signals.base import (
     Fingerprint,
     Role,
+    RowsIndex,
     Signal,
     SignalHit,
     SignalIndex,
@@ -382,7 +383,7 @@ def without_overlays(image: np.ndarray) -> np.ndarray | None:
     return out
 
 
-class PdqIndex(SignalIndex):
+class PdqIndex(RowsIndex):
     """PDQ hashes of reference frames in ``faiss.IndexBinaryIDMap2(IndexBinaryFlat(256))``.
 
     Exact (flat) search: at catalog sizes of a studio (thousands of assets, millions of
@@ -416,27 +417,6 @@ class PdqIndex(SignalIndex):
             self.index.add_with_ids(np.ascontiguousarray(hashes, dtype=np.uint8), ids)
         self.times[asset_num] = fingerprint["times"].astype(np.float32)
         return len(hashes)
-
-    def remove(self, asset_nums: Iterable[int]) -> int:
-        removed = 0
-        for num in asset_nums:
-            times = self.times.pop(num, None)
-            if times is None or not len(times):
-                continue
-            ids = entry_ids(num, len(times))
-            removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
-        return removed
-
-    def ref_length(self, asset_num: int) -> float:
-        """Seconds of the asset's timeline (0 for a still)."""
-        t = self.times.get(asset_num)
-        return float(np.max(t)) if t is not None and len(t) else 0.0
-
-    def asset_nums(self) -> set[int]:
-        return set(self.times)
-
-    def __len__(self) -> int:
-        return int(self.index.ntotal)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ Models run on the GPU in fp16 when there is one (``device: auto``), batched
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
@@ -32,6 +32,7 @@ from matcher.signals.align import FramePairs, segment_hits, segment_score
 from matcher.signals.base import (
     Fingerprint,
     Role,
+    RowsIndex,
     Signal,
     SignalHit,
     SignalIndex,
@@ -53,7 +54,7 @@ NO_MODEL = (
 )
 
 
-class EmbeddingIndex(SignalIndex):
+class EmbeddingIndex(RowsIndex):
     """Frame embeddings in ``faiss.IndexIDMap2(IndexFlatIP(d))``, reference times beside.
 
     Exact search, like the copy signal's: re-creations are far-but-true matches that
@@ -98,27 +99,6 @@ class EmbeddingIndex(SignalIndex):
             self.index.add_with_ids(vectors, ids)
         self.times[asset_num] = fingerprint["times"].astype(np.float32)
         return len(vectors)
-
-    def remove(self, asset_nums: Iterable[int]) -> int:
-        removed = 0
-        for num in asset_nums:
-            times = self.times.pop(num, None)
-            if times is None or not len(times) or self.index is None:
-                continue
-            ids = entry_ids(num, len(times))
-            removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
-        return removed
-
-    def ref_length(self, asset_num: int) -> float:
-        """Seconds of the asset's timeline (0 for a still)."""
-        t = self.times.get(asset_num)
-        return float(np.max(t)) if t is not None and len(t) else 0.0
-
-    def asset_nums(self) -> set[int]:
-        return set(self.times)
-
-    def __len__(self) -> int:
-        return int(self.index.ntotal) if self.index is not None else 0
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

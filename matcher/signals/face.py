@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +44,7 @@ from matcher.signals.base import (
     Box,
     Fingerprint,
     Role,
+    RowsIndex,
     Signal,
     SignalHit,
     SignalIndex,
@@ -186,7 +187,7 @@ def dominant_identity(faces: Sequence[Face], same_person: float) -> list[Face]:
     return [f for f, d in zip(faces, dist[centre], strict=True) if d <= same_person]
 
 
-class FaceIndex(SignalIndex):
+class FaceIndex(RowsIndex):
     """Reference descriptors in ``faiss.IndexIDMap2(IndexFlatL2(128))``, plus each face's box
     and time per asset.
 
@@ -228,22 +229,8 @@ class FaceIndex(SignalIndex):
         self.times[asset_num] = fingerprint["times"].astype(np.float32)
         return len(desc)
 
-    def remove(self, asset_nums: Iterable[int]) -> int:
-        removed = 0
-        for num in asset_nums:
-            times = self.times.pop(num, None)
-            self.boxes.pop(num, None)
-            if times is None or not len(times):
-                continue
-            ids = entry_ids(num, len(times))
-            removed += int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
-        return removed
-
-    def asset_nums(self) -> set[int]:
-        return set(self.times)
-
-    def __len__(self) -> int:
-        return int(self.index.ntotal)
+    def _forget(self, asset_num: int) -> None:
+        self.boxes.pop(asset_num, None)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
