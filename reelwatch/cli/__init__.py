@@ -65,6 +65,7 @@ def _register() -> None:
     app.command("match")(matching.match)
     app.command("crawl")(ops.crawl)
     app.command("worker")(ops.worker)
+    app.command("beat")(ops.beat)
     app.command("demo")(demo.demo)
     app.command("eval")(evaluate.evaluate)
 

@@ -205,3 +205,35 @@ def worker(
             f"reelwatch-{queues.replace(',', '-')}@%h",
         ]
     )
+
+
+def beat(
+    ctx: typer.Context,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the schedule built from the watchlist and exit.")
+    ] = False,
+) -> None:
+    """Run Celery beat: crawl each watch's hashtags on its crontab (needs a broker)."""
+    from reelwatch.watches import load_watches
+    from workers.schedule import beat_schedule
+
+    settings = settings_of(ctx)
+    schedule = beat_schedule(load_watches(settings.watchlist_path))
+    if show:
+        table = Table("entry", "task", "schedule", "args")
+        for name, entry in schedule.items():
+            table.add_row(name, entry["task"], str(entry["schedule"]), repr(entry.get("args", ())))
+        console.print(table)
+        return
+    if settings.eager:
+        raise InputError("no broker: set REELWATCH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    from workers.app import configure
+
+    settings.ensure_home()
+    app = configure(settings)
+    app.conf.beat_schedule = schedule
+    app.Beat(
+        loglevel=loglevel,
+        schedule=str(settings.home / "celerybeat-schedule"),
+    ).run()

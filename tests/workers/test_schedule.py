@@ -1,0 +1,55 @@
+"""Celery beat schedules from watchlists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from celery.schedules import crontab
+
+from reelwatch.errors import InputError
+from reelwatch.watches import Watch, load_watches
+from workers.schedule import beat_schedule, parse_crontab
+
+
+def test_each_watched_hashtag_is_crawled_on_its_crontab() -> None:
+    watches = [
+        Watch(
+            name="bridgerton",
+            platform="tiktok",
+            hashtags=["#Bridgerton", "queencharlotte"],
+            limit=50,
+            schedule="15 */2 * * 1-5",
+        ),
+    ]
+    schedule = beat_schedule(watches)
+    entry = schedule["watch:bridgerton:bridgerton"]
+    assert entry["task"] == "reelwatch.crawl"
+    assert entry["args"] == ("tiktok", "bridgerton")
+    assert entry["kwargs"] == {"limit": 50, "watch": "bridgerton"}
+    assert entry["options"] == {"queue": "crawl"}
+    cron = entry["schedule"]
+    assert isinstance(cron, crontab)
+    assert cron.minute == {15} and cron.hour == set(range(0, 24, 2))
+    assert cron.day_of_week == {1, 2, 3, 4, 5}
+    assert set(schedule) == {
+        "watch:bridgerton:bridgerton",
+        "watch:bridgerton:queencharlotte",
+        "alerts:flush",
+    }
+    assert schedule["alerts:flush"]["task"] == "reelwatch.flush_alerts"
+
+
+def test_the_shipped_watchlist_makes_a_schedule() -> None:
+    root = Path(__file__).resolve().parents[2]
+    watches = load_watches(root / "config" / "watchlists" / "default.yaml")
+    schedule = beat_schedule(watches)
+    assert sum(1 for k in schedule if k.startswith("watch:")) == sum(
+        len(w.hashtags) for w in watches
+    )
+
+
+@pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "every hour please ok now"])
+def test_a_bad_crontab_is_a_clear_error(expr: str) -> None:
+    with pytest.raises(InputError, match="watch 'x': schedule"):
+        parse_crontab(expr, "watch 'x'")
