@@ -181,6 +181,10 @@ class EmailSettings(BaseModel):
 class AlertSettings(BaseModel):
     min_confidence: Confidence = Confidence.HIGH
     channels: list[str] = Field(default_factory=lambda: ["email"])
+    digest_threshold: int = 5
+    """More alerts than this for one watch and recipient within ``digest_window_s`` go out as
+    one digest email; 0 turns digests off."""
+    digest_window_s: float = 600.0
 
 
 class Settings(BaseSettings):

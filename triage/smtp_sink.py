@@ -3,12 +3,19 @@
 It is aiosmtpd's threaded ``Controller`` on 127.0.0.1, so mail goes through the same smtplib
 path as in production. aiosmtpd needs an explicit port; :func:`free_port` finds one.
 
+Besides keeping mail it can misbehave on purpose, so tests exercise the failures a real mail
+server causes: ``reject_recipients`` (550, permanent), ``defer_recipients`` (450, try later),
+and :meth:`SmtpSink.crash_after`, which kills the server in the middle of a message exactly like
+a crashed process (the message is not kept, the connection drops, new connections are refused)
+until :meth:`SmtpSink.restart` brings it back on the same port.
+
     python -m triage.smtp_sink [--port N] [--dir D]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import signal
 import socket
@@ -64,11 +71,20 @@ class _Handler:
     ) -> str:
         if address.lower() in self.sink.reject_recipients:
             return "550 5.1.1 No such user here"
+        if address.lower() in self.sink.defer_recipients:
+            return "450 4.2.1 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink._crash_now():
+            # Die before the message is kept: stop listening (new connections are refused)
+            # and drop this one without a reply, as a killed process would.
+            self.sink._stop_listening()
+            if isinstance(server.transport, asyncio.WriteTransport):
+                server.transport.abort()
+            return "421 4.3.2 Shutting down"  # nobody reads it: the connection is gone
         raw = envelope.original_content or envelope.content or b""
         data = raw if isinstance(raw, bytes) else raw.encode()
         message = BytesParser(policy=policy.default).parsebytes(data)
@@ -82,7 +98,8 @@ class _Handler:
 class SmtpSink:
     """Accept mail on ``127.0.0.1:port`` and keep each message, parsed.
 
-    ``reject_recipients`` answer 550 (to exercise permanent failures); ``auth`` requires a
+    ``reject_recipients`` answer 550 (to exercise permanent failures), ``defer_recipients``
+    answer 450 (transient ones; the set may be changed while running); ``auth`` requires a
     login with that (user, password) pair; ``save_dir`` also writes each message as ``.eml``.
     """
 
@@ -93,16 +110,21 @@ class SmtpSink:
         host: str = "127.0.0.1",
         save_dir: Path | None = None,
         reject_recipients: Iterable[str] = (),
+        defer_recipients: Iterable[str] = (),
         auth: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.save_dir = save_dir
         self.reject_recipients = frozenset(r.lower() for r in reject_recipients)
+        self.defer_recipients = frozenset(r.lower() for r in defer_recipients)
         self.auth = auth
+        self.crashed = threading.Event()
+        """Set once :meth:`crash_after` has killed the server; cleared by a (re)start."""
         self._lock = threading.Lock()
         self._received: list[ReceivedMail] = []
         self._controller: Controller | None = None
+        self._accept_before_crash: int | None = None
 
     @property
     def received(self) -> list[ReceivedMail]:
@@ -123,12 +145,49 @@ class SmtpSink:
         controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
         controller.start()
         self._controller = controller
+        self.crashed.clear()
         return self
 
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def restart(self) -> Self:
+        """Stop (a crashed server too) and listen again on the same port."""
+        self.stop()
+        return self.start()
+
+    def crash_after(self, accepted: int) -> None:
+        """Accept ``accepted`` more messages, then die while the next one is being received.
+
+        The dying message is not kept and its sender sees the connection drop; every later
+        connection is refused until :meth:`restart`. Deterministic, unlike killing the server
+        from another thread at some moment.
+        """
+        if accepted < 0:
+            raise ValueError("accepted must be >= 0")
+        with self._lock:
+            self._accept_before_crash = accepted
+
+    def _crash_now(self) -> bool:
+        with self._lock:
+            if self.crashed.is_set():
+                return True
+            if self._accept_before_crash is None:
+                return False
+            if self._accept_before_crash > 0:
+                self._accept_before_crash -= 1
+                return False
+            self._accept_before_crash = None
+            self.crashed.set()
+            return True
+
+    def _stop_listening(self) -> None:
+        """Close the listening socket now (runs on the event-loop thread)."""
+        controller = self._controller
+        if controller is not None and controller.server is not None:
+            controller.server.close()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -154,4 +154,4 @@ def flush_alerts() -> int:
     from triage.alerts import flush_pending
 
     p = pipeline()
-    return len(flush_pending(p.store, p.notifiers))
+    return len(flush_pending(p.store, p.notifiers, settings=p.settings))

@@ -87,6 +87,12 @@ def run_hashtags(
                 start_post(key)
                 sent.append(key)
                 progress.advance(work)
+    if process and settings.eager and sent:
+        # In-process runs have no beat to flush alerts held for a digest: send them now.
+        from triage.alerts import flush_pending
+
+        p = pipeline()
+        flush_pending(p.store, p.notifiers, settings=settings)
     return sent
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,15 @@ from tests.cli.conftest import Runner
 from triage.stores import open_store
 
 pytestmark = pytest.mark.slow
+
+
+def _plain_text(path: Path) -> str:
+    """The decoded text/plain part of a saved email."""
+    with path.open("rb") as f:
+        msg = BytesParser(policy=default).parse(f)
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None, path
+    return str(part.get_content())  # type: ignore[attr-defined]
 
 
 def test_demo_twice(run_cli: Runner, home: Path) -> None:
@@ -34,9 +45,19 @@ def test_demo_twice(run_cli: Runner, home: Path) -> None:
         assert all(m.confidence == Confidence.LOW for m in by_post.get(post.id, []))
 
     highs = [m for m in matches if m.confidence == Confidence.HIGH]
+    assert len(highs) == len(content.copies)
+    # One watch fires 15 times at once: the first alerts go out one by one, the rest as one
+    # digest. Every high match is in exactly one email, and every alert is marked sent.
     mail_dir = home / "demo" / "received-mail"
     mails = sorted(mail_dir.glob("*.eml"))
-    assert len(mails) == len(highs) == len(content.copies)
+    threshold = settings.alerts.digest_threshold
+    assert len(mails) == threshold + 1
+    bodies = [_plain_text(p) for p in mails]
+    for m in highs:
+        assert sum(m.post_url in b for b in bodies) == 1, m.post_url
+    with open_store(settings) as store:
+        assert all(a.status.value == "sent" for a in store.list_alerts())
+        assert len(store.list_alerts()) == len(highs)
     assert "copies found at high confidence" in first.stdout
 
     second = run_cli("demo", "--no-board", timeout=600)

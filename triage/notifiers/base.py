@@ -11,6 +11,10 @@ Adding a channel
    recipient or message will never be accepted. ``triage.alerts`` turns the first into a
    pending alert that ``flush_pending`` retries and the second into a failed one.
 
+4. Optionally also subclass :class:`SendsDigests` when the channel can tell about many matches
+   in one message; ``triage.alerts`` then throttles a watch that fires many at once into one
+   digest per recipient. A channel without it simply gets one message per alert.
+
 Notifiers do not decide *whether* to alert or remember what they sent: ``triage.alerts`` does
 that through the Store, so that the never-twice guarantee lives in one place.
 """
@@ -21,6 +25,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Self
 
     from reelwatch.models import Match, Post
@@ -46,4 +51,23 @@ class Notifier(ABC):
         ``post`` adds detail (stats, followers) when the store still has it. The message id
         must be derived from the alert id, so that a retried delivery is recognisable as the
         same alert by whoever receives it.
+        """
+
+
+class SendsDigests(ABC):
+    """Capability mixin: one message about many matches, for one recipient.
+
+    ``triage.alerts`` uses it to throttle a watch that fires many alerts at once; it records
+    every listed alert as sent with the message id returned here, so a digest must list all of
+    ``entries`` or raise.
+    """
+
+    @abstractmethod
+    def send_digest(
+        self, entries: Sequence[tuple[Match, Post | None]], recipient: str, watch: str | None
+    ) -> str:
+        """Deliver one digest of ``entries`` (oldest first) and return its message id.
+
+        The id must be derived from the alert ids of ``entries``, so that a retry of the same
+        digest is recognisable. Errors are sorted as for :meth:`Notifier.send`.
         """

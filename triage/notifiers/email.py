@@ -1,5 +1,9 @@
 """Email alerts: one message per (match, recipient), over SMTP or into an outbox folder.
 
+A watch that fires many alerts at once gets a digest instead (:meth:`EmailNotifier.send_digest`,
+chosen by ``triage.alerts``): one message per recipient listing every match with its evidence
+thumbnail, post link and board link.
+
 Everything in a match that came from a platform (caption, handle, hashtags, URLs, even the post
 id) is hostile input: it is HTML-escaped in the HTML part, stripped of control characters in
 the plain part, capped in length, and never placed in a header except through
@@ -17,15 +21,17 @@ import re
 import smtplib
 import ssl
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.models import Alert, Match, Post, Segment, utcnow
-from triage.notifiers.base import Notifier
+from triage.notifiers.base import Notifier, SendsDigests
 
 if TYPE_CHECKING:
     from typing import Self
@@ -38,6 +44,11 @@ MAX_SUBJECT_CHARS = 160
 MAX_IMAGES = 8
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """Evidence images past these limits are left out rather than making the mail undeliverable."""
+MAX_DIGEST_CAPTION_CHARS = 300
+MAX_DIGEST_IMAGES = 50
+MAX_DIGEST_IMAGE_BYTES = 15 * 1024 * 1024
+"""A digest carries one thumbnail per match, up to these totals; later matches are still listed
+(with their links), only without a picture."""
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _HEADER_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\s]+")
@@ -57,7 +68,7 @@ class _Image:
     filename: str
 
 
-class EmailNotifier(Notifier):
+class EmailNotifier(Notifier, SendsDigests):
     """Sends match alerts by email; see the module docstring for what it guarantees."""
 
     channel = "email"
@@ -80,20 +91,39 @@ class EmailNotifier(Notifier):
         """Deterministic, so a retried send carries the same Message-ID as the first try."""
         return f"<alert.{_digest(alert_id)[:32]}@{self.domain}>"
 
+    def digest_token(self, matches: Sequence[Match], recipient: str) -> str:
+        """Names a digest by the alerts it lists, whatever their order: the same digest retried
+        gets the same Message-ID and outbox file."""
+        ids = sorted(self._alert_id(m, recipient) for m in matches)
+        return _digest("\n".join(ids))[:32]
+
     def send(self, match: Match, post: Post | None, recipient: str) -> str:
-        alert_id = Alert(match_id=match.id, channel=self.channel, recipient=recipient).id
         message = self.build_message(match, post, recipient)
+        self._deliver(message, self._alert_id(match, recipient))
+        return str(message["Message-ID"])
+
+    def send_digest(
+        self, entries: Sequence[tuple[Match, Post | None]], recipient: str, watch: str | None
+    ) -> str:
+        message = self.build_digest(entries, recipient, watch)
+        token = self.digest_token([m for m, _ in entries], recipient)
+        self._deliver(message, f"digest-{token}")
+        return str(message["Message-ID"])
+
+    def _deliver(self, message: EmailMessage, name: str) -> None:
         if self.config.smtp_host:
             self._send_smtp(message)
         else:
-            self._write_outbox(message, alert_id)
-        return str(message["Message-ID"])
+            self._write_outbox(message, name)
+
+    def _alert_id(self, match: Match, recipient: str) -> str:
+        return Alert(match_id=match.id, channel=self.channel, recipient=recipient).id
 
     # Building ------------------------------------------------------------------------------
     def build_message(self, match: Match, post: Post | None, recipient: str) -> EmailMessage:
         """The alert as a multipart/alternative message (plain text, HTML with inline images)."""
         address = _recipient_address(recipient)
-        alert_id = Alert(match_id=match.id, channel=self.channel, recipient=recipient).id
+        alert_id = self._alert_id(match, recipient)
         account = _account(match, post)
         images = self._evidence_images(match, alert_id)
 
@@ -122,6 +152,106 @@ class EmailNotifier(Notifier):
             )
         return message
 
+    def build_digest(
+        self, entries: Sequence[tuple[Match, Post | None]], recipient: str, watch: str | None
+    ) -> EmailMessage:
+        """One multipart/alternative message listing every entry; each match gets its first
+        evidence image inline (within the digest limits), its post link and its board link."""
+        if not entries:
+            raise PermanentError("a digest needs at least one match")
+        address = _recipient_address(recipient)
+        matches = [m for m, _ in entries]
+        token = self.digest_token(matches, recipient)
+        budget = _ImageBudget(MAX_DIGEST_IMAGES, MAX_DIGEST_IMAGE_BYTES)
+        rows: list[_DigestRow] = []
+        for number, (match, post) in enumerate(entries, 1):
+            thumb = self._thumbnail(match, f"d{number}.{token[:16]}@{self.domain}", budget)
+            rows.append(_DigestRow(match, post, _account(match, post), thumb))
+        watch_name = _plain(_cap(watch, MAX_HANDLE_CHARS)) if watch else "(no watch)"
+
+        message = EmailMessage()
+        message["Subject"] = _header_text(
+            f"[reelwatch] digest: {len(rows)} matches for watch {watch_name}", MAX_SUBJECT_CHARS
+        )
+        message["From"] = self.config.sender
+        message["To"] = address
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = f"<digest.{token}@{self.domain}>"
+        if watch:
+            message["X-Reelwatch-Watch"] = _header_text(watch, 200)
+        message.set_content(self._digest_text(rows, watch_name))
+        message.add_alternative(self._digest_html(rows, watch_name), subtype="html")
+        html_part = message.get_body(preferencelist=("html",))
+        assert html_part is not None
+        for row in rows:
+            if row.thumbnail is not None:
+                image = row.thumbnail
+                html_part.add_related(
+                    image.data,
+                    image.maintype,
+                    image.subtype,
+                    cid=f"<{image.cid}>",
+                    disposition="inline",
+                    filename=image.filename,
+                )
+        return message
+
+    def _digest_text(self, rows: list[_DigestRow], watch_name: str) -> str:
+        lines = [
+            f"Watch {watch_name} fired {len(rows)} alerts at once; here they are in one message.",
+            "",
+        ]
+        for number, row in enumerate(rows, 1):
+            facts = _facts(row.match, row.post, row.account, MAX_DIGEST_CAPTION_CHARS)
+            lines.append(
+                f"{number}. {row.match.confidence.value.upper()} {_plain(row.match.title)}"
+            )
+            lines += [f"   {label + ':':<11}{value}" for label, value in facts]
+            lines += [f"   Triage it: {self.board_link(row.match)}", ""]
+        return "\n".join(lines)
+
+    def _digest_html(self, rows: list[_DigestRow], watch_name: str) -> str:
+        e = html.escape
+        items = []
+        for row in rows:
+            match = row.match
+            facts = _facts(match, row.post, row.account, MAX_DIGEST_CAPTION_CHARS)
+            table = "".join(
+                f'<tr><th align="left" valign="top">{label}</th>'
+                f'<td style="{_CELL}">{_html_value(label, value)}</td></tr>'
+                for label, value in facts
+            )
+            picture = (
+                f'<img src="cid:{e(row.thumbnail.cid)}" alt="evidence" '
+                'style="max-width:240px;margin:4px">'
+                if row.thumbnail is not None
+                else ""
+            )
+            items.append(
+                f"<li><h3>{e(match.confidence.value.upper())} match: {e(match.title)}</h3>"
+                f"{picture}<table>{table}</table>"
+                f'<p><a href="{e(self.board_link(match))}">Triage this match on the board</a></p>'
+                "</li>"
+            )
+        return (
+            '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+            f"<h2>{len(rows)} matches for watch {e(watch_name)}</h2>"
+            f"<ol>{''.join(items)}</ol></body></html>"
+        )
+
+    def _thumbnail(self, match: Match, cid: str, budget: _ImageBudget) -> _Image | None:
+        """The first usable evidence image of ``match``, if the digest budget allows it."""
+        for segment in match.segments:
+            for relative in segment.evidence:
+                found = self._evidence_file(relative)
+                if found is None:
+                    continue
+                path, maintype, subtype = found
+                if not budget.take(path.stat().st_size):
+                    return None
+                return _Image(cid, path.read_bytes(), maintype, subtype, path.name)
+        return None
+
     def board_link(self, match: Match) -> str:
         return f"{self.config.board_url.rstrip('/')}/matches/{quote(match.id, safe=':@')}"
 
@@ -142,15 +272,9 @@ class EmailNotifier(Notifier):
         self, match: Match, post: Post | None, account: str, images: list[list[_Image]]
     ) -> str:
         e = html.escape
-
-        def cell(label: str, value: str) -> str:
-            if label == "Post" and _is_web_url(value):
-                return f'<a href="{e(value)}">{e(value)}</a>'
-            return e(value)
-
         table = "\n".join(
             f'<tr><th align="left" valign="top">{label}</th>'
-            f'<td style="{_CELL}">{cell(label, value)}</td></tr>'
+            f'<td style="{_CELL}">{_html_value(label, value)}</td></tr>'
             for label, value in _facts(match, post, account)
         )
         segments = []
@@ -176,7 +300,6 @@ class EmailNotifier(Notifier):
         Paths outside the home (``../``, absolute paths elsewhere) are ignored: evidence paths
         are data, and the mail must not become a way to exfiltrate files.
         """
-        home = self.settings.home.resolve()
         tag = _digest(alert_id)[:16]
         count = 0
         result: list[list[_Image]] = []
@@ -185,22 +308,31 @@ class EmailNotifier(Notifier):
             for relative in segment.evidence:
                 if count >= MAX_IMAGES:
                     break
-                path = (home / relative).resolve()
-                mime, _ = mimetypes.guess_type(path.name)
-                if (
-                    not path.is_relative_to(home)
-                    or not path.is_file()
-                    or not mime
-                    or not mime.startswith("image/")
-                    or path.stat().st_size > MAX_IMAGE_BYTES
-                ):
+                usable = self._evidence_file(relative)
+                if usable is None:
                     continue
-                maintype, subtype = mime.split("/", 1)
+                path, maintype, subtype = usable
                 cid = f"evidence{count}.{tag}@{self.domain}"
                 found.append(_Image(cid, path.read_bytes(), maintype, subtype, path.name))
                 count += 1
             result.append(found)
         return result
+
+    def _evidence_file(self, relative: str) -> tuple[Path, str, str] | None:
+        """(path, maintype, subtype) of an evidence image that may be mailed, else None."""
+        home = self.settings.home.resolve()
+        path = (home / relative).resolve()
+        mime, _ = mimetypes.guess_type(path.name)
+        if (
+            not path.is_relative_to(home)
+            or not path.is_file()
+            or not mime
+            or not mime.startswith("image/")
+            or path.stat().st_size > MAX_IMAGE_BYTES
+        ):
+            return None
+        maintype, subtype = mime.split("/", 1)
+        return path, maintype, subtype
 
     # Delivering ----------------------------------------------------------------------------
     def _send_smtp(self, message: EmailMessage) -> None:
@@ -231,9 +363,9 @@ class EmailNotifier(Notifier):
         except (smtplib.SMTPException, OSError) as e:
             raise TransientError(f"cannot deliver mail through {where}: {e}") from None
 
-    def _write_outbox(self, message: EmailMessage, alert_id: str) -> None:
+    def _write_outbox(self, message: EmailMessage, key: str) -> None:
         outbox = self.settings.outbox_dir
-        name = f"{_FILENAME_UNSAFE_RE.sub('_', alert_id)[:100]}-{_digest(alert_id)[:12]}.eml"
+        name = f"{_FILENAME_UNSAFE_RE.sub('_', key)[:100]}-{_digest(key)[:12]}.eml"
         try:
             outbox.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=outbox, suffix=".tmp")
@@ -242,6 +374,36 @@ class EmailNotifier(Notifier):
             os.replace(tmp, outbox / name)
         except OSError as e:
             raise TransientError(f"cannot write the alert to {outbox}: {e}") from None
+
+
+@dataclass
+class _ImageBudget:
+    """What is left of a digest's allowance for inline images."""
+
+    images: int
+    size: int
+
+    def take(self, size: int) -> bool:
+        if self.images <= 0 or size > self.size:
+            return False
+        self.images -= 1
+        self.size -= size
+        return True
+
+
+@dataclass(frozen=True)
+class _DigestRow:
+    match: Match
+    post: Post | None
+    account: str
+    thumbnail: _Image | None
+
+
+def _html_value(label: str, value: str) -> str:
+    """A fact as HTML: escaped, the post URL as a link when it is a web URL."""
+    if label == "Post" and _is_web_url(value):
+        return f'<a href="{html.escape(value)}">{html.escape(value)}</a>'
+    return html.escape(value)
 
 
 def _recipient_address(recipient: str) -> str:
@@ -256,7 +418,9 @@ def _account(match: Match, post: Post | None) -> str:
     return _header_text(handle.lstrip("@"), MAX_HANDLE_CHARS)
 
 
-def _facts(match: Match, post: Post | None, account: str) -> list[tuple[str, str]]:
+def _facts(
+    match: Match, post: Post | None, account: str, caption_chars: int = MAX_CAPTION_CHARS
+) -> list[tuple[str, str]]:
     """The match at a glance, as (label, plain text) rows; both bodies render these."""
     rows = [
         ("Title", _plain(match.title)),
@@ -264,7 +428,7 @@ def _facts(match: Match, post: Post | None, account: str) -> list[tuple[str, str
         ("Platform", _plain(match.platform)),
         ("Account", f"@{account}"),
         ("Post", _plain(match.post_url)),
-        ("Caption", _plain(_cap(match.caption, MAX_CAPTION_CHARS))),
+        ("Caption", _plain(_cap(match.caption, caption_chars))),
     ]
     if post is not None and post.stats.views is not None:
         rows.append(("Views", str(post.stats.views)))
