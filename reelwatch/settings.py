@@ -162,6 +162,8 @@ class StoreSettings(BaseModel):
     sqlite_path: Path | None = None
     """Defaults to ``<home>/reelwatch.db``."""
     elasticsearch_url: str | None = None
+    elasticsearch_index_prefix: str = "reelwatch"
+    """Aliases and indexes are ``<prefix>-posts``, ``<prefix>-matches``..."""
 
 
 class EmailSettings(BaseModel):

@@ -45,6 +45,8 @@ def root(
     if not verbose:
         for noisy in ("scrapy", "celery", "twisted", "faiss", "matplotlib"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # The Elasticsearch transport logs every retry with a traceback; our errors say enough.
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     ctx.obj = load_settings(home=home)
 
 
@@ -57,16 +59,19 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def _register() -> None:
-    from reelwatch.cli import catalog, demo, evaluate, matching, ops
+    from reelwatch.cli import board, catalog, demo, es, evaluate, kibana, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(matching.matches_app, name="matches")
     app.add_typer(ops.watch_app, name="watch")
+    app.add_typer(kibana.kibana_app, name="kibana")
+    app.add_typer(es.es_app, name="es")
     app.command("match")(matching.match)
     app.command("crawl")(ops.crawl)
     app.command("worker")(ops.worker)
     app.command("beat")(ops.beat)
     app.command("demo")(demo.demo)
+    app.command("board")(board.board)
     app.command("eval")(evaluate.evaluate)
 
 

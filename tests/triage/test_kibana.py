@@ -539,6 +539,7 @@ def test_bad_space_is_an_input_error(objects: list[dict[str, Any]]) -> None:
 # --- a real Kibana --------------------------------------------------------------------------
 
 
+@pytest.mark.kibana
 @pytest.mark.skipif(not os.environ.get("KIBANA_URL"), reason="KIBANA_URL is not set")
 def test_import_into_a_real_kibana(objects: list[dict[str, Any]]) -> None:
     """Import into a throwaway space, read the dashboard back, then delete the space."""

@@ -31,7 +31,9 @@ def test_open_store_picks_sqlite_under_the_home(settings: Settings) -> None:
 
 
 def test_unknown_store_backend_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="unknown store backend 'mongodb'; available: sqlite"):
+    with pytest.raises(
+        InputError, match="unknown store backend 'mongodb'; available: elasticsearch, sqlite"
+    ):
         store_class("mongodb")
 
 

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from reelwatch.registry import index_by_name, lookup
 from triage.stores.base import Store, StoreBusyError, StoreError
+from triage.stores.elasticsearch import ElasticsearchStore
 from triage.stores.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from reelwatch.settings import Settings
 
-STORES: tuple[type[Store], ...] = (SQLiteStore,)
+STORES: tuple[type[Store], ...] = (SQLiteStore, ElasticsearchStore)
 
 
 _BY_NAME = index_by_name("store backend", STORES, lambda s: s.name)
@@ -32,6 +33,7 @@ def open_store(settings: Settings) -> Store:
 
 __all__ = [
     "STORES",
+    "ElasticsearchStore",
     "SQLiteStore",
     "Store",
     "StoreBusyError",

@@ -1,0 +1,900 @@
+"""The distributed store: posts, media, matches and alerts in an Elasticsearch cluster.
+
+Layout
+------
+Each kind of record (``posts``, ``media``, ``matches``, ``alerts``) lives behind an alias
+``<prefix>-<kind>`` whose write index is ``<prefix>-<kind>-000001`` (later ``-000002`` ... when
+ILM rolls it over). The index templates, component templates (explicit, strict mappings) and
+the ILM policy are JSON files under ``config/elasticsearch/``; :meth:`ElasticsearchStore.setup`
+(``reelwatch es setup``) installs them and is idempotent: each body carries a checksum in its
+``_meta``, so a second run sends nothing.
+
+Updating in place across rollovers
+----------------------------------
+Documents keep their model id (``Post.key``, ``Match.id`` ...) as ``_id``. A read is a realtime
+``mget`` over every concrete index behind the alias (so a document written a millisecond ago is
+found, and so is one in an index that ILM has since rolled away from). A change is then written
+to the index the document lives in, guarded by ``if_seq_no``/``if_primary_term``; a new one is
+``create``d through the alias (its write index). Either write fails with 409 when another writer
+got there first, and the read-merge-write starts over. That gives the same atomicity SQLite's
+``BEGIN IMMEDIATE`` gives, without locks: triage status updates in place, re-matches keep triage
+work (:func:`~triage.stores.base.merge_match`), and an alert is claimed by exactly one worker.
+
+Faults
+------
+The client retries 429/502/503/504 and timeouts itself (without waiting); around every store
+operation a bounded exponential backoff of ours rides out a cluster that is briefly away, and
+redoes the whole read-merge-write, which is safe because writes are conditional. Past the budget
+the caller gets :class:`StoreBusyError` (a ``TransientError``: Celery retries the task), so a
+match is delayed, never dropped.
+
+Client version
+--------------
+reelwatch pins the 8.x ``elasticsearch`` client: it sends ``compatible-with=8`` headers, which
+Elasticsearch 8 and 9 both accept. A cluster that only speaks 9 (or a user who wants the 9.x
+client) installs ``elasticsearch>=9,<10`` instead; this module only uses APIs both clients have
+and never the removed ``body=`` parameter.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from elasticsearch import (
+    ApiError,
+    ConflictError,
+    ConnectionError,
+    ConnectionTimeout,
+    Elasticsearch,
+    NotFoundError,
+)
+from elasticsearch.helpers import streaming_bulk
+from pydantic import BaseModel
+
+from reelwatch.errors import InputError
+from reelwatch.models import (
+    Alert,
+    AlertStatus,
+    Confidence,
+    HistoryEntry,
+    Match,
+    Media,
+    Post,
+    PostState,
+    TriageStatus,
+)
+from reelwatch.settings import config_dir
+from triage.stores.base import (
+    Store,
+    StoreBusyError,
+    StoreError,
+    merge_match,
+    merge_post,
+    parse_alert_status,
+    parse_confidence,
+    parse_post_state,
+    parse_status,
+)
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from reelwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INDEX_PREFIX = "reelwatch"
+"""Names of every alias, index, template and policy start with this (settings may override)."""
+KINDS = ("posts", "media", "matches", "alerts")
+RETRY_STATUSES = (429, 502, 503, 504)
+"""Answers that mean "busy or briefly away, ask again"; the client and our backoff retry them."""
+CLIENT_MAX_RETRIES = 3
+REQUEST_TIMEOUT_S = 30.0
+RETRY_BUDGET_S = 30.0
+"""How long one store operation keeps trying a cluster that is away before StoreBusyError."""
+RETRY_FIRST_DELAY_S = 0.25
+RETRY_MAX_DELAY_S = 5.0
+BULK_CHUNK = 500
+BULK_MAX_RETRIES = 5
+"""streaming_bulk re-sends documents rejected with 429 this often, backing off from
+``BULK_INITIAL_BACKOFF_S`` up to ``BULK_MAX_BACKOFF_S``."""
+BULK_INITIAL_BACKOFF_S = 0.5
+BULK_MAX_BACKOFF_S = 8.0
+MAX_CONFLICTS = 100
+"""Lost optimistic-concurrency races one operation tolerates before giving up (a livelock)."""
+PAGE = 1000
+META_OWNER = "reelwatch"
+"""``_meta.managed_by`` on everything setup installs."""
+
+Refresh = Literal["true", "false", "wait_for"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+
+def templates_dir() -> Path:
+    return config_dir() / "elasticsearch"
+
+
+# Templates ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resource:
+    """One thing ``es setup`` installs: an ILM policy, a component or an index template."""
+
+    kind: Literal["ilm_policy", "component_template", "index_template"]
+    name: str
+    body: dict[str, Any]
+    """The request body, ``_meta`` (with its checksum) included."""
+
+    @property
+    def checksum(self) -> str:
+        return str(_meta_of(self.kind, self.body)["checksum"])
+
+
+def _renamed(value: Any, prefix: str) -> Any:
+    """The shipped JSON names things ``reelwatch``/``reelwatch-*``; rename them for ``prefix``.
+
+    Nothing else in the bodies starts with ``reelwatch``, so the files stay usable as they are
+    with ``curl -XPUT`` for the default prefix.
+    """
+    if isinstance(value, dict):
+        return {k: _renamed(v, prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, prefix) for v in value]
+    if isinstance(value, str) and prefix != INDEX_PREFIX:
+        if value == INDEX_PREFIX:
+            return prefix
+        if value.startswith(INDEX_PREFIX + "-"):
+            return prefix + value[len(INDEX_PREFIX) :]
+    return value
+
+
+def _meta_of(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    holder = body.get("policy", {}) if kind == "ilm_policy" else body
+    meta = holder.get("_meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _with_checksum(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with ``_meta.checksum`` set: the servers reformat what they store (settings
+    become strings, defaults appear), so comparing our checksum is the reliable "unchanged"."""
+    body = copy.deepcopy(body)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    meta = {"managed_by": META_OWNER, "checksum": hashlib.sha256(canonical.encode()).hexdigest()}
+    if kind == "ilm_policy":
+        body["policy"]["_meta"] = meta
+    else:
+        body["_meta"] = meta
+    return body
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StoreError(f"cannot read the Elasticsearch template {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"the Elasticsearch template {path} is not a JSON object")
+    return data
+
+
+def desired_resources(prefix: str = INDEX_PREFIX) -> list[Resource]:
+    """Everything setup installs, in install order (a template needs its policy/components)."""
+    base = templates_dir()
+    out: list[Resource] = []
+    folders: tuple[tuple[Literal["ilm_policy", "component_template", "index_template"], str], ...]
+    folders = (
+        ("ilm_policy", "ilm"),
+        ("component_template", "component_templates"),
+        ("index_template", "index_templates"),
+    )
+    for kind, folder in folders:
+        paths = sorted((base / folder).glob("*.json"))
+        if not paths:
+            raise StoreError(f"no Elasticsearch templates in {base / folder}")
+        for path in paths:
+            name = _renamed(path.stem, prefix)
+            body = _with_checksum(kind, _renamed(_load_json(path), prefix))
+            out.append(Resource(kind, name, body))
+    return out
+
+
+def mappings_of(kind: str, prefix: str = INDEX_PREFIX) -> dict[str, Any]:
+    """The explicit mappings of one record kind, as the component template declares them."""
+    for r in desired_resources(prefix):
+        if r.kind == "component_template" and r.name == f"{prefix}-{kind}-mappings":
+            mappings: dict[str, Any] = r.body["template"]["mappings"]
+            return mappings
+    raise StoreError(f"no mappings component template for {kind!r}")
+
+
+# Record kinds -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Kind(Generic[_M]):
+    """How one model maps onto one alias: its fields plus ``derived`` ones (the identity, and
+    sort keys a search cannot compute from the model's own fields)."""
+
+    name: str
+    model: type[_M]
+    id_of: Callable[[_M], str]
+    derived: Callable[[_M], dict[str, Any]]
+
+    def doc(self, item: _M) -> dict[str, Any]:
+        return {**item.model_dump(mode="json"), **self.derived(item)}
+
+    def load(self, source: dict[str, Any]) -> _M:
+        fields = self.model.model_fields
+        return self.model.model_validate({k: v for k, v in source.items() if k in fields})
+
+
+_POSTS = _Kind("posts", Post, lambda p: p.key, lambda p: {"key": p.key})
+_MEDIA = _Kind("media", Media, lambda m: m.sha256, lambda m: {})
+_MATCHES = _Kind(
+    "matches",
+    Match,
+    lambda m: m.id,
+    lambda m: {"id": m.id, "confidence_rank": m.confidence.rank},
+)
+_ALERTS = _Kind("alerts", Alert, lambda a: a.id, lambda a: {"id": a.id})
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A document as read, with what a conditional write back to it needs."""
+
+    index: str
+    seq_no: int
+    primary_term: int
+    source: dict[str, Any]
+
+
+class _Conflict(Exception):
+    """Another writer changed the document between our read and our write: start over."""
+
+
+# The store ----------------------------------------------------------------------------------
+class ElasticsearchStore(Store):
+    """A :class:`Store` on an Elasticsearch cluster; see the module docstring for the design."""
+
+    name = "elasticsearch"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = INDEX_PREFIX,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        refresh: Refresh = "wait_for",
+        client: Elasticsearch | None = None,
+        auto_setup: bool = True,
+    ) -> None:
+        """Connect to ``url``; with ``auto_setup``, install templates and aliases if missing.
+
+        ``refresh="wait_for"`` makes every write visible to searches before it returns, so the
+        board lists what a worker just landed; bulk loads refresh once per request.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise StoreError(f"the Elasticsearch URL must start with http:// or https://: {url!r}")
+        if not prefix or prefix != prefix.lower() or prefix.startswith(("_", "-", "+")):
+            raise StoreError(f"bad Elasticsearch index prefix {prefix!r}: use lower-case letters")
+        self.url = url
+        self.prefix = prefix
+        self.retry_budget_s = retry_budget_s
+        self.refresh: Refresh = refresh
+        self._client: Elasticsearch | None
+        try:
+            self._client = client or Elasticsearch(
+                url,
+                retry_on_status=RETRY_STATUSES,
+                retry_on_timeout=True,
+                max_retries=CLIENT_MAX_RETRIES,
+                request_timeout=REQUEST_TIMEOUT_S,
+            )
+        except ValueError as e:
+            raise StoreError(f"bad Elasticsearch URL {url!r}: {e}") from None
+        self._indices: dict[str, list[str]] = {}
+        try:
+            self._refresh_aliases()
+            if auto_setup and any(not self._indices.get(k) for k in KINDS):
+                self.setup()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        url = settings.store.elasticsearch_url
+        if not url:
+            raise StoreError(
+                "the elasticsearch store needs a URL: set store.elasticsearch_url "
+                "(REELWATCH_STORE__ELASTICSEARCH_URL)"
+            )
+        prefix = settings.store.elasticsearch_index_prefix or INDEX_PREFIX
+        return cls(url, prefix=str(prefix))
+
+    @property
+    def client(self) -> Elasticsearch:
+        if self._client is None:
+            raise StoreError(f"the Elasticsearch store at {self.url} is closed")
+        return self._client
+
+    def alias(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # Setup ---------------------------------------------------------------------------------
+    def setup(self) -> list[str]:
+        """Install or update the ILM policy, templates and aliases; return what changed.
+
+        Safe to run any number of times and from several processes at once: unchanged items
+        are left alone (one GET each), and an index that another process created first is
+        accepted.
+        """
+        return self._retrying("set up the Elasticsearch indices", self._setup)
+
+    def _setup(self) -> list[str]:
+        changes: list[str] = []
+        changed_mappings: set[str] = set()
+        for res in desired_resources(self.prefix):
+            current = self._installed_checksum(res)
+            if current == res.checksum:
+                continue
+            self._put(res)
+            changes.append(
+                f"{'updated' if current is not None else 'created'} {res.kind} {res.name}"
+            )
+            if current is not None and res.name.endswith("-mappings"):
+                changed_mappings.add(res.name[len(self.prefix) + 1 : -len("-mappings")])
+        self._load_aliases()
+        for kind in KINDS:
+            alias = self.alias(kind)
+            if self._indices.get(kind):
+                if kind in changed_mappings:
+                    self.client.indices.put_mapping(index=alias, **mappings_of(kind, self.prefix))
+                    changes.append(f"updated mappings of {alias}")
+                continue
+            first = f"{alias}-000001"
+            try:
+                self.client.indices.create(index=first, aliases={alias: {"is_write_index": True}})
+                changes.append(f"created index {first} with write alias {alias}")
+            except ApiError as e:
+                if _error_type(e) != "resource_already_exists_exception":
+                    raise
+        self._load_aliases()
+        missing = [self.alias(k) for k in KINDS if not self._indices.get(k)]
+        if missing:
+            raise StoreError(
+                f"Elasticsearch at {self.url} has indices named like {', '.join(missing)} but "
+                "no such aliases; delete those indices or pick another index prefix"
+            )
+        return changes
+
+    def _installed_checksum(self, res: Resource) -> str | None:
+        """The checksum the installed copy carries ("" when it is not ours), None if absent."""
+        try:
+            if res.kind == "ilm_policy":
+                got = self.client.ilm.get_lifecycle(name=res.name)
+                body = dict(got).get(res.name, {})
+            elif res.kind == "component_template":
+                got = self.client.cluster.get_component_template(name=res.name)
+                items = got["component_templates"]
+                body = items[0]["component_template"] if items else {}
+            else:
+                got = self.client.indices.get_index_template(name=res.name)
+                items = got["index_templates"]
+                body = items[0]["index_template"] if items else {}
+        except NotFoundError:
+            return None
+        if not body:
+            return None
+        return str(_meta_of(res.kind, body).get("checksum", ""))
+
+    def _put(self, res: Resource) -> None:
+        body = {("meta" if k == "_meta" else k): v for k, v in res.body.items()}
+        if res.kind == "ilm_policy":
+            self.client.ilm.put_lifecycle(name=res.name, policy=body["policy"])
+        elif res.kind == "component_template":
+            self.client.cluster.put_component_template(name=res.name, **body)
+        else:
+            self.client.indices.put_index_template(name=res.name, **body)
+
+    def _refresh_aliases(self) -> None:
+        """Learn which concrete indices sit behind each alias, riding out a cluster away."""
+        self._retrying("open the Elasticsearch store", self._load_aliases)
+
+    def _load_aliases(self) -> None:
+        """One GET of every ``<prefix>-*`` alias; rollover adds indices behind them."""
+        try:
+            resp = self.client.indices.get_alias(name=f"{self.prefix}-*")
+        except NotFoundError:
+            self._indices = {}
+            return
+        found: dict[str, list[str]] = {}
+        wanted = {self.alias(k): k for k in KINDS}
+        for index, info in dict(resp).items():
+            for alias in info.get("aliases", {}):
+                if alias in wanted:
+                    found.setdefault(wanted[alias], []).append(index)
+        self._indices = {k: sorted(v) for k, v in found.items()}
+
+    def _indices_of(self, kind: str) -> list[str]:
+        if not self._indices.get(kind):
+            self._load_aliases()
+        indices = self._indices.get(kind)
+        if not indices:
+            raise StoreError(
+                f"the Elasticsearch alias {self.alias(kind)} is missing; run `reelwatch es setup`"
+            )
+        return indices
+
+    # Faults --------------------------------------------------------------------------------
+    def _retrying(self, what: str, op: Callable[[], _T]) -> _T:
+        """Run ``op``, riding out a busy or briefly absent cluster with bounded backoff.
+
+        ``op`` must be safe to run again from the start: every caller re-reads before it
+        writes, and writes are conditional, so a write whose answer got lost is not doubled.
+        """
+        deadline = time.monotonic() + self.retry_budget_s
+        delay = RETRY_FIRST_DELAY_S
+        while True:
+            try:
+                return op()
+            except (ConnectionError, ConnectionTimeout) as e:
+                cause = f"Elasticsearch at {self.url} did not answer ({_short(e)})"
+            except ApiError as e:
+                if e.status_code not in RETRY_STATUSES:
+                    raise StoreError(f"cannot {what}: Elasticsearch said {_describe(e)}") from None
+                cause = f"Elasticsearch at {self.url} answered {e.status_code} ({_describe(e)})"
+            if time.monotonic() + delay > deadline:
+                raise StoreBusyError(
+                    f"cannot {what}: {cause}; gave up after {self.retry_budget_s:g} s"
+                ) from None
+            log.warning("%s; retrying in %.2f s", cause, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+    # Documents -----------------------------------------------------------------------------
+    def _find(self, kind: _Kind[Any], id: str, *, recheck: bool = True) -> _Found | None:
+        """Realtime read of one document from whichever index behind the alias holds it.
+
+        A miss re-reads the alias once (``recheck``): a rollover since we last looked may have
+        added the index the document was written to.
+        """
+        indices = self._indices_of(kind.name)
+        resp = self.client.mget(docs=[{"_index": i, "_id": id} for i in indices])
+        for doc in resp["docs"]:
+            if doc.get("found"):
+                return _Found(doc["_index"], doc["_seq_no"], doc["_primary_term"], doc["_source"])
+        if recheck:
+            before = indices
+            self._load_aliases()
+            if self._indices.get(kind.name) != before:
+                return self._find(kind, id, recheck=False)
+        return None
+
+    def _write(self, kind: _Kind[Any], id: str, doc: dict[str, Any], at: _Found | None) -> None:
+        """Create through the alias, or overwrite exactly the version we read; 409 -> retry."""
+        try:
+            if at is None:
+                self.client.create(
+                    index=self.alias(kind.name), id=id, document=doc, refresh=self.refresh
+                )
+            else:
+                self.client.index(
+                    index=at.index,
+                    id=id,
+                    document=doc,
+                    if_seq_no=at.seq_no,
+                    if_primary_term=at.primary_term,
+                    refresh=self.refresh,
+                )
+        except ConflictError:
+            raise _Conflict from None
+
+    def _change(
+        self, kind: _Kind[_M], id: str, change: Callable[[_M | None], _M | None], what: str
+    ) -> tuple[_M | None, _M | None]:
+        """Optimistic read-merge-write of one document; returns (before, after).
+
+        ``change`` gets the stored item (None when new) and returns what to store (None: store
+        nothing). It may run several times, when other writers race us.
+        """
+
+        def attempt() -> tuple[_M | None, _M | None]:
+            for _ in range(MAX_CONFLICTS):
+                found = self._find(kind, id, recheck=False)
+                before = None if found is None else kind.load(found.source)
+                after = change(None if before is None else before.model_copy(deep=True))
+                if after is None:
+                    return before, None
+                try:
+                    self._write(kind, id, kind.doc(after), found)
+                except _Conflict:
+                    self._indices.pop(kind.name, None)
+                    continue
+                return before, after
+            raise StoreBusyError(f"cannot {what}: {MAX_CONFLICTS} concurrent writers beat us")
+
+        return self._retrying(what, attempt)
+
+    def _upsert(self, kind: _Kind[_M], item: _M, merge: Callable[[_M, _M], _M]) -> bool:
+        """Insert ``item`` or merge it into the stored one; True if it was new."""
+        id = kind.id_of(item)
+        before, _ = self._change(
+            kind,
+            id,
+            lambda old: item if old is None else merge(old, item),
+            f"land {kind.name} {id!r}",
+        )
+        return before is None
+
+    def _get(self, kind: _Kind[_M], id: str) -> _M | None:
+        found = self._retrying(f"read {kind.name} {id!r}", lambda: self._find(kind, id))
+        return None if found is None else kind.load(found.source)
+
+    def _search(
+        self,
+        kind: _Kind[_M],
+        query: dict[str, Any],
+        sort: list[dict[str, str]],
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[_M]:
+        """Every hit in ``sort`` order (the last sort key must be unique), paged with
+        ``search_after`` so neither a large offset nor a large result hits the 10k window."""
+
+        def run() -> list[_M]:
+            out: list[_M] = []
+            skip = max(offset, 0)
+            want = None if limit is None else max(limit, 0)
+            after: list[Any] | None = None
+            while want is None or len(out) < want:
+                extra: dict[str, Any] = {} if after is None else {"search_after": after}
+                resp = self.client.search(
+                    index=self.alias(kind.name),
+                    query=query,
+                    sort=sort,
+                    size=PAGE,
+                    track_total_hits=False,
+                    **extra,
+                )
+                hits = resp["hits"]["hits"]
+                for hit in hits:
+                    if skip:
+                        skip -= 1
+                    elif want is None or len(out) < want:
+                        out.append(kind.load(hit["_source"]))
+                if len(hits) < PAGE:
+                    break
+                after = hits[-1]["sort"]
+            return out
+
+        return self._retrying(f"search {kind.name}", run)
+
+    def _count(self, kind: _Kind[Any], query: dict[str, Any]) -> int:
+        resp = self._retrying(
+            f"count {kind.name}",
+            lambda: self.client.count(index=self.alias(kind.name), query=query),
+        )
+        return int(resp["count"])
+
+    # Posts ---------------------------------------------------------------------------------
+    def upsert_post(self, post: Post) -> bool:
+        return self._upsert(_POSTS, post, merge_post)
+
+    def upsert_posts(self, posts: Iterable[Post]) -> int:
+        """Land many posts in bulk (same merge as :meth:`upsert_post`); how many were new."""
+        return self._bulk_upsert(_POSTS, posts, merge_post)
+
+    def get_post(self, key: str) -> Post | None:
+        return self._get(_POSTS, key)
+
+    def has_post(self, key: str) -> bool:
+        return self.get_post(key) is not None
+
+    def set_post_state(
+        self,
+        key: str,
+        state: PostState | str,
+        *,
+        error: str | None = None,
+        media_sha256: str | None = None,
+    ) -> Post:
+        new_state = parse_post_state(state)
+
+        def change(post: Post | None) -> Post:
+            if post is None:
+                raise InputError(f"unknown post {key!r}")
+            post.state = new_state
+            post.error = error
+            if media_sha256 is not None:
+                post.media_sha256 = media_sha256
+            return post
+
+        _, after = self._change(_POSTS, key, change, f"set the state of post {key!r}")
+        assert after is not None
+        return after
+
+    def list_posts(
+        self, state: PostState | str | None = None, limit: int | None = None
+    ) -> list[Post]:
+        filters = [] if state is None else [{"term": {"state": parse_post_state(state).value}}]
+        sort = [{"first_seen": "asc"}, {"key": "asc"}]
+        return self._search(_POSTS, {"bool": {"filter": filters}}, sort, limit)
+
+    # Media ---------------------------------------------------------------------------------
+    def upsert_media(self, media: Media) -> None:
+        self._change(_MEDIA, media.sha256, lambda old: media, f"land media {media.sha256}")
+
+    def get_media(self, sha256: str) -> Media | None:
+        return self._get(_MEDIA, sha256)
+
+    # Matches -------------------------------------------------------------------------------
+    def upsert_match(self, match: Match) -> bool:
+        return self._upsert(_MATCHES, match, merge_match)
+
+    def upsert_matches(self, matches: Iterable[Match]) -> int:
+        """Land many matches in bulk (same merge as :meth:`upsert_match`); how many were new."""
+        return self._bulk_upsert(_MATCHES, matches, merge_match)
+
+    def get_match(self, id: str) -> Match | None:
+        return self._get(_MATCHES, id)
+
+    def list_matches(
+        self,
+        *,
+        status: TriageStatus | str | None = None,
+        min_confidence: Confidence | str | None = None,
+        title_id: str | None = None,
+        platform: str | None = None,
+        post_key: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Match]:
+        query = _match_query(status, min_confidence, title_id, platform, post_key)
+        sort = [
+            {"confidence_rank": "desc"},
+            {"score": "desc"},
+            {"updated_at": "desc"},
+            {"id": "asc"},
+        ]
+        return self._search(_MATCHES, query, sort, limit, offset)
+
+    def count_matches(
+        self,
+        *,
+        status: TriageStatus | str | None = None,
+        min_confidence: Confidence | str | None = None,
+        title_id: str | None = None,
+        platform: str | None = None,
+        post_key: str | None = None,
+    ) -> int:
+        query = _match_query(status, min_confidence, title_id, platform, post_key)
+        return self._count(_MATCHES, query)
+
+    def set_status(
+        self, match_id: str, status: TriageStatus | str, note: str = "", actor: str = ""
+    ) -> Match:
+        new_status = parse_status(status)
+        entry = HistoryEntry(status=new_status, note=note, actor=actor)
+
+        def change(match: Match | None) -> Match:
+            if match is None:
+                raise InputError(f"unknown match {match_id!r}")
+            match.status = new_status
+            if note:
+                match.note = note
+            match.history.append(entry)
+            return match
+
+        _, after = self._change(_MATCHES, match_id, change, f"set the status of {match_id!r}")
+        assert after is not None
+        return after
+
+    # Alerts --------------------------------------------------------------------------------
+    def claim_alert(self, alert: Alert) -> bool:
+        """Create the alert through the alias unless it exists anywhere behind it.
+
+        The document carries a random ``attempt_token``: if our create landed but its answer
+        was lost (and the retry then met a 409), finding our own token says we won after all,
+        so the alert is not orphaned.
+        """
+        token = uuid.uuid4().hex
+        doc = {**_ALERTS.doc(alert), "lease_ts": time.time(), "attempt_token": token}
+
+        def attempt() -> bool:
+            found = self._find(_ALERTS, alert.id, recheck=False)
+            if found is None:
+                try:
+                    self._write(_ALERTS, alert.id, doc, None)
+                    return True
+                except _Conflict:
+                    found = self._find(_ALERTS, alert.id, recheck=False)
+            return found is not None and found.source.get("attempt_token") == token
+
+        return self._retrying(f"claim alert {alert.id!r}", attempt)
+
+    def lease_alert(self, alert_id: str, *, lease_s: float) -> Alert | None:
+        token = uuid.uuid4().hex
+
+        def attempt() -> Alert | None:
+            for _ in range(MAX_CONFLICTS):
+                now = time.time()
+                found = self._find(_ALERTS, alert_id, recheck=False)
+                if found is None:
+                    return None
+                src = found.source
+                if src.get("attempt_token") == token:
+                    return _ALERTS.load(src)
+                if src.get("status") != AlertStatus.PENDING.value:
+                    return None
+                lease_ts = src.get("lease_ts")
+                if lease_ts is not None and float(lease_ts) > now - lease_s:
+                    return None
+                try:
+                    doc = {**src, "lease_ts": now, "attempt_token": token}
+                    self._write(_ALERTS, alert_id, doc, found)
+                except _Conflict:
+                    continue
+                return _ALERTS.load(src)
+            raise StoreBusyError(f"cannot lease alert {alert_id!r}: too many concurrent writers")
+
+        return self._retrying(f"lease alert {alert_id!r}", attempt)
+
+    def update_alert(self, alert: Alert) -> None:
+        def change(old: Alert | None) -> Alert | None:
+            if old is None:
+                raise InputError(f"unknown alert {alert.id!r}")
+            return None if old.status == AlertStatus.SENT else alert
+
+        # The stored doc is rebuilt from ``alert``: lease_ts and attempt_token drop, which
+        # releases the lease.
+        self._change(_ALERTS, alert.id, change, f"record alert {alert.id!r}")
+
+    def get_alert(self, id: str) -> Alert | None:
+        return self._get(_ALERTS, id)
+
+    def list_alerts(self, status: AlertStatus | str | None = None) -> list[Alert]:
+        filters = [] if status is None else [{"term": {"status": parse_alert_status(status).value}}]
+        sort = [{"created_at": "asc"}, {"id": "asc"}]
+        return self._search(_ALERTS, {"bool": {"filter": filters}}, sort)
+
+    # Bulk ----------------------------------------------------------------------------------
+    def _bulk_upsert(
+        self, kind: _Kind[_M], items: Iterable[_M], merge: Callable[[_M, _M], _M]
+    ) -> int:
+        """Land a batch with ``streaming_bulk``: one realtime ``mget``, merge in Python (the same
+        rules as one-by-one), then conditional index/create actions with the model ids.
+
+        Documents rejected with 429 are re-sent by ``streaming_bulk`` with backoff; one that
+        lost a race (409) goes through the one-by-one path; anything else fails the call with a
+        :class:`StoreError` naming the first rejected id, after the rest have landed.
+        """
+        batch: dict[str, _M] = {}
+        for item in items:
+            id = kind.id_of(item)
+            batch[id] = item if id not in batch else merge(batch[id], item)
+        new = 0
+        ids = list(batch)
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = {i: batch[i] for i in ids[start : start + BULK_CHUNK]}
+            land = functools.partial(self._bulk_chunk, kind, chunk, merge)
+            new += self._retrying(f"land {len(chunk)} {kind.name} in bulk", land)
+        return new
+
+    def _bulk_chunk(
+        self, kind: _Kind[_M], chunk: dict[str, _M], merge: Callable[[_M, _M], _M]
+    ) -> int:
+        indices = self._indices_of(kind.name)
+        resp = self.client.mget(docs=[{"_index": i, "_id": id} for id in chunk for i in indices])
+        found: dict[str, _Found] = {}
+        for doc in resp["docs"]:
+            if doc.get("found"):
+                found[doc["_id"]] = _Found(
+                    doc["_index"], doc["_seq_no"], doc["_primary_term"], doc["_source"]
+                )
+        created = 0
+        conflicts: list[str] = []
+        failures: list[str] = []
+        for ok, info in streaming_bulk(
+            self.client,
+            _bulk_actions(kind, chunk, found, merge, self.alias(kind.name)),
+            chunk_size=BULK_CHUNK,
+            max_retries=BULK_MAX_RETRIES,
+            initial_backoff=BULK_INITIAL_BACKOFF_S,
+            max_backoff=BULK_MAX_BACKOFF_S,
+            raise_on_error=False,
+            refresh=self.refresh,
+        ):
+            op, result = next(iter(info.items()))
+            if ok:
+                created += op == "create"
+            elif result.get("status") == 409:
+                conflicts.append(result["_id"])
+            else:
+                failures.append(
+                    f"{result.get('_id')}: {result.get('status')} {result.get('error')}"
+                )
+        for id in conflicts:
+            created += self._upsert(kind, chunk[id], merge)
+        if failures:
+            raise StoreError(
+                f"Elasticsearch rejected {len(failures)} of {len(chunk)} {kind.name}: {failures[0]}"
+            )
+        return created
+
+
+def _bulk_actions(
+    kind: _Kind[_M],
+    chunk: dict[str, _M],
+    found: dict[str, _Found],
+    merge: Callable[[_M, _M], _M],
+    alias: str,
+) -> Iterator[dict[str, Any]]:
+    for id, item in chunk.items():
+        at = found.get(id)
+        if at is None:
+            yield {"_op_type": "create", "_index": alias, "_id": id, "_source": kind.doc(item)}
+        else:
+            merged = merge(kind.load(at.source), item)
+            yield {
+                "_op_type": "index",
+                "_index": at.index,
+                "_id": id,
+                "if_seq_no": at.seq_no,
+                "if_primary_term": at.primary_term,
+                "_source": kind.doc(merged),
+            }
+
+
+def _match_query(
+    status: TriageStatus | str | None,
+    min_confidence: Confidence | str | None,
+    title_id: str | None,
+    platform: str | None,
+    post_key: str | None,
+) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = []
+    if status is not None:
+        filters.append({"term": {"status": parse_status(status).value}})
+    if min_confidence is not None:
+        filters.append(
+            {"range": {"confidence_rank": {"gte": parse_confidence(min_confidence).rank}}}
+        )
+    for field, value in (("title_id", title_id), ("platform", platform), ("post_key", post_key)):
+        if value is not None:
+            filters.append({"term": {field: value}})
+    return {"bool": {"filter": filters}}
+
+
+def _error_type(e: ApiError) -> str:
+    body = e.body if isinstance(e.body, dict) else {}
+    error = body.get("error")
+    return str(error.get("type", "")) if isinstance(error, dict) else ""
+
+
+def _describe(e: ApiError) -> str:
+    body = e.body if isinstance(e.body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):
+        return f"{e.status_code} {error.get('type', '')}: {error.get('reason', '')}".strip()
+    return f"{e.status_code} {e.message}"
+
+
+def _short(e: Exception) -> str:
+    text = " ".join(str(getattr(e, "message", "") or e).split())
+    return text[:200] or type(e).__name__
