@@ -189,6 +189,12 @@ class AlertSettings(BaseModel):
     digest_window_s: float = 600.0
 
 
+class BoardSettings(BaseModel):
+    token: SecretStr | None = None
+    """Required when the board listens on anything but loopback; a bearer token or the login
+    form's password."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REELWATCH_",
@@ -208,6 +214,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    board: BoardSettings = Field(default_factory=BoardSettings)
 
     @classmethod
     def settings_customise_sources(

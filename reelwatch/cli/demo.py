@@ -10,6 +10,7 @@ it again lands nothing twice and sends no second email.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,6 +27,10 @@ from reelwatch.settings import Settings
 
 DEMO_WATCH = "demo"
 DEMO_REPLICA_PORT = 8730
+
+
+DEMO_BOARD_PORT = 8765
+"""Where the demo's board listens when the port is free (the default ``email.board_url``)."""
 
 
 def _free_or_zero(port: int) -> int:
@@ -105,6 +110,14 @@ def demo(
     site = build_site(demo_dir / "site", videos)
     hashtags = list(dict.fromkeys(h for t in content.titles for h in t.hashtags))
 
+    board = None
+    if not no_board:
+        from triage.board import create_app
+        from triage.board.server import BoardServer
+
+        # Up before the pipeline, so alert emails link to where the board really is.
+        board = BoardServer(create_app(settings), port=_free_or_zero(DEMO_BOARD_PORT)).start()
+        settings.email.board_url = board.url
     with (
         ReplicaServer(site, port=_free_or_zero(DEMO_REPLICA_PORT)) as replica,
         SmtpSink(save_dir=demo_dir / "received-mail") as sink,
@@ -120,11 +133,14 @@ def demo(
         received = list(sink.messages)
 
     _summary(settings, content, received, len(sent), time.monotonic() - started)
-    if not no_board:
-        console.print(
-            "The triage board is not built yet; matches are in "
-            "`reelwatch matches list` (this demo exits now)."
-        )
+    if board is not None:
+        console.print(f"triage board at {board.url} (Ctrl-C to stop)")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            board.stop()
 
 
 def verdict(match: Match, expected_title: str | None) -> bool:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
 from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
@@ -9,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reelwatch.demo.content import generate_demo_content
-from reelwatch.models import Confidence
+from reelwatch.models import Confidence, Match
 from reelwatch.settings import load_settings
 from tests.cli.conftest import Runner
 from triage.stores import open_store
@@ -62,8 +70,45 @@ def test_demo_twice(run_cli: Runner, home: Path) -> None:
 
     second = run_cli("demo", "--no-board", timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
+    _demo_opens_the_board(home, highs[0])
     with open_store(settings) as store:
         again = store.list_matches()
     assert sorted(m.id for m in again) == sorted(m.id for m in matches)
     assert sorted(mail_dir.glob("*.eml")) == mails
     assert "Alert emails received this run: 0" in second.stdout
+
+
+def _demo_opens_the_board(home: Path, match: Match) -> None:
+    """Without --no-board the demo (here a third run: nothing new) serves the board on its
+    matches until interrupted."""
+    env = {**os.environ, "REELWATCH_HOME": str(home)}
+    env.pop("REELWATCH_BROKER_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reelwatch", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:
+            m = re.search(r"triage board at (http://127\.0\.0\.1:\d+)", line)
+            if m:
+                url = m.group(1)
+                break
+            assert time.monotonic() < deadline, "the demo never opened the board"
+        assert url is not None, "the demo exited without opening the board"
+        with urllib.request.urlopen(f"{url}/?tier=high", timeout=30) as resp:
+            queue = resp.read().decode()
+        assert resp.status == 200 and f"@{match.account}" in queue
+        match_page = f"{url}/matches/{urllib.parse.quote(match.id, safe='')}"
+        with urllib.request.urlopen(match_page, timeout=30) as resp:
+            page = resp.read().decode()
+        assert resp.status == 200 and match.post_url in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

@@ -1,0 +1,584 @@
+"""The board's FastAPI app: the queue, match pages, accounts, exports, status changes.
+
+Pages are rendered on the server with Jinja2 (autoescape on: captions, handles, hashtags, notes
+and even post ids come from strangers and always print as text). The only script is a static
+file that seeks the clip; the Content-Security-Policy forbids any other.
+
+Files reach the browser through two routes only: ``/evidence/...`` serves images under
+``settings.evidence_dir`` (evidence paths in a Match are relative to ``settings.home``), and
+``/media/<sha256>`` serves ``settings.media_dir/<sha[:2]>/<sha>.<ext>``. Both resolve the path
+and refuse anything outside their folder, so a crafted segment or URL cannot read other files.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reelwatch.errors import InputError
+from reelwatch.models import Match, Post, Segment, TriageStatus, slugify, utcnow
+from triage.board.queries import (
+    QueueFilters,
+    account_matches,
+    csv_rows,
+    facets,
+    matched_times,
+    repeat_accounts,
+    select_matches,
+)
+from triage.board.security import (
+    BOARD_TOKEN_ENV,
+    SESSION_COOKIE,
+    Session,
+    SessionSigner,
+    bearer_token,
+    board_token,
+    host_without_port,
+    is_loopback_host,
+    safe_next,
+    same_secret,
+)
+from triage.stores import open_store
+from triage.stores.base import Store, as_utc
+
+if TYPE_CHECKING:
+    from reelwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+PER_PAGE = 50
+MAX_NOTE_CHARS = 5000
+MAX_CAPTION_PREVIEW = 160
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+STATUS_ACTIONS: tuple[tuple[TriageStatus, str], ...] = (
+    (TriageStatus.CONFIRMED, "Confirm"),
+    (TriageStatus.DISMISSED, "Dismiss"),
+    (TriageStatus.TAKEDOWN_REQUESTED, "Takedown requested"),
+    (TriageStatus.REMOVED, "Removed"),
+    (TriageStatus.NEW, "Reopen"),
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'self'; "
+        "script-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+"""Clicking through to a post must not tell the platform the board's address (no referrer)."""
+
+
+class AnyTextConvertor(PathConvertor):
+    """Like ``path``, but also across line breaks: ids are made of platform post ids, which are
+    strangers' data, and a match must stay reachable whatever they contain."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anytext", AnyTextConvertor())
+
+
+@dataclass
+class BoardState:
+    settings: Settings
+    store: Store
+    signer: SessionSigner
+    token: str | None
+    templates: Jinja2Templates
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["seconds"] = _seconds
+    env.filters["label"] = _label
+    env.filters["web_url"] = _web_url
+    env.filters["path_part"] = lambda v: quote(str(v), safe=":@")
+    env.filters["preview"] = _preview
+    env.globals["status_actions"] = STATUS_ACTIONS
+    env.globals["statuses"] = [s.value for s in TriageStatus]
+    env.globals["matched_times"] = matched_times
+    return Jinja2Templates(env=env)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _label(value: Any) -> str:
+    return str(getattr(value, "value", value)).replace("_", " ")
+
+
+def _web_url(value: str | None) -> str | None:
+    """``value`` if it is an http(s) URL fit for an ``href``, else None (shown as text)."""
+    if not value:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return value.strip()
+    return None
+
+
+def _preview(value: str, limit: int = MAX_CAPTION_PREVIEW) -> str:
+    flat = " ".join(value.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """The board over ``store`` (or the store the settings name, opened for the app's life).
+
+    A store passed in belongs to the caller and is not closed by the app. The access token is
+    read once here (:func:`~triage.board.security.board_token`).
+    """
+    owns_store = store is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_store:
+            state.store.close()
+
+    state = BoardState(
+        settings=settings,
+        store=store if store is not None else open_store(settings),
+        signer=SessionSigner(),
+        token=board_token(settings),
+        templates=_templates(),
+    )
+    app = FastAPI(
+        title="reelwatch board",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.board = state
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.middleware("http")(_guard)
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(_routes())
+    return app
+
+
+# Request guard: host check, authentication, session cookie, security headers ----------------
+async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    state: BoardState = request.app.state.board
+    session = state.signer.load(request.cookies.get(SESSION_COOKIE))
+    fresh = session is None
+    if session is None:
+        session = state.signer.new()
+    bearer = bearer_token(request.headers.get("authorization"))
+    by_bearer = bool(state.token and bearer and same_secret(bearer, state.token))
+    request.state.session = session
+    request.state.by_bearer = by_bearer
+    request.state.csrf = state.signer.csrf_token(session)
+
+    response: Response
+    if state.token is None and not is_loopback_host(host_without_port(request.url.netloc)):
+        response = PlainTextResponse(
+            "This board answers only on a loopback address unless a token is configured "
+            f"({BOARD_TOKEN_ENV}).",
+            status_code=400,
+        )
+    elif state.token and not (session.authenticated or by_bearer) and not _public(request):
+        response = _login_required(request)
+    else:
+        response = await call_next(request)
+    if fresh and not by_bearer and SESSION_COOKIE not in _set_cookies(response):
+        _set_session(response, state.signer, session)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _public(request: Request) -> bool:
+    """What a signed-out browser may fetch: the login form and the stylesheet."""
+    path = request.url.path
+    return path == "/login" or path.startswith("/static/")
+
+
+def _login_required(request: Request) -> Response:
+    if request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", ""):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    return PlainTextResponse(
+        "authentication required: log in on /login or send Authorization: Bearer <token>",
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="reelwatch board"'},
+    )
+
+
+def _set_cookies(response: Response) -> str:
+    return " ".join(v for k, v in response.headers.items() if k.lower() == "set-cookie")
+
+
+def _set_session(response: Response, signer: SessionSigner, session: Session) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        signer.dump(session),
+        httponly=True,
+        samesite="strict",
+        path="/",
+    )
+
+
+def _input_error(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 400, " ".join(str(exc).split()))
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return _error_page(request, exc.status_code, str(exc.detail))
+
+
+def _error_page(request: Request, status_code: int, message: str) -> Response:
+    state: BoardState = request.app.state.board
+    return state.templates.TemplateResponse(
+        request,
+        "error.html",
+        _context(request, status_code=status_code, message=message),
+        status_code=status_code,
+    )
+
+
+def _context(request: Request, **values: Any) -> dict[str, Any]:
+    state: BoardState = request.app.state.board
+    return {
+        "csrf": request.state.csrf,
+        "token_required": state.token is not None,
+        "signed_in": request.state.session.authenticated,
+        **values,
+    }
+
+
+def _not_found(what: str) -> StarletteHTTPException:
+    return StarletteHTTPException(404, f"{what} not found")
+
+
+# CSRF --------------------------------------------------------------------------------------
+def require_csrf(request: Request, csrf: Annotated[str, Form()] = "") -> None:
+    """Refuse a form post that does not carry this session's CSRF token."""
+    if request.state.by_bearer:
+        return
+    state: BoardState = request.app.state.board
+    if not state.signer.check_csrf(request.state.session, csrf):
+        raise StarletteHTTPException(
+            403, "the form expired or did not come from this board; reload the page and retry"
+        )
+
+
+def queue_filters(
+    title: str = "",
+    platform: str = "",
+    status: str = "",
+    tier: str = "",
+    hashtag: str = "",
+    account: str = "",
+    ai: str = "",
+) -> QueueFilters:
+    return QueueFilters(
+        title=title,
+        platform=platform,
+        status=status,
+        tier=tier,
+        hashtag=hashtag,
+        account=account,
+        ai=ai,
+    )
+
+
+Filters = Annotated[QueueFilters, Depends(queue_filters)]
+
+
+# Evidence and media paths -------------------------------------------------------------------
+def evidence_url(settings: Settings, path: str) -> str | None:
+    """The board URL of an evidence file, or None if the path is not under the evidence dir."""
+    candidate = Path(path)
+    full = candidate if candidate.is_absolute() else settings.home / candidate
+    try:
+        relative = full.relative_to(settings.evidence_dir)
+    except ValueError:
+        return None
+    if ".." in relative.parts or not relative.parts:
+        return None
+    return "/evidence/" + quote(relative.as_posix())
+
+
+def resolve_under(root: Path, relative: str) -> Path | None:
+    """``root/relative`` if it is an existing file inside ``root`` after resolving links."""
+    base = root.resolve()
+    try:
+        target = (base / relative).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not target.is_relative_to(base) or not target.is_file():
+        return None
+    return target
+
+
+def media_file(settings: Settings, sha256: str) -> Path | None:
+    """The downloaded file with this content hash (``media/<sha[:2]>/<sha>.<ext>``), if any."""
+    if not _SHA256_RE.fullmatch(sha256):
+        return None
+    folder = settings.media_dir / sha256[:2]
+    if not folder.is_dir():
+        return None
+    for candidate in sorted(folder.glob(f"{sha256}.*")):
+        found = resolve_under(settings.media_dir, f"{sha256[:2]}/{candidate.name}")
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass(frozen=True)
+class Picture:
+    label: str
+    url: str | None
+    path: str
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    segment: Segment
+    pictures: list[Picture]
+
+
+def segment_views(settings: Settings, match: Match) -> list[SegmentView]:
+    views = []
+    for segment in match.segments:
+        noun = "face" if segment.signal == "face" else "frame"
+        labels = [f"query {noun}", f"reference {noun}"]
+        pictures = [
+            Picture(
+                label=labels[i] if i < len(labels) else f"evidence {i + 1}",
+                url=evidence_url(settings, path),
+                path=path,
+            )
+            for i, path in enumerate(segment.evidence)
+        ]
+        views.append(SegmentView(segment, pictures))
+    return views
+
+
+def clip_start(match: Match) -> float:
+    """Where the clip starts playing: the earliest matched moment of the post."""
+    return min((s.query_start for s in match.segments), default=0.0)
+
+
+# Routes ------------------------------------------------------------------------------------
+def _routes() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/", response_class=HTMLResponse)
+    @router.get("/matches", response_class=HTMLResponse)
+    def queue(
+        request: Request,
+        filters: Filters,
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> Response:
+        state: BoardState = request.app.state.board
+        result = select_matches(state.store, filters, page=page, per_page=PER_PAGE)
+        return state.templates.TemplateResponse(
+            request,
+            "queue.html",
+            _context(request, filters=filters, result=result, facets=facets(state.store)),
+        )
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> Response:
+        state: BoardState = request.app.state.board
+        if state.token is None or request.state.session.authenticated:
+            return RedirectResponse(safe_next(next), status_code=303)
+        return state.templates.TemplateResponse(
+            request, "login.html", _context(request, next=safe_next(next), failed=False)
+        )
+
+    @router.post("/login", dependencies=[Depends(require_csrf)])
+    def login(
+        request: Request,
+        token: Annotated[str, Form()] = "",
+        next: Annotated[str, Form()] = "/",
+    ) -> Response:
+        state: BoardState = request.app.state.board
+        if state.token is None:
+            return RedirectResponse(safe_next(next), status_code=303)
+        if not same_secret(token.strip(), state.token):
+            return state.templates.TemplateResponse(
+                request,
+                "login.html",
+                _context(request, next=safe_next(next), failed=True),
+                status_code=401,
+            )
+        response = RedirectResponse(safe_next(next), status_code=303)
+        _set_session(response, state.signer, state.signer.new(authenticated=True))
+        return response
+
+    @router.post("/logout", dependencies=[Depends(require_csrf)])
+    def logout(request: Request) -> Response:
+        state: BoardState = request.app.state.board
+        response = RedirectResponse("/login" if state.token else "/", status_code=303)
+        _set_session(response, state.signer, state.signer.new())
+        return response
+
+    @router.post("/matches/{match_id:anytext}/status", dependencies=[Depends(require_csrf)])
+    def set_status(
+        request: Request,
+        match_id: str,
+        status: Annotated[str, Form()],
+        note: Annotated[str, Form()] = "",
+        actor: Annotated[str, Form()] = "",
+    ) -> Response:
+        state: BoardState = request.app.state.board
+        if state.store.get_match(match_id) is None:
+            raise _not_found("match")
+        if len(note) > MAX_NOTE_CHARS:
+            raise InputError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+        who = " ".join(actor.split())[:100] or "board"
+        state.store.set_status(match_id, status, note=note.strip(), actor=who)
+        return RedirectResponse(f"/matches/{quote(match_id, safe=':@')}", status_code=303)
+
+    @router.get("/matches/{match_id:anytext}", response_class=HTMLResponse)
+    def match_page(request: Request, match_id: str) -> Response:
+        state: BoardState = request.app.state.board
+        match = state.store.get_match(match_id)
+        if match is None:
+            raise _not_found("match")
+        post = state.store.get_post(match.post_key)
+        sha = match.media_sha256
+        has_media = bool(sha and media_file(state.settings, sha))
+        return state.templates.TemplateResponse(
+            request,
+            "match.html",
+            _context(
+                request,
+                match=match,
+                post=post,
+                segments=segment_views(state.settings, match),
+                clip_url=f"/media/{sha}#t={clip_start(match):.2f}" if has_media else None,
+                clip_start=clip_start(match),
+            ),
+        )
+
+    @router.get("/accounts", response_class=HTMLResponse)
+    def accounts(request: Request) -> Response:
+        state: BoardState = request.app.state.board
+        return state.templates.TemplateResponse(
+            request, "accounts.html", _context(request, accounts=repeat_accounts(state.store))
+        )
+
+    @router.get("/accounts/{platform}/{account:anytext}", response_class=HTMLResponse)
+    def account_page(request: Request, platform: str, account: str) -> Response:
+        state: BoardState = request.app.state.board
+        matches = account_matches(state.store, platform, account)
+        if not matches:
+            raise _not_found("account")
+        return state.templates.TemplateResponse(
+            request,
+            "account.html",
+            _context(request, platform=platform, account=account, matches=matches),
+        )
+
+    @router.get("/export/matches.csv")
+    def export_csv(request: Request, filters: Filters) -> Response:
+        state: BoardState = request.app.state.board
+        rows = select_matches(state.store, filters, per_page=None).matches
+        stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+        return StreamingResponse(
+            csv_rows(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="reelwatch-matches-{stamp}.csv"'
+            },
+        )
+
+    @router.get("/titles/{title_id}/report", response_class=HTMLResponse)
+    def title_report(request: Request, title_id: str) -> Response:
+        state: BoardState = request.app.state.board
+        matches = state.store.list_matches(title_id=title_id)
+        if not matches:
+            raise _not_found("title")
+        posts: dict[str, Post | None] = {
+            m.post_key: state.store.get_post(m.post_key) for m in matches
+        }
+        ordered = sorted(
+            matches,
+            key=lambda m: (as_utc(_posted(posts[m.post_key]) or m.created_at), m.post_key),
+        )
+        counts: dict[str, int] = {}
+        for m in ordered:
+            counts[m.status.value] = counts.get(m.status.value, 0) + 1
+        return state.templates.TemplateResponse(
+            request,
+            "report.html",
+            _context(
+                request,
+                title=matches[0].title,
+                title_id=title_id,
+                slug=slugify(title_id),
+                matches=ordered,
+                posts=posts,
+                counts=counts,
+                generated=utcnow(),
+                views={m.id: segment_views(state.settings, m) for m in ordered},
+            ),
+        )
+
+    @router.get("/evidence/{path:path}")
+    def evidence(request: Request, path: str) -> Response:
+        state: BoardState = request.app.state.board
+        target = resolve_under(state.settings.evidence_dir, path)
+        if target is None or target.suffix.lower() not in IMAGE_SUFFIXES:
+            raise _not_found("evidence image")
+        return FileResponse(target, headers={"Cache-Control": "private, max-age=3600"})
+
+    @router.get("/media/{sha256}")
+    def media(request: Request, sha256: str) -> Response:
+        state: BoardState = request.app.state.board
+        target = media_file(state.settings, sha256)
+        if target is None:
+            raise _not_found("media file")
+        return FileResponse(target, headers={"Cache-Control": "private, max-age=3600"})
+
+    return router
+
+
+def _posted(post: Post | None) -> datetime | None:
+    return post.posted_at if post is not None else None
