@@ -5,7 +5,10 @@ It lets the tests check the exact bodies the store sends (setup, upsert, bulk, s
 through the real ``elasticsearch`` client, and inject the faults a real cluster shows (429 on
 a request, 429 on single bulk items), without an Elasticsearch server. It keeps templates,
 policies, indices, aliases and documents (with ``_seq_no`` and conflict checks) in memory.
-Searches are not implemented: those run against a real server (``ELASTICSEARCH_URL``).
+Searches answer the subset of the query DSL the store uses (``bool`` filters of ``term``
+and ``range``, ``sort``, ``size``, ``search_after``; ``_count``), so list and count requests are
+checked too; relevance, analysis and aggregations are not imitated. It is a test double for
+request shapes, not Elasticsearch: the contract suite's real run needs ``ELASTICSEARCH_URL``.
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ class ElasticsearchRecorder:
             return 200, {"docs": [self._get(d["_index"], d["_id"]) for d in body["docs"]]}
         if head == "_bulk":
             return 200, self._bulk(body)
+        if len(parts) == 2 and parts[1] in ("_search", "_count"):
+            return self._search(head, body or {}, count=parts[1] == "_count")
         if len(parts) == 1 and method == "PUT":
             return self._create_index(head, body or {})
         if len(parts) == 2 and parts[1] == "_mapping":
@@ -161,6 +166,34 @@ class ElasticsearchRecorder:
             seq = params.get("if_seq_no")
             return self._write(op, head, parts[2], body, None if seq is None else int(seq))
         return 501, _error("unsupported_by_recorder", f"{method} {path}")
+
+    def _search(self, target: str, body: Json, *, count: bool) -> tuple[int, Any]:
+        query = body.get("query", {"match_all": {}})
+        docs = [
+            (name, id_, src)
+            for name in self._read_targets(target)
+            for id_, (_, src) in self.indices[name].docs.items()
+            if _matches(src, query)
+        ]
+        if count:
+            return 200, {"count": len(docs), "_shards": {"total": 1, "successful": 1}}
+        keys = [next(iter(k.items())) for k in body.get("sort", [])]
+
+        def sort_values(src: Json) -> list[Any]:
+            return [src.get(f) for f, _ in keys]
+
+        for f, direction in reversed(keys):
+            docs.sort(key=lambda d, f=f: _sortable(d[2].get(f)), reverse=direction == "desc")
+        after = body.get("search_after")
+        if after is not None:
+            pos = next((i for i, d in enumerate(docs) if sort_values(d[2]) == after), len(docs) - 1)
+            docs = docs[pos + 1 :]
+        size = int(body.get("size", 10))
+        hits = [
+            {"_index": n, "_id": i, "_source": src, "sort": sort_values(src)}
+            for n, i, src in docs[:size]
+        ]
+        return 200, {"hits": {"hits": hits}, "timed_out": False}
 
     def _named(
         self, store: dict[str, Json], name: str, method: str, body: Any, kind: str
@@ -319,3 +352,41 @@ def running_recorder() -> Iterator[ElasticsearchRecorder]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def _field(src: Json, path: str) -> Any:
+    value: Any = src
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _matches(src: Json, query: Json) -> bool:
+    """``query`` (``match_all``, ``bool`` with ``filter``/``must``, ``term``, ``range``) holds."""
+    ((kind, spec),) = query.items()
+    if kind == "match_all":
+        return True
+    if kind == "bool":
+        clauses = list(spec.get("filter", [])) + list(spec.get("must", []))
+        return all(_matches(src, c) for c in clauses)
+    if kind == "term":
+        ((path, want),) = spec.items()
+        want = want.get("value") if isinstance(want, dict) else want
+        value = _field(src, path)
+        return want in value if isinstance(value, list) else value == want
+    if kind == "range":
+        ((path, bounds),) = spec.items()
+        value = _field(src, path)
+        if value is None:
+            return False
+        ops = {"gte": value >= bounds.get("gte", value), "lte": value <= bounds.get("lte", value)}
+        if "gt" in bounds:
+            ops["gt"] = value > bounds["gt"]
+        if "lt" in bounds:
+            ops["lt"] = value < bounds["lt"]
+        return all(ops.values())
+    raise ValueError(f"query {kind!r} is not imitated by the recorder")
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    return (0, value) if value is not None else (1, 0)

@@ -87,8 +87,6 @@ class TestElasticsearchStore(StoreContract):
     def store_settings(self, settings: Settings) -> Iterator[Settings]:
         assert ES_URL is not None
         prefix = f"reelwatch-test-{uuid.uuid4().hex[:10]}"
-        # Until StoreSettings has elasticsearch_index_prefix, the copy carries it as an extra
-        # attribute (pickled along to the racing child processes).
         settings.store = settings.store.model_copy(
             update={
                 "backend": "elasticsearch",
@@ -100,6 +98,20 @@ class TestElasticsearchStore(StoreContract):
             yield settings
         finally:
             _wipe(ES_URL, prefix)
+
+
+class TestElasticsearchStoreOnTheRecorder(StoreContract):
+    """The same contract through the real client against the recording double: every
+    request the contract makes (reads, conditional writes, searches, counts, leases) is one
+    the store can form and the double can answer. Not a substitute for the real run above."""
+
+    @pytest.fixture
+    def store_settings(self, settings: Settings) -> Iterator[Settings]:
+        with running_recorder() as r:
+            settings.store = settings.store.model_copy(
+                update={"backend": "elasticsearch", "elasticsearch_url": r.url}
+            )
+            yield settings
 
 
 # Templates as data ----------------------------------------------------------------------------
