@@ -172,11 +172,7 @@ def apply_policy(
     confidence = tier(score, settings)
     if policy.min_matched_s or policy.min_query_share:
         matched = union_length(
-            [
-                (s.query_start, s.query_end)
-                for s in segments
-                if s.signal in counted and s.query_end > s.query_start
-            ]
+            [(s.query_start, s.query_end) for s in segments if s.signal in counted and s.timed]
         )
         share = matched / query_duration if query_duration > 0 else 0.0
         met = (policy.min_matched_s > 0 and matched >= policy.min_matched_s) or (

@@ -142,7 +142,7 @@ def micro_average_precision(predictions: Iterable[tuple[float, bool]], positives
 
 def _timing_error(q: EvalQuery, segments: Sequence[Segment]) -> float | None:
     """How far the longest timed segment is from the true stretch (worst of its four ends)."""
-    timed = [s for s in segments if s.signal in TIMED_SIGNALS and s.query_end > s.query_start]
+    timed = [s for s in segments if s.signal in TIMED_SIGNALS and s.timed]
     if not timed:
         return None
     s = max(timed, key=lambda s: s.query_end - s.query_start)

@@ -227,6 +227,11 @@ class Segment(BaseModel):
     """What matched, in words ("audio offset +12.3 s", "caption names 'Bridgerton'")."""
 
     @property
+    def timed(self) -> bool:
+        """False for evidence without a place in the post (a caption, a hashtag)."""
+        return self.query_end > self.query_start
+
+    @property
     def offset(self) -> float:
         """Reference time minus query time at the segment start (the audio/video offset)."""
         return round(self.ref_start - self.query_start, 3)

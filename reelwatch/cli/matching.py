@@ -95,8 +95,7 @@ def _print_report(item: str, report: Any) -> None:
         for note in m.notes:
             console.print(f"    ! {note}")
         for s in m.segments:
-            timed = s.query_end > s.query_start
-            where = f"query {s.query_start:.1f}-{s.query_end:.1f}s" if timed else "caption"
+            where = f"query {s.query_start:.1f}-{s.query_end:.1f}s" if s.timed else "caption"
             if s.ref_asset.startswith("title:"):
                 ref = ""
             else:

@@ -400,7 +400,7 @@ def segment_views(settings: Settings, match: Match) -> list[SegmentView]:
 
 def clip_start(match: Match) -> float:
     """Where the clip starts playing: the earliest matched moment of the post."""
-    return min((s.query_start for s in match.segments), default=0.0)
+    return min((s.query_start for s in match.segments if s.timed), default=0.0)
 
 
 # Routes ------------------------------------------------------------------------------------

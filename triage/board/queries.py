@@ -227,7 +227,10 @@ def _cell(value: str) -> str:
 
 
 def matched_times(match: Match) -> str:
-    return "; ".join(f"{s.signal} {s.query_start:.1f}-{s.query_end:.1f}s" for s in match.segments)
+    return "; ".join(
+        f"{s.signal} {s.query_start:.1f}-{s.query_end:.1f}s" if s.timed else f"{s.signal} (caption)"
+        for s in match.segments
+    )
 
 
 def csv_rows(matches: Iterable[Match]) -> Iterator[str]:
