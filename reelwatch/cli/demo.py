@@ -14,21 +14,21 @@ import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from reelwatch.cli import console, settings_of
-from reelwatch.demo.content import DemoContent
 from reelwatch.models import Confidence, Match
 from reelwatch.settings import Settings
 
+if TYPE_CHECKING:  # the demo content module pulls in PyAV and NumPy: not at CLI start-up
+    from reelwatch.demo.content import DemoContent
+
 DEMO_WATCH = "demo"
 DEMO_REPLICA_PORT = 8730
-
-
 DEMO_BOARD_PORT = 8765
 """Where the demo's board listens when the port is free (the default ``email.board_url``)."""
 
