@@ -127,21 +127,43 @@ class EmailNotifier(Notifier, SendsDigests):
         account = _account(match, post)
         images = self._evidence_images(match, alert_id)
 
-        message = EmailMessage()
-        message["Subject"] = _header_text(
-            f"[reelwatch] {match.confidence.value.upper()} match: {match.title} by @{account}",
-            MAX_SUBJECT_CHARS,
+        return self._assemble(
+            subject=f"[reelwatch] {match.confidence.value.upper()} match: {match.title} by "
+            f"@{account}",
+            to=address,
+            message_id=self.message_id(alert_id),
+            extra={"X-Reelwatch-Match": _header_text(match.id, 200)},
+            text=self._text(match, post, account),
+            html=self._html(match, post, account, images),
+            images=[i for segment_images in images for i in segment_images],
         )
+
+    def _assemble(
+        self,
+        *,
+        subject: str,
+        to: str,
+        message_id: str,
+        extra: dict[str, str],
+        text: str,
+        html: str,
+        images: Sequence[_Image],
+    ) -> EmailMessage:
+        """Headers (the subject made header-safe), a text part, and an HTML part with
+        ``images`` attached inline by their content ids."""
+        message = EmailMessage()
+        message["Subject"] = _header_text(subject, MAX_SUBJECT_CHARS)
         message["From"] = self.config.sender
-        message["To"] = address
+        message["To"] = to
         message["Date"] = format_datetime(utcnow())
-        message["Message-ID"] = self.message_id(alert_id)
-        message["X-Reelwatch-Match"] = _header_text(match.id, 200)
-        message.set_content(self._text(match, post, account))
-        message.add_alternative(self._html(match, post, account, images), subtype="html")
+        message["Message-ID"] = message_id
+        for name, value in extra.items():
+            message[name] = value
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
         html_part = message.get_body(preferencelist=("html",))
         assert html_part is not None
-        for image in (i for segment_images in images for i in segment_images):
+        for image in images:
             html_part.add_related(
                 image.data,
                 image.maintype,
@@ -169,32 +191,15 @@ class EmailNotifier(Notifier, SendsDigests):
             rows.append(_DigestRow(match, post, _account(match, post), thumb))
         watch_name = _plain(_cap(watch, MAX_HANDLE_CHARS)) if watch else "(no watch)"
 
-        message = EmailMessage()
-        message["Subject"] = _header_text(
-            f"[reelwatch] digest: {len(rows)} matches for watch {watch_name}", MAX_SUBJECT_CHARS
+        return self._assemble(
+            subject=f"[reelwatch] digest: {len(rows)} matches for watch {watch_name}",
+            to=address,
+            message_id=f"<digest.{token}@{self.domain}>",
+            extra={"X-Reelwatch-Watch": _header_text(watch, 200)} if watch else {},
+            text=self._digest_text(rows, watch_name),
+            html=self._digest_html(rows, watch_name),
+            images=[row.thumbnail for row in rows if row.thumbnail is not None],
         )
-        message["From"] = self.config.sender
-        message["To"] = address
-        message["Date"] = format_datetime(utcnow())
-        message["Message-ID"] = f"<digest.{token}@{self.domain}>"
-        if watch:
-            message["X-Reelwatch-Watch"] = _header_text(watch, 200)
-        message.set_content(self._digest_text(rows, watch_name))
-        message.add_alternative(self._digest_html(rows, watch_name), subtype="html")
-        html_part = message.get_body(preferencelist=("html",))
-        assert html_part is not None
-        for row in rows:
-            if row.thumbnail is not None:
-                image = row.thumbnail
-                html_part.add_related(
-                    image.data,
-                    image.maintype,
-                    image.subtype,
-                    cid=f"<{image.cid}>",
-                    disposition="inline",
-                    filename=image.filename,
-                )
-        return message
 
     def _digest_text(self, rows: list[_DigestRow], watch_name: str) -> str:
         lines = [
