@@ -349,10 +349,13 @@ def build_queries(
     videos = [r for r in refs if not r.is_audio and r.duration >= EXCERPT_S + 1]
     k = 0
     for ref in videos:
-        for name, (steps, speed) in COPY_TRANSFORMS.items():
+        # Picture-in-picture comes last: its window sits over one of the distractor clips.
+        for name, (steps, speed) in [*COPY_TRANSFORMS.items(), (PIP, ([], 1.0))]:
             start = float(rng.uniform(0, ref.duration - EXCERPT_S - 0.5))
             qid = f"q{len(queries):03d}"
             note(f"{qid} {ref.title}: {name}")
+            if name == PIP:
+                steps = [partial(_pip, background=distractor_clips[k % len(distractor_clips)])]
             clip = media.read_clip(ref.path, start, EXCERPT_S)
             for step in steps:
                 clip = step(clip)
@@ -373,30 +376,6 @@ def build_queries(
                     round(start + EXCERPT_S, 3),
                 )
             )
-        # Picture-in-picture: the excerpt as a window over an unrelated clip.
-        start = float(rng.uniform(0, ref.duration - EXCERPT_S - 0.5))
-        qid = f"q{len(queries):03d}"
-        note(f"{qid} {ref.title}: {PIP}")
-        clip = _pip(
-            media.read_clip(ref.path, start, EXCERPT_S), distractor_clips[k % len(distractor_clips)]
-        )
-        media.write_clip(clip, out / f"{qid}.mp4")
-        caption, hashtags = caption_for(ref.title, k)
-        k += 1
-        queries.append(
-            BuiltQuery(
-                qid,
-                out / f"{qid}.mp4",
-                PIP,
-                ref.title,
-                caption,
-                hashtags,
-                0.0,
-                EXCERPT_S,
-                round(start, 3),
-                round(start + EXCERPT_S, 3),
-            )
-        )
     # Soundtracks: 10 s of each reference's audio at 60% under unrelated video, speech on top.
     for j, ref in enumerate(refs):
         if ref.duration < EXCERPT_S + 1:
