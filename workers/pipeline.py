@@ -154,7 +154,6 @@ class Pipeline:
     def land(self, key: str, matches: list[TitleMatch]) -> list[str]:
         """Upsert one Match per title; returns ids of matches that reach the alert tier."""
         with self._recording(key) as post:
-            alert_ids: list[str] = []
             ai = ai_flags(
                 media_path=self.media_path(self._sha(post)),
                 ai_label=post.ai_label,
@@ -163,8 +162,8 @@ class Pipeline:
                 caption=post.caption,
                 trust_anchors=trust_anchors_pem(self.settings.matcher.c2pa_trust_anchors),
             )
-            for tm in matches:
-                match = Match(
+            landed = [
+                Match(
                     **dict(tm),
                     post_key=post.key,
                     platform=post.platform,
@@ -178,9 +177,13 @@ class Pipeline:
                     watch=post.watch,
                     updated_at=utcnow(),
                 )
-                self.store.upsert_match(match)
-                if match.confidence.at_least(self.settings.alerts.min_confidence):
-                    alert_ids.append(match.id)
+                for tm in matches
+            ]
+            # One batch per post: a bulk request on Elasticsearch, one by one on SQLite.
+            self.store.upsert_matches(landed)
+            alert_ids = [
+                m.id for m in landed if m.confidence.at_least(self.settings.alerts.min_confidence)
+            ]
             self.store.set_post_state(key, PostState.MATCHED)
             return alert_ids
 

@@ -191,6 +191,23 @@ class StoreContract:
         assert [h.status for h in got.history] == [TriageStatus.CONFIRMED]
         assert store.count_matches() == 1
 
+    def test_upsert_matches_in_a_batch_merges_like_one_by_one(self, store: Store) -> None:
+        first = make_match("1", "the-crown", score=0.6, confidence=Confidence.MEDIUM)
+        store.upsert_match(first)
+        store.set_status(first.id, TriageStatus.CONFIRMED, note="seen", actor="ana")
+        batch = [
+            make_match("1", "the-crown", score=0.9),
+            make_match("1", "bridgerton"),
+            make_match("2", "the-crown"),
+        ]
+        assert store.upsert_matches(batch) == 2
+        assert store.upsert_matches(batch) == 0
+        assert store.upsert_matches([]) == 0
+        assert store.count_matches() == 3
+        kept = store.get_match(first.id)
+        assert kept is not None and kept.score == 0.9
+        assert kept.status == TriageStatus.CONFIRMED and kept.note == "seen"
+
     def test_list_matches_ranks_tier_then_score_then_recency(self, store: Store) -> None:
         rows = [
             ("a", 0.99, Confidence.MEDIUM, 0),

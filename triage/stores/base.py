@@ -18,6 +18,7 @@ read-merge-write atomic, because several Celery workers write to one store at on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import Enum
 from types import TracebackType
@@ -69,6 +70,11 @@ class Store(ABC):
     def upsert_post(self, post: Post) -> bool:
         """Insert or merge a post (see :func:`merge_post`); True if it was not known before."""
 
+    def upsert_posts(self, posts: Iterable[Post]) -> int:
+        """Land many posts (same merge as :meth:`upsert_post`); how many were new. Backends
+        with a bulk API override this; the default lands them one by one."""
+        return sum(self.upsert_post(p) for p in posts)
+
     @abstractmethod
     def get_post(self, key: str) -> Post | None: ...
 
@@ -107,6 +113,11 @@ class Store(ABC):
     @abstractmethod
     def upsert_match(self, match: Match) -> bool:
         """Insert or merge a match (see :func:`merge_match`); True if it was not known before."""
+
+    def upsert_matches(self, matches: Iterable[Match]) -> int:
+        """Land many matches (same merge as :meth:`upsert_match`); how many were new. Backends
+        with a bulk API override this; the default lands them one by one."""
+        return sum(self.upsert_match(m) for m in matches)
 
     @abstractmethod
     def get_match(self, id: str) -> Match | None: ...
