@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from matcher.decode import Decoded, check_file, decode, sha256_file
 from matcher.signals import Signal, signal_class
-from matcher.signals.base import Fingerprint, Role
+from matcher.signals.base import Fingerprint, Role, write_npz
 from reelwatch.models import Media
 from reelwatch.settings import Settings
 
@@ -128,7 +127,6 @@ def _load(path: Path, decode_key: str, media_path: Path) -> Fingerprints | None:
 
 
 def _save(path: Path, decode_key: str, fps: Fingerprints) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "decode": decode_key,
         "signals": fps.keys,
@@ -138,10 +136,7 @@ def _save(path: Path, decode_key: str, fps: Fingerprints) -> None:
     }
     arrays = {f"{sig}/{k}": v for sig, fp in fps.signals.items() for k, v in fp.items()}
     arrays[_META] = np.array(json.dumps(meta))
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
+    write_npz(path, arrays)
 
 
 def fingerprint_file(

@@ -57,6 +57,7 @@ from matcher.signals.base import (
     SignalIndex,
     entry_ids,
     split_ids,
+    write_npz,
 )
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
@@ -318,10 +319,7 @@ class ChromaprintIndex(SignalIndex):
         for num, items in self.items.items():
             arrays[f"a{num}_items"] = items
             arrays[f"a{num}_loud"] = self.loud[num]
-        tmp = directory / (self.FILE + ".tmp")
-        with tmp.open("wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-        tmp.replace(directory / self.FILE)
+        write_npz(directory / self.FILE, arrays)
 
     def knn(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``k`` nearest indexed blocks of each code: (code row, id, Hamming distance)."""

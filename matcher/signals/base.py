@@ -29,6 +29,7 @@ How to add a signal
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,17 @@ def entry_ids(asset_num: int, rows: int | np.ndarray) -> np.ndarray:
 def split_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(asset numbers, rows) of FAISS ids made by :func:`entry_ids`."""
     return ids >> ASSET_SHIFT, ids & ((1 << ASSET_SHIFT) - 1)
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically: readers (and a crash) see the old file or the
+    new one, never half of one. The temporary name carries the pid, so two writers never
+    share it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
 
 
 Box = tuple[int, int, int, int]

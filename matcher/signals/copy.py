@@ -50,6 +50,7 @@ from matcher.signals.base import (
     SignalIndex,
     entry_ids,
     split_ids,
+    write_npz,
 )
 from reelwatch.models import AssetKind
 
@@ -422,10 +423,7 @@ class PdqIndex(RowsIndex):
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (self.FILE + ".tmp")
         faiss.write_index_binary(self.index, str(tmp))
-        tmp_times = directory / (self.TIMES + ".tmp")
-        with tmp_times.open("wb") as f:
-            np.savez(f, **{f"a{k}": v for k, v in self.times.items()})  # type: ignore[arg-type]
-        tmp_times.replace(directory / self.TIMES)
+        write_npz(directory / self.TIMES, {f"a{k}": v for k, v in self.times.items()})
         tmp.replace(directory / self.FILE)
 
     def range_search(

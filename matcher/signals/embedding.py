@@ -19,7 +19,6 @@ Models run on the GPU in fp16 when there is one (``device: auto``), batched
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from matcher.signals.base import (
     SignalIndex,
     entry_ids,
     split_ids,
+    write_npz,
 )
 from matcher.signals.copy import content_box
 from reelwatch.errors import InputError
@@ -104,7 +104,7 @@ class EmbeddingIndex(RowsIndex):
         directory.mkdir(parents=True, exist_ok=True)
         assets = sorted(self.times)
         empty = np.zeros(0, np.float32)
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "faiss": (
                 faiss.serialize_index(self.index)
                 if self.index is not None
@@ -116,10 +116,7 @@ class EmbeddingIndex(RowsIndex):
                 np.array(assets, np.int64), [len(self.times[a]) for a in assets]
             ),
         }
-        tmp = directory / f"{self.FILE}.{os.getpid()}.tmp"
-        with tmp.open("wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-        tmp.replace(directory / self.FILE)
+        write_npz(directory / self.FILE, arrays)
 
     def range_search(
         self, vectors: np.ndarray, min_similarity: float

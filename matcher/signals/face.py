@@ -50,6 +50,7 @@ from matcher.signals.base import (
     SignalIndex,
     entry_ids,
     split_ids,
+    write_npz,
 )
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
@@ -238,10 +239,7 @@ class FaceIndex(RowsIndex):
         for num, times in self.times.items():
             arrays[f"t{num}"] = times
             arrays[f"b{num}"] = self.boxes[num]
-        tmp = directory / (self.FILE + ".tmp")
-        with tmp.open("wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-        tmp.replace(directory / self.FILE)
+        write_npz(directory / self.FILE, arrays)
 
     def range_search(
         self, descriptors: np.ndarray, max_distance: float

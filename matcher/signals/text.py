@@ -29,7 +29,6 @@ captions are at most a few thousand), the model the first :data:`MODEL_CHARS` (i
 from __future__ import annotations
 
 import math
-import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -45,7 +44,15 @@ from matcher.models import (
     model_digest,
     resolve_model_dir,
 )
-from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex, TextInput
+from matcher.signals.base import (
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    TextInput,
+    write_npz,
+)
 from reelwatch.errors import InputError
 
 RULE_CHARS = 5000
@@ -197,10 +204,7 @@ class TextIndex(SignalIndex):
             ("hashtags", self.hashtags),
         ):
             arrays[key], arrays[key + "_owner"] = flat(per)
-        tmp = directory / f"{self.FILE}.{os.getpid()}.tmp"
-        with tmp.open("wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-        tmp.replace(directory / self.FILE)
+        write_npz(directory / self.FILE, arrays)
 
     def similarities(self, vector: np.ndarray, min_similarity: float) -> dict[int, float]:
         """Cosine of ``vector`` with every card at or above ``min_similarity``."""
