@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matcher.signals.base import SignalHit
+from matcher.signals.base import Fingerprint, RowsIndex, SignalHit
+from reelwatch.settings import MatcherSettings
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,42 @@ def segment_hits(
             hits.append(_line_hit(int(a), p, pairs, line, ref_len, step, query_duration, describe))
     shortest = min(min_segment_s, query_duration)
     return [h for h in hits if h.query_end - h.query_start >= shortest]
+
+
+def index_segments(
+    index: RowsIndex,
+    fingerprint: Fingerprint,
+    found: tuple[np.ndarray, np.ndarray, np.ndarray],
+    settings: MatcherSettings,
+    query_duration: float,
+    *,
+    snap_unit_speed: bool = False,
+    describe: Describe | None = None,
+) -> list[SignalHit]:
+    """:func:`segment_hits` of a per-frame index search: ``found`` is (query fingerprint row,
+    FAISS id, distance) per pair; the fingerprint has ``times`` and ``frames`` per row."""
+    rows, ids, dist = found
+    if not len(rows):
+        return []
+    assets, ref_t = index.decode_ids(ids)
+    pairs = FramePairs(
+        assets=assets,
+        ref_t=ref_t,
+        q_t=fingerprint["times"][rows].astype(np.float64),
+        q_frame=fingerprint["frames"][rows].astype(np.int64),
+        dist=dist.astype(np.float64),
+    )
+    return segment_hits(
+        pairs,
+        index.ref_length,
+        step=1.0 / settings.sample_fps,
+        query_duration=query_duration,
+        tol=settings.align_tolerance_s,
+        min_frames=min(settings.min_segment_frames, len(np.unique(fingerprint["frames"]))),
+        min_segment_s=settings.min_segment_s,
+        snap_unit_speed=snap_unit_speed,
+        describe=describe,
+    )
 
 
 def _line_hit(

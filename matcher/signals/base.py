@@ -180,6 +180,17 @@ class RowsIndex(SignalIndex):
             removed += int(self.index.remove_ids(faiss_selector(ids)))
         return removed
 
+    def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(asset number, reference time) of FAISS ids; NaN for an asset no longer held."""
+        assets, rows = split_ids(ids)
+        times = np.full(len(ids), np.nan, np.float64)
+        for a in np.unique(assets):
+            sel = assets == a
+            t = self.times.get(int(a))
+            if t is not None:
+                times[sel] = t[rows[sel]]
+        return assets, times
+
     def _forget(self, asset_num: int) -> None:
         """Drop side data of a removed asset (nothing by default)."""
 

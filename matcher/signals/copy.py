@@ -40,7 +40,7 @@ import pdqhash
 from PIL import Image
 
 from matcher.decode import Decoded
-from matcher.signals.align import FramePairs, segment_hits, segment_score
+from matcher.signals.align import index_segments, segment_score
 from matcher.signals.base import (
     Fingerprint,
     Role,
@@ -49,7 +49,6 @@ from matcher.signals.base import (
     SignalHit,
     SignalIndex,
     entry_ids,
-    split_ids,
     write_npz,
 )
 from reelwatch.models import AssetKind
@@ -444,16 +443,6 @@ class PdqIndex(RowsIndex):
         rows = np.repeat(np.arange(len(hashes)), counts)
         return rows, ids.astype(np.int64), dist.astype(np.int64)
 
-    def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(asset number, reference time) of FAISS ids."""
-        assets, rows = split_ids(ids)
-        times = np.zeros(len(ids), np.float64)
-        for a in np.unique(assets):
-            sel = assets == a
-            t = self.times.get(int(a))
-            times[sel] = t[rows[sel]] if t is not None else np.nan
-        return assets, times
-
 
 class PdqCopySignal(Signal):
     """Re-uploads and edits of reference footage (see the module docs for how)."""
@@ -521,27 +510,8 @@ class PdqCopySignal(Signal):
     ) -> list[SignalHit]:
         assert isinstance(index, PdqIndex)
         s = self.settings
-        rows, ids, dist = index.range_search(fingerprint["hashes"], s.copy_max_distance)
-        if not len(rows):
-            return []
-        assets, ref_t = index.decode_ids(ids)
-        pairs = FramePairs(
-            assets=assets,
-            ref_t=ref_t,
-            q_t=fingerprint["times"][rows].astype(np.float64),
-            q_frame=fingerprint["frames"][rows].astype(np.int64),
-            dist=dist.astype(np.float64),
-        )
-        return segment_hits(
-            pairs,
-            index.ref_length,
-            step=1.0 / s.sample_fps,
-            query_duration=query_duration,
-            tol=s.align_tolerance_s,
-            min_frames=min(s.min_segment_frames, len(np.unique(fingerprint["frames"]))),
-            min_segment_s=s.min_segment_s,
-            snap_unit_speed=True,
-        )
+        found = index.range_search(fingerprint["hashes"], s.copy_max_distance)
+        return index_segments(index, fingerprint, found, s, query_duration, snap_unit_speed=True)
 
     # Scoring -----------------------------------------------------------------------------------
 

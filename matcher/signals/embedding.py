@@ -27,7 +27,7 @@ import numpy as np
 
 from matcher.decode import Decoded
 from matcher.models import load_image_encoder, model_digest, resolve_model_dir
-from matcher.signals.align import FramePairs, segment_hits, segment_score
+from matcher.signals.align import index_segments, segment_score
 from matcher.signals.base import (
     Fingerprint,
     Role,
@@ -36,7 +36,6 @@ from matcher.signals.base import (
     SignalHit,
     SignalIndex,
     entry_ids,
-    split_ids,
     write_npz,
 )
 from matcher.signals.copy import content_box
@@ -142,17 +141,6 @@ class EmbeddingIndex(RowsIndex):
             rows, ids, sims = rows[keep], ids[keep], sims[keep]
         return rows, ids, sims
 
-    def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(asset number, reference time) of FAISS ids."""
-        assets, rows = split_ids(ids)
-        times = np.full(len(ids), np.nan, np.float64)
-        for a in np.unique(assets):
-            sel = assets == a
-            t = self.times.get(int(a))
-            if t is not None:
-                times[sel] = t[rows[sel]]
-        return assets, times
-
 
 class ClipEmbeddingSignal(Signal):
     """Scenes re-made or heavily restyled, found by image-encoder embeddings (module docs)."""
@@ -236,25 +224,9 @@ class ClipEmbeddingSignal(Signal):
             return []
         s = self.settings
         rows, ids, sims = index.range_search(fingerprint["embeddings"], s.embedding.min_similarity)
-        if not len(rows):
-            return []
-        assets, ref_t = index.decode_ids(ids)
-        pairs = FramePairs(
-            assets=assets,
-            ref_t=ref_t,
-            q_t=fingerprint["times"][rows].astype(np.float64),
-            q_frame=fingerprint["frames"][rows].astype(np.int64),
-            dist=1.0 - sims.astype(np.float64),
-        )
-        return segment_hits(
-            pairs,
-            index.ref_length,
-            step=1.0 / s.sample_fps,
-            query_duration=query_duration,
-            tol=s.align_tolerance_s,
-            min_frames=min(s.min_segment_frames, len(np.unique(fingerprint["frames"]))),
-            min_segment_s=s.min_segment_s,
-            describe=_describe,
+        distances = 1.0 - sims.astype(np.float64)
+        return index_segments(
+            index, fingerprint, (rows, ids, distances), s, query_duration, describe=_describe
         )
 
     # Scoring -----------------------------------------------------------------------------------

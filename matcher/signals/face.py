@@ -258,7 +258,7 @@ class FaceIndex(RowsIndex):
         return rows, np.asarray(ids, np.int64), np.sqrt(np.maximum(d2, 0.0)).astype(np.float64)
 
     @staticmethod
-    def decode_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def asset_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(asset number, row in that asset's fingerprint) of FAISS ids."""
         return split_ids(ids)
 
@@ -369,7 +369,7 @@ class DlibFaceSignal(Signal):
         )
         if not len(rows):
             return []
-        assets, ref_rows = index.decode_ids(ids)
+        assets, ref_rows = index.asset_rows(ids)
         q_frame = fingerprint["frames"].astype(np.int64)[rows]
         scanned = fingerprint["scanned_frames"].astype(np.int64)
         scanned_t = fingerprint["scanned_times"].astype(np.float64)

@@ -372,7 +372,7 @@ def test_faiss_index_agrees_with_brute_force(tmp_path: Path) -> None:
 
     def found(idx: FaceIndex) -> tuple[set[tuple[int, int, int]], np.ndarray]:
         rows, ids, dist = idx.range_search(queries, 0.6)
-        assets, refs = idx.decode_ids(ids)
+        assets, refs = idx.asset_rows(ids)
         pairs = set(zip(rows.tolist(), assets.tolist(), refs.tolist(), strict=True))
         exact = np.array(
             [
