@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.models import Alert, AlertStatus, Match, Post, utcnow
+from reelwatch.settings import AlertSettings
 from triage.notifiers.base import SendsDigests
 
 if TYPE_CHECKING:
@@ -49,14 +50,6 @@ ATTEMPT_LEASE_S = 600.0
 """How long an attempt may be in flight before another worker takes the alert over; well above
 the SMTP timeout, so a slow but live send is never doubled."""
 
-DIGEST_THRESHOLD = 5
-"""Default for ``settings.alerts.digest_threshold``: more alerts than this for one watch and
-recipient within the window go out as one digest. 0 turns digests off."""
-
-DIGEST_WINDOW_S = 600.0
-"""Default for ``settings.alerts.digest_window_s``: how far back alerts count toward the
-threshold."""
-
 HELD_FOR_DIGEST = "held for a digest"
 """Prefix of the ``error`` of a pending alert that waits for :func:`flush_pending` to send it in
 a digest (kept across failed digest attempts, so the alerts stay together)."""
@@ -64,17 +57,16 @@ a digest (kept across failed digest attempts, so the alerts stay together)."""
 
 @dataclass(frozen=True)
 class Throttle:
-    """The digest rule, read once from the settings (module defaults when they lack it)."""
+    """The digest rule (``AlertSettings.digest_threshold`` / ``digest_window_s``), read once;
+    without settings, their defaults."""
 
-    threshold: int = DIGEST_THRESHOLD
-    window_s: float = DIGEST_WINDOW_S
+    threshold: int
+    window_s: float
 
     @classmethod
     def from_settings(cls, settings: Settings | None) -> Throttle:
-        alerts = settings.alerts if settings is not None else None
-        threshold = getattr(alerts, "digest_threshold", DIGEST_THRESHOLD)
-        window_s = getattr(alerts, "digest_window_s", DIGEST_WINDOW_S)
-        return cls(int(threshold), float(window_s))
+        alerts = settings.alerts if settings is not None else AlertSettings()
+        return cls(alerts.digest_threshold, alerts.digest_window_s)
 
     @property
     def on(self) -> bool:

@@ -44,7 +44,7 @@ def setup(
         raise StoreError(
             "no Elasticsearch URL: pass --url or set REELWATCH_STORE__ELASTICSEARCH_URL"
         )
-    chosen = prefix or getattr(settings.store, "elasticsearch_index_prefix", None) or INDEX_PREFIX
+    chosen = prefix or settings.store.elasticsearch_index_prefix or INDEX_PREFIX
     with ElasticsearchStore(target, prefix=str(chosen), auto_setup=False) as store:
         changes = store.setup()
     for change in changes:
