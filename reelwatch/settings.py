@@ -189,6 +189,22 @@ class AlertSettings(BaseModel):
     digest_window_s: float = 600.0
 
 
+class KibanaSettings(BaseModel):
+    """Where ``reelwatch kibana import`` finds Kibana and how it logs in (``api_key`` wins
+    over ``username``/``password``)."""
+
+    url: str = "http://127.0.0.1:5601"
+    space: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    """Base64 ``id:api_key`` as Elasticsearch returns it in ``encoded``."""
+    timeout_s: float = 60.0
+    retries: int = 2
+    """Extra tries for a Kibana that is starting (connection refused, 502/503/504)."""
+    verify_tls: bool = True
+
+
 class BoardSettings(BaseModel):
     token: SecretStr | None = None
     """Required when the board listens on anything but loopback; a bearer token or the login
@@ -215,6 +231,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     board: BoardSettings = Field(default_factory=BoardSettings)
+    kibana: KibanaSettings = Field(default_factory=KibanaSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ The board link in the matches data view (a URL formatter on ``id``) must point a
 deployment's board, so the files carry :data:`BOARD_URL_PLACEHOLDER` and the import fills in
 ``settings.email.board_url`` (the same address the alert emails link to).
 
-Connection settings come from ``REELWATCH_KIBANA__*`` variables (:class:`KibanaSettings`); the
+Connection settings come from ``Settings.kibana`` (``REELWATCH_KIBANA__*`` variables); the
 CLI's ``--url`` and ``--space`` win over them.
 """
 
@@ -28,13 +28,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from reelwatch.errors import InputError, ReelwatchError, TransientError
-from reelwatch.settings import config_dir
+from reelwatch.settings import KibanaSettings, Settings, config_dir
 
 BOARD_URL_PLACEHOLDER = "__REELWATCH_BOARD_URL__"
 """Stands for ``settings.email.board_url`` in the ndjson files; replaced at import time."""
@@ -44,27 +42,6 @@ DASHBOARD_ID = "reelwatch-dashboard"
 _SPACE_RE = re.compile(r"^[a-z0-9_-]+$")
 _UNSAFE_URL_CHARS = re.compile(r"[\s\"'\\<>{}]")
 _ERRNO_RE = re.compile(r"\[Errno [-\d]+\] ([^'\")]+)")
-
-
-class KibanaSettings(BaseSettings):
-    """Where Kibana is and how to log in; read from ``REELWATCH_KIBANA__*`` variables.
-
-    The names match a future ``Settings.kibana`` section, so moving this into the shared
-    settings tree changes no deployment. ``api_key`` wins over ``username``/``password``.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="REELWATCH_KIBANA__", extra="ignore")
-
-    url: str = "http://127.0.0.1:5601"
-    space: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    api_key: SecretStr | None = None
-    """Base64 ``id:api_key`` as Elasticsearch returns it in ``encoded``."""
-    timeout_s: float = 60.0
-    retries: int = 2
-    """Extra tries for a Kibana that is starting (connection refused, 502/503/504)."""
-    verify_tls: bool = True
 
 
 @dataclass(frozen=True)
@@ -233,7 +210,7 @@ def import_saved_objects(
     the retries) and :class:`ReelwatchError` when it answers with an error or imports only
     part of the objects.
     """
-    settings = settings or KibanaSettings()
+    settings = settings or Settings().kibana
     url = (url or settings.url).rstrip("/")
     space = space if space is not None else settings.space
     parts = urlsplit(url)

@@ -35,11 +35,11 @@ def import_objects(
     Credentials come from REELWATCH_KIBANA__USERNAME / __PASSWORD or __API_KEY; the board
     links point at REELWATCH_EMAIL__BOARD_URL.
     """
-    from triage.kibana import KibanaSettings, import_saved_objects, load_saved_objects
+    from triage.kibana import import_saved_objects, load_saved_objects
 
     settings = settings_of(ctx)
     objects = load_saved_objects(settings.email.board_url, objects_dir)
-    result = import_saved_objects(objects, KibanaSettings(), url=url, space=space)
+    result = import_saved_objects(objects, settings.kibana, url=url, space=space)
     where = f" (space {result.space})" if result.space else ""
     console.print(f"imported {result.success_count} saved objects into {result.url}{where}")
     counts: dict[str, int] = {}

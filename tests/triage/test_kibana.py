@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from reelwatch.errors import InputError
 from reelwatch.models import Match, Post, TriageStatus
-from reelwatch.settings import PROJECT_ROOT
+from reelwatch.settings import PROJECT_ROOT, load_settings
 from triage.kibana import (
     BOARD_URL_PLACEHOLDER,
     KibanaSettings,
@@ -543,7 +543,7 @@ def test_bad_space_is_an_input_error(objects: list[dict[str, Any]]) -> None:
 @pytest.mark.skipif(not os.environ.get("KIBANA_URL"), reason="KIBANA_URL is not set")
 def test_import_into_a_real_kibana(objects: list[dict[str, Any]]) -> None:
     """Import into a throwaway space, read the dashboard back, then delete the space."""
-    settings = KibanaSettings()
+    settings = load_settings().kibana  # REELWATCH_KIBANA__* credentials, as the CLI reads them
     url = os.environ["KIBANA_URL"].rstrip("/")
     space = f"reelwatch-test-{uuid.uuid4().hex[:8]}"
     auth = (
