@@ -2,8 +2,9 @@
 
 Public interface:
 
-- :func:`crawl` (``crawler.runner.crawl``): posts for one hashtag on one platform, crawled by
-  Scrapy in a subprocess;
+- :func:`crawl_run` (``crawler.runner.crawl_run``): posts for one query (hashtag, search,
+  account or URL) on one platform, listed by its source in a subprocess, with how the crawl
+  ended; :func:`crawl` returns just the posts;
 - :func:`ytdlp_extractors`: yt-dlp extractors for platforms yt-dlp does not know (the replica).
 
 ``crawl`` is loaded on first use so that ``python -m crawler.runner`` and
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from crawler.runner import CrawlInterrupted, crawl
+    from crawler.runner import CrawlInterrupted, CrawlResult, crawl, crawl_run, reason_of
 
 
 def ytdlp_extractors() -> list[type]:
@@ -32,11 +33,18 @@ def ytdlp_extractors() -> list[type]:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("crawl", "CrawlInterrupted"):
+    if name in ("crawl", "crawl_run", "CrawlInterrupted", "CrawlResult", "reason_of"):
         from crawler import runner
 
         return getattr(runner, name)
     raise AttributeError(f"module 'crawler' has no attribute {name!r}")
 
 
-__all__ = ["CrawlInterrupted", "crawl", "ytdlp_extractors"]
+__all__ = [
+    "CrawlInterrupted",
+    "CrawlResult",
+    "crawl",
+    "crawl_run",
+    "reason_of",
+    "ytdlp_extractors",
+]

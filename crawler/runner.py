@@ -1,12 +1,13 @@
-"""Run a discovery crawl: :func:`crawl` in the caller, :func:`main` in a subprocess.
+"""Run a discovery crawl: :func:`crawl_run` in the caller, :func:`main` in a subprocess.
 
-Scrapy runs on Twisted, whose reactor cannot be restarted within a process; the CLI and the
-Celery workers crawl many times per process, so each crawl runs in a fresh
-``python -m crawler.runner JOB REPORT`` process. The job file carries the Scrapy settings
-derived from the caller's settings (so the child neither re-reads the environment nor sees the
-rest of the settings tree, secrets included) and the spider's arguments; the child writes posts
-as JSON lines to the file named in those Scrapy settings and a small JSON report saying how the
-crawl ended.
+Scrapy runs on Twisted, whose reactor cannot be restarted within a process, and a browser
+source drives Chromium through Playwright, which must not share a process with Celery's
+pool; the CLI and the workers crawl many times per process, so each crawl runs in a fresh
+``python -m crawler.runner JOB REPORT`` process. The job file carries the crawl settings and
+the data home (so the child neither re-reads the environment nor sees the rest of the
+settings tree: store, mail and board secrets stay in the parent) and what to list; the child
+writes posts as JSON lines as they are found and a small JSON report saying how the crawl
+ended.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from crawler.scrapy_settings import scrapy_settings
 from crawler.sources import get_source
+from crawler.sources.base import MAX_LIMIT, Collector, CrawlJob, Query, SourceFailure
 from reelwatch.errors import InputError, PermanentError, ReelwatchError, TransientError
-from reelwatch.models import Post, normalize_hashtag
-from reelwatch.settings import PROJECT_ROOT, Settings
+from reelwatch.models import Post
+from reelwatch.settings import PROJECT_ROOT, CrawlSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -43,53 +46,81 @@ class CrawlInterrupted(TransientError):
     def __init__(self, message: str, posts: list[Post]) -> None:
         super().__init__(message)
         self.posts = posts
+        self.reason = "interrupted"
 
 
-def crawl(
+@dataclass
+class CrawlResult:
+    """What one crawl listed and why it ended."""
+
+    platform: str
+    query: Query
+    posts: list[Post] = field(default_factory=list)
+    stop: str | None = None
+    """``limit``, ``exhausted``, ``max_age``, ``no_new`` or ``since``."""
+    pages: int = 0
+    too_old: int = 0
+    cursor: str | None = None
+
+
+def reason_of(error: BaseException) -> str:
+    """The short reason code a source gave for a failure (``captcha``, ``empty_body``...)."""
+    return str(getattr(error, "reason", "") or type(error).__name__)
+
+
+def crawl_run(
     settings: Settings,
     platform: str,
-    hashtag: str,
+    query: Query | str,
     limit: int | None = None,
     watch: str | None = None,
-) -> list[Post]:
-    """Discover up to ``limit`` posts (default ``settings.crawl.default_limit``) for a hashtag.
+    max_age_s: float | None = None,
+    cursor: str | None = None,
+    since: datetime | None = None,
+) -> CrawlResult:
+    """List up to ``limit`` posts (default ``settings.crawl.default_limit``) for ``query``.
 
-    Posts come newest first, each at most once. Raises :class:`InputError` for an unknown
-    platform or hashtag or a platform without a configured URL, :class:`TransientError`
-    (:class:`CrawlInterrupted` when some posts were found) when the platform keeps refusing
-    (429/5xx after retries, garbage instead of data), :class:`PermanentError` for answers
-    retrying cannot change (403, robots.txt).
+    ``query`` is a :class:`Query` or text (``#tag``, ``@account``, ``search:words``, a URL,
+    or a bare hashtag). Posts come newest first where the platform orders them so, each at
+    most once. Raises :class:`InputError` for an unknown platform, a query the source cannot
+    list or a source without its settings, :class:`TransientError` (:class:`CrawlInterrupted`
+    when some posts were found) when the platform keeps refusing (429/5xx after retries,
+    garbage, a captcha), :class:`PermanentError` for answers retrying cannot change (403,
+    robots.txt, an empty answer to unsigned requests, an expired login). Errors carry a
+    ``reason`` code (:func:`reason_of`).
     """
-    source = get_source(platform)
-    base_url = source.base_url(settings)
-    tag = normalize_hashtag(hashtag)
-    if not tag or not all(c.isalnum() or c == "_" for c in tag):
-        raise InputError(f"{hashtag!r} is not a hashtag (letters, digits and _ only)")
+    source_cls = get_source(platform)
+    q = query if isinstance(query, Query) else Query.parse(query)
+    source = source_cls(settings)
+    source.check(q)
     limit = settings.crawl.default_limit if limit is None else limit
-    if limit < 0:
-        raise InputError(f"limit must be 0 or more, not {limit}")
+    if not 0 <= limit <= MAX_LIMIT:
+        raise InputError(f"limit must be between 0 and {MAX_LIMIT}, not {limit}")
+    limit = min(limit, source.limit_cap)
+    result = CrawlResult(platform=source.name, query=q)
     if limit == 0:
-        return []
+        return result
 
     with tempfile.TemporaryDirectory(prefix="reelwatch-crawl-") as tmp:
         job_file, posts_file, report_file = (Path(tmp) / n for n in ("job", "posts", "report"))
         job = {
-            "scrapy_settings": scrapy_settings(settings, posts_file=posts_file),
-            "spider_args": {
-                "platform": source.name,
-                "base_url": base_url,
-                "hashtag": tag,
-                "limit": limit,
-                "page_size": settings.crawl.page_size,
-                "watch": watch,
-            },
+            "source": source.name,
+            "home": str(settings.home),
+            "crawl": settings.crawl.model_dump(mode="json"),
+            "query": {"kind": q.kind, "value": q.value},
+            "limit": limit,
+            "watch": watch,
+            "max_age_s": max_age_s,
+            "cursor": cursor,
+            "since": since.isoformat() if since else None,
+            "posts_file": str(posts_file),
         }
         job_file.write_text(json.dumps(job))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p
         )
-        timeout = _timeout_s(settings, limit)
+        timeout = _timeout_s(source, limit)
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "crawler.runner", str(job_file), str(report_file)],
@@ -100,36 +131,58 @@ def crawl(
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise TransientError(
-                f"crawling #{tag} on {source.name} took longer than {timeout:.0f} s; gave up"
-            ) from exc
+            error = TransientError(f"listing {q} on {source.name} took longer than {timeout:.0f} s")
+            error.reason = "timeout"  # type: ignore[attr-defined]
+            raise error from exc
         if proc.stderr:
             logger.debug("crawl subprocess stderr:\n%s", proc.stderr)
-        posts = _read_posts(posts_file)[:limit]
+        result.posts = _read_posts(posts_file)[:limit]
         report = _read_report(report_file)
         if report is None or report.get("status") == "bug":
             detail = (report or {}).get("message") or proc.stderr[-4000:]
             raise RuntimeError(
-                f"the crawl subprocess failed (exit {proc.returncode}) for #{tag} on "
+                f"the crawl subprocess failed (exit {proc.returncode}) listing {q} on "
                 f"{source.name}:\n{detail}"
             )
+    result.stop = report.get("stop")
+    result.pages = int(report.get("pages") or 0)
+    result.too_old = int(report.get("too_old") or 0)
+    result.cursor = report.get("cursor")
     if report["status"] == "failed":
         kind, message = report["kind"], report["message"]
-        if kind == "transient" and posts:
-            raise CrawlInterrupted(message, posts)
-        raise _ERRORS[kind](message)
-    return posts
+        if kind == "transient" and result.posts:
+            raise CrawlInterrupted(message, result.posts)
+        failed = _ERRORS.get(kind, PermanentError)(message)
+        failed.reason = report.get("reason") or "error"  # type: ignore[attr-defined]
+        raise failed
+    return result
 
 
-def _timeout_s(settings: Settings, limit: int) -> float:
-    """A ceiling for one crawl: every page timing out on every retry, plus start-up.
+def crawl(
+    settings: Settings,
+    platform: str,
+    hashtag: Query | str,
+    limit: int | None = None,
+    watch: str | None = None,
+    max_age_s: float | None = None,
+) -> list[Post]:
+    """The posts of :func:`crawl_run` (``hashtag`` may be any query text)."""
+    return crawl_run(settings, platform, hashtag, limit, watch=watch, max_age_s=max_age_s).posts
 
-    Generous on purpose; it only exists so a wedged subprocess cannot hang a worker.
-    """
-    crawl = settings.crawl
-    pages = math.ceil(limit / max(crawl.page_size, 1)) + 2
-    per_request = crawl.timeout_s + crawl.download_delay + 60.0
-    return 60.0 + pages * (crawl.retry_times + 1) * per_request
+
+def _timeout_s(source: Any, limit: int) -> float:
+    """A ceiling for one crawl: every page timing out on every retry, scrolling to the end,
+    a screenshot per post, plus start-up. Generous on purpose; it only exists so a wedged
+    subprocess cannot hang a worker."""
+    crawl = source.settings.crawl
+    per_request = source.timeout_s + crawl.download_delay + 60.0
+    pages = math.ceil(limit / source.page_size) + 2
+    ceiling = 60.0 + pages * (crawl.retry_times + 1) * per_request
+    if "browser" in source.needs:
+        config = source.config
+        ceiling += config.max_scrolls * (config.scroll_wait_s + source.timeout_s)
+        ceiling += limit * source.timeout_s if config.screenshots else 0.0
+    return ceiling
 
 
 def _read_posts(path: Path) -> list[Post]:
@@ -149,22 +202,54 @@ def _read_report(path: Path) -> dict[str, Any] | None:
 # -- the subprocess ---------------------------------------------------------------------------
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one crawl in this process (once per process: Twisted) and describe how it ended."""
-    from scrapy.crawler import CrawlerProcess
+    settings = Settings(home=Path(job["home"]), crawl=CrawlSettings.model_validate(job["crawl"]))
+    source = get_source(job["source"])(settings)
+    query = Query(job["query"]["kind"], job["query"]["value"])
+    since = datetime.fromisoformat(job["since"]) if job.get("since") else None
+    crawl_job = CrawlJob(
+        query=query,
+        limit=int(job["limit"]),
+        watch=job.get("watch"),
+        max_age_s=job.get("max_age_s"),
+        cursor=job.get("cursor"),
+        since=since,
+        captures_dir=settings.home / "captures" / source.name,
+    )
+    with Path(job["posts_file"]).open("a", encoding="utf-8") as out_file:
+        return _run_source(source, crawl_job, out_file)
 
-    process = CrawlerProcess(job["scrapy_settings"])
-    spider_args = job["spider_args"]
-    crawler = process.create_crawler(get_source(spider_args["platform"]).spider)
-    process.crawl(crawler, **spider_args)
-    process.start()
 
-    stats = crawler.stats.get_stats() if crawler.stats else {}
-    spider_errors = {k: v for k, v in stats.items() if str(k).startswith("spider_exceptions/")}
-    failure = getattr(crawler.spider, "failure", None)
-    if failure is not None:
-        return {"status": "failed", "kind": failure.kind, "message": failure.message}
-    if spider_errors:
-        return {"status": "bug", "message": f"the spider raised: {spider_errors}"}
-    return {"status": "ok"}
+def _run_source(source: Any, crawl_job: CrawlJob, out_file: IO[str]) -> dict[str, Any]:
+    def sink(post: Post) -> None:
+        out_file.write(post.model_dump_json() + "\n")
+        out_file.flush()
+
+    collector = Collector(limit=crawl_job.limit, max_age_s=crawl_job.max_age_s, sink=sink)
+    report: dict[str, Any]
+    try:
+        source.discover(crawl_job, collector)
+        if collector.stop is None:
+            collector.stop = "limit" if collector.full else "exhausted"
+        report = {"status": "ok"}
+    except SourceFailure as failure:
+        collector.stop = "failed"
+        report = {
+            "status": "failed",
+            "kind": failure.kind,
+            "reason": failure.reason,
+            "message": failure.message,
+        }
+    except ReelwatchError as exc:
+        collector.stop = "failed"
+        kind = next((k for k, cls in _ERRORS.items() if isinstance(exc, cls)), "permanent")
+        report = {"status": "failed", "kind": kind, "reason": "error", "message": str(exc)}
+    report.update(
+        stop=collector.stop,
+        pages=collector.pages,
+        too_old=collector.too_old,
+        cursor=collector.cursor,
+    )
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         report = {"status": "bug", "message": traceback.format_exc()}
     report_file.write_text(json.dumps(report))
     return 0 if report["status"] == "ok" else 1
+
+
+__all__ = ["CrawlInterrupted", "CrawlResult", "crawl", "crawl_run", "reason_of"]
 
 
 if __name__ == "__main__":

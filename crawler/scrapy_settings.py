@@ -8,27 +8,32 @@ from ``settings.crawl``; what is not there is fixed here because reelwatch needs
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.middlewares import RETRY_AFTER_MAX_SETTING
-from crawler.pipelines import OUTPUT_SETTING
 from reelwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from crawler.sources.base import SourceSettings
 
 RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
 
 
-def scrapy_settings(settings: Settings, posts_file: Path | None = None) -> dict[str, Any]:
-    """The Scrapy settings dict for a crawl; ``posts_file`` turns on the JSON-lines output."""
+def scrapy_settings(settings: Settings, source: SourceSettings | None = None) -> dict[str, Any]:
+    """The Scrapy settings dict for a crawl of a source with the given settings block.
+
+    Spiders hand posts to the crawl's collector themselves, so there is no item pipeline.
+    """
     crawl = settings.crawl
+    timeout = (source.timeout_s if source else None) or crawl.timeout_s
     values: dict[str, Any] = {
         "BOT_NAME": "reelwatch",
-        "USER_AGENT": crawl.user_agent,
+        "USER_AGENT": (source.user_agent if source else None) or crawl.user_agent,
         "ROBOTSTXT_OBEY": True,
         "CONCURRENT_REQUESTS": crawl.concurrent_requests,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_requests,
         "DOWNLOAD_DELAY": crawl.download_delay,
-        "DOWNLOAD_TIMEOUT": crawl.timeout_s,
+        "DOWNLOAD_TIMEOUT": timeout,
         "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
         "AUTOTHROTTLE_START_DELAY": crawl.download_delay,
         "AUTOTHROTTLE_MAX_DELAY": max(crawl.timeout_s, 10.0),
@@ -44,12 +49,9 @@ def scrapy_settings(settings: Settings, posts_file: Path | None = None) -> dict[
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.RetryAfterMiddleware": 550,
         },
-        "ITEM_PIPELINES": {"crawler.pipelines.PostJsonLinesPipeline": 100},
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "LOG_LEVEL": "WARNING",
         "COOKIES_ENABLED": True,
     }
-    if posts_file is not None:
-        values[OUTPUT_SETTING] = str(posts_file)
     return values

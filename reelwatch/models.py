@@ -91,9 +91,21 @@ class Provenance(BaseModel):
     """What was captured, when and from where: the evidence behind a Post's fields."""
 
     raw: dict[str, Any] = Field(default_factory=dict)
+    """The item exactly as the platform sent it (one element of its JSON answer)."""
     captured_at: datetime = Field(default_factory=utcnow)
     source_url: str = ""
+    """The URL of the answer the item came in (an API response, a page, a feed)."""
     user_agent: str = ""
+    status: int | None = None
+    """HTTP status of that answer."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Response headers of that answer (cookies removed)."""
+    method: str = ""
+    """How it was captured: ``browser`` (the platform's own page), ``http``, ``ytdlp``, ``api``."""
+    query: str = ""
+    """What was being listed: ``#tag``, ``@account``, ``search: words`` or a URL."""
+    screenshot: str | None = None
+    """Path of a screenshot of the post's page taken at capture time, relative to the data home."""
 
 
 class Post(BaseModel):

@@ -46,9 +46,10 @@ class CrawlSettings(BaseModel):
     autothrottle: bool = True
     retry_times: int = 3
     timeout_s: float = 30.0
-    tiktok_base_url: str = "https://www.tiktok.com"
-    replica_url: str | None = None
-    """Base URL of a running replica platform; when unset, commands that need one start it."""
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """One block per discovery source (``crawl.sources.tiktok.base_url``, env
+    ``REELWATCH_CRAWL__SOURCES__TIKTOK__BASE_URL``). Each source validates its own block with
+    its own settings model (:mod:`crawler.sources.base`), so the core knows no platform."""
 
 
 class DownloadSettings(BaseModel):
@@ -189,6 +190,16 @@ class AlertSettings(BaseModel):
     digest_window_s: float = 600.0
 
 
+class BeatSettings(BaseModel):
+    """What ``reelwatch beat`` schedules besides the watches."""
+
+    sources_check_schedule: str = "0 6 * * *"
+    """Crontab of the canary that checks every configured source and emails when one is
+    broken (``reelwatch sources check`` on a schedule); empty turns it off."""
+    flush_alerts_every_s: float = 300.0
+    """How often alerts that a mail server that was away left pending are retried."""
+
+
 class KibanaSettings(BaseModel):
     """Where ``reelwatch kibana import`` finds Kibana and how it logs in (``api_key`` wins
     over ``username``/``password``)."""
@@ -230,6 +241,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    beat: BeatSettings = Field(default_factory=BeatSettings)
     board: BoardSettings = Field(default_factory=BoardSettings)
     kibana: KibanaSettings = Field(default_factory=KibanaSettings)
 
@@ -265,6 +277,11 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
+
+    @property
+    def beat_schedule_path(self) -> Path:
+        """Where beat keeps each entry's last run, so a restart neither repeats nor forgets."""
+        return self.home / "celerybeat-schedule"
 
     @property
     def sqlite_path(self) -> Path:

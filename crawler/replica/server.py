@@ -19,6 +19,14 @@ changes, so a demo can publish posts while the server runs. ``video.playAddr`` a
 
 :class:`Faults` makes the server behave like a hostile platform for tests (429 with
 ``Retry-After``, 500s, garbage instead of JSON).
+
+``signed=True`` makes it the adversary real TikTok is to crawlers (:mod:`crawler.replica.signing`):
+tag pages embed no posts but set an ``msToken`` cookie and run a script that signs each
+item-list call (``X-Bogus``, computed from the cookie and the query string) and loads further
+pages with ``fetch`` as the reader scrolls; unsigned or wrongly signed calls get HTTP 200
+with an empty body; media URLs expire after ``media_ttl_s`` and need the session's cookie and
+a Referer from the site. ``captcha=True`` (switchable while serving) answers tag and video
+pages with a verification page instead.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from types import TracebackType
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from crawler.replica import signing
+from crawler.replica.faces import face_routes
 from crawler.replica.site import SITE_FILE, challenge_id, load_items
 from crawler.tiktok_format import CHALLENGE_NOT_FOUND, item_hashtags, rehydration_page
 from reelwatch.models import normalize_hashtag
@@ -47,6 +57,9 @@ ALWAYS = 1 << 62
 
 MAX_PAGE_COUNT = 50
 """Largest ``count`` the item-list API honours, as real platforms cap page sizes."""
+
+SIGNED_PAGE_COUNT = 20
+"""Largest page the signed API serves (TikTok's web client asks for at most this)."""
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -67,7 +80,13 @@ class Faults:
     server_errors: int = 0
     garbage: int = 0
     api_requests: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    """What a signed replica refused: ``unsigned`` item-list calls, ``media_refused``."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self.refused[what] = self.refused.get(what, 0) + 1
 
     def next_api_fault(self) -> str | None:
         """Count one API request and say which fault, if any, it should get."""
@@ -179,6 +198,11 @@ class _Handler(BaseHTTPRequestHandler):
             if m:
                 getattr(self, f"_{name}")(head=head, query=parse_qs(parts.query), **m.groupdict())
                 return
+        for pattern, route in face_routes():
+            m = pattern.fullmatch(path)
+            if m:
+                route(self, head=head, query=parse_qs(parts.query), **m.groupdict())
+                return
         self._send_text(HTTPStatus.NOT_FOUND, "not found\n", head=head)
 
     def _send(
@@ -202,7 +226,44 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        for cookie in self._set_cookies:
+            self.send_header("Set-Cookie", cookie)
+        self._set_cookies = []
         self.end_headers()
+
+    _set_cookies: list[str]
+
+    def setup(self) -> None:
+        super().setup()
+        self._set_cookies = []
+
+    def _cookie(self, name: str) -> str | None:
+        from http.cookies import CookieError, SimpleCookie
+
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(self.headers.get("Cookie") or "")
+        except CookieError:
+            return None
+        morsel = jar.get(name)
+        return morsel.value if morsel is not None else None
+
+    def _start_session(self) -> str:
+        """The client's session token (``msToken`` and ``tt_chain_token`` cookies), issuing
+        one when the client has none or a forged one."""
+        token = self._cookie(signing.TOKEN_COOKIE)
+        if token and signing.token_is_valid(self.replica.secret, token):
+            return token
+        token = signing.new_token(self.replica.secret)
+        self._set_cookies = [
+            f"{signing.TOKEN_COOKIE}={token}; Path=/; SameSite=Lax",
+            f"{signing.CHAIN_COOKIE}={signing.chain_token(self.replica.secret, token)}; "
+            "Path=/; HttpOnly; SameSite=Lax",
+        ]
+        return token
+
+    def _send_captcha(self, *, head: bool) -> None:
+        self._send_html(signing.CAPTCHA_PAGE, head=head)
 
     def _send_text(self, status: int, text: str, *, head: bool) -> None:
         self._send(status, text.encode(), "text/plain; charset=utf-8", head=head)
@@ -216,8 +277,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _public_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """The item as served: media addresses on the host the client asked (the catalog's
-        item is shared between requests, so it is copied, not changed)."""
+        item is shared between requests, so it is copied, not changed); signed and expiring
+        when the replica is signed."""
         media = f"{self.base_url}/video/{item['id']}.mp4"
+        if self.replica.media_ttl_s is not None:
+            media += "?" + signing.media_query(
+                self.replica.secret, str(item["id"]), self.replica.media_ttl_s
+            )
         video = {**(item.get("video") or {}), "playAddr": media, "downloadAddr": media}
         return {**item, "video": video}
 
@@ -235,6 +301,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_text(HTTPStatus.OK, "User-agent: *\nAllow: /\n", head=head)
 
     def _tag_page(self, *, head: bool, query: dict[str, list[str]], name: str) -> None:
+        if self.replica.captcha:
+            self._send_captcha(head=head)
+            return
+        if self.replica.signed:
+            self._start_session()
         tag = normalize_hashtag(name)
         items = self.replica.catalog().by_tag.get(tag)
         scope: dict[str, Any] = {"webapp.app-context": {"language": "en", "region": "US"}}
@@ -253,9 +324,13 @@ class _Handler(BaseHTTPRequestHandler):
                     "stats": {"videoCount": len(items), "viewCount": views},
                 },
             }
-            if self.replica.embed_items:
+            if self.replica.embed_items and not self.replica.signed:
                 scope["webapp.challenge-item-list"] = self._page(items, 0, self.replica.page_size)
-        self._send_html(rehydration_page(f"#{tag} | replica", scope), head=head)
+        body = rehydration_page(f"#{tag} | replica", scope)
+        if self.replica.signed and items:
+            count = min(self.replica.page_size, SIGNED_PAGE_COUNT)
+            body = signing.with_listing_script(body, challenge_id(tag), count)
+        self._send_html(body, head=head)
 
     def _item_list(self, *, head: bool, query: dict[str, list[str]]) -> None:
         fault = self.replica.faults.next_api_fault()
@@ -276,17 +351,34 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_html(body, head=head)
             return
 
+        if self.replica.signed and not self._signature_ok():
+            # What TikTok does to a request its page script did not sign: 200, no body.
+            self.replica.faults.count("unsigned")
+            self._send(HTTPStatus.OK, b"", "application/json; charset=utf-8", head=head)
+            return
         catalog = self.replica.catalog()
         tag = catalog.tag_by_challenge.get(query.get("challengeID", [""])[0])
         if tag is None:
             empty = {"itemList": [], "hasMore": False, "cursor": "0"}
             self._send_json({"statusCode": CHALLENGE_NOT_FOUND, **empty}, head=head)
             return
-        count = min(_query_int(query, "count", self.replica.page_size) or 1, MAX_PAGE_COUNT)
+        cap = SIGNED_PAGE_COUNT if self.replica.signed else MAX_PAGE_COUNT
+        count = min(_query_int(query, "count", self.replica.page_size) or 1, cap)
         page = self._page(catalog.by_tag[tag], _query_int(query, "cursor", 0), count)
         self._send_json({**page, "statusCode": 0}, head=head)
 
+    def _signature_ok(self) -> bool:
+        """Whether an item-list call carries the signature the tag page's script computes."""
+        raw_query = urlsplit(self.path).query
+        token = self._cookie(signing.TOKEN_COOKIE)
+        return bool(token) and signing.request_is_signed(self.replica.secret, str(token), raw_query)
+
     def _video_page(self, *, head: bool, query: dict[str, list[str]], user: str, id: str) -> None:
+        if self.replica.captcha:
+            self._send_captcha(head=head)
+            return
+        if self.replica.signed:
+            self._start_session()
         item = self.replica.catalog().by_id.get(id)
         if item is None:
             self._send_text(HTTPStatus.NOT_FOUND, "video not found\n", head=head)
@@ -301,11 +393,31 @@ class _Handler(BaseHTTPRequestHandler):
         title = f"{item.get('desc', '')} | replica"
         self._send_html(rehydration_page(title, scope), head=head)
 
+    def _media_refusal(self, id: str, query: dict[str, list[str]]) -> str | None:
+        """Why a signed media URL is refused (expired, forged, no session cookie or Referer)."""
+        secret = self.replica.secret
+        if not signing.media_url_is_valid(secret, id, query):
+            return "media URL expired or not signed"
+        token = self._cookie(signing.TOKEN_COOKIE)
+        chain = self._cookie(signing.CHAIN_COOKIE)
+        if not token or not chain or chain != signing.chain_token(secret, token):
+            return "no session cookie"
+        referer = self.headers.get("Referer") or ""
+        if urlsplit(referer).netloc != (self.headers.get("Host") or ""):
+            return "no Referer from this site"
+        return None
+
     def _media(self, *, head: bool, query: dict[str, list[str]], id: str) -> None:
         path = self.replica.site_dir / "videos" / f"{id}.mp4"
         if not _ID_RE.fullmatch(id) or not path.is_file():
             self._send_text(HTTPStatus.NOT_FOUND, "media not found\n", head=head)
             return
+        if self.replica.media_ttl_s is not None:
+            refusal = self._media_refusal(id, query)
+            if refusal:
+                self.replica.faults.count("media_refused")
+                self._send_text(HTTPStatus.FORBIDDEN, refusal + "\n", head=head)
+                return
         size = path.stat().st_size
         start, end = 0, size - 1
         status = HTTPStatus.OK
@@ -364,7 +476,8 @@ class ReplicaServer:
     context manager in tests so the port is released even when a test fails. ``page_size``
     is how many posts the tag page embeds (and the API's default ``count``);
     ``embed_items=False`` serves tag pages with the challenge only, as TikTok often does, so
-    every post comes from the API.
+    every post comes from the API. ``signed``, ``media_ttl_s`` and ``captcha``: see the
+    module docstring.
     """
 
     def __init__(
@@ -375,8 +488,18 @@ class ReplicaServer:
         faults: Faults | None = None,
         page_size: int = 30,
         embed_items: bool = True,
+        signed: bool = False,
+        media_ttl_s: float | None = None,
+        captcha: bool = False,
     ) -> None:
         self.site_dir = Path(site_dir)
+        self.signed = signed
+        self.media_ttl_s = media_ttl_s if media_ttl_s is not None or not signed else 600.0
+        """Seconds a media URL lives (signed replicas: 10 minutes unless said otherwise)."""
+        self.captcha = captcha
+        """Serve a verification page instead of tag and video pages; may be switched on and
+        off while serving."""
+        self.secret = signing.new_secret()
         self.host = host
         self.port = port
         self.faults = faults or Faults()

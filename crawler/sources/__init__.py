@@ -5,9 +5,17 @@ To add a source, see :mod:`crawler.sources.base`, then list it in ``SOURCES``.
 
 from __future__ import annotations
 
-from crawler.sources.base import CrawlFailure, DiscoverySpider, Source
-from crawler.sources.replica import ReplicaSource
-from crawler.sources.tiktok import TikTokSource, TikTokSpider
+from crawler.sources.base import (
+    Collector,
+    CrawlFailure,
+    CrawlJob,
+    DiscoverySpider,
+    Query,
+    Source,
+    SourceFailure,
+    SourceSettings,
+)
+from crawler.sources.tiktok import ReplicaSource, TikTokSource, TikTokSpider
 from reelwatch.registry import index_by_name, lookup
 
 SOURCES: tuple[type[Source], ...] = (TikTokSource, ReplicaSource)
@@ -27,10 +35,15 @@ def get_source(platform: str) -> type[Source]:
 
 __all__ = [
     "SOURCES",
+    "Collector",
     "CrawlFailure",
+    "CrawlJob",
     "DiscoverySpider",
+    "Query",
     "ReplicaSource",
     "Source",
+    "SourceFailure",
+    "SourceSettings",
     "TikTokSource",
     "TikTokSpider",
     "get_source",

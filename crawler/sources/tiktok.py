@@ -15,13 +15,22 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
 
 import scrapy
 from scrapy.http import Response, TextResponse
 
-from crawler.sources.base import DiscoverySpider, Source
+from crawler.browser import blocked_reason, browser_session, scroll_to_bottom, wait_for
+from crawler.sources.base import (
+    Collector,
+    CrawlJob,
+    DiscoverySpider,
+    Query,
+    ScrapySource,
+    SourceFailure,
+    SourceSettings,
+)
 from crawler.tiktok_format import (
     CHALLENGE_NOT_FOUND,
     as_dict,
@@ -29,6 +38,7 @@ from crawler.tiktok_format import (
     item_hashtags,
     rehydration_scope,
 )
+from reelwatch.errors import InputError
 from reelwatch.models import Author, Post, PostStats, Provenance, utcnow
 
 logger = logging.getLogger(__name__)
@@ -56,6 +66,10 @@ def item_to_post(
     source_url: str = "",
     user_agent: str = "",
     captured_at: datetime | None = None,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "",
+    query: str = "",
 ) -> Post:
     """Map one TikTok item (as the tag page and item-list API serve it) to a Post.
 
@@ -102,13 +116,35 @@ def item_to_post(
         first_seen=now,
         last_seen=now,
         provenance=Provenance(
-            raw=item, captured_at=now, source_url=source_url, user_agent=user_agent
+            raw=item,
+            captured_at=now,
+            source_url=source_url,
+            user_agent=user_agent,
+            status=status,
+            headers=headers or {},
+            method=method,
+            query=query,
         ),
     )
 
 
+def _headers(response: Response) -> dict[str, str]:
+    """Response headers as text, cookies removed (they are session secrets, not evidence)."""
+    out: dict[str, str] = {}
+    for key, values in response.headers.items():
+        name = key.decode("latin-1")
+        if name.lower() in ("set-cookie", "cookie"):
+            continue
+        out[name] = b", ".join(values).decode("latin-1")
+    return out
+
+
 class TikTokSpider(DiscoverySpider):
-    """Crawls one hashtag: tag page, then item-list API pages, newest posts first."""
+    """Lists one hashtag over plain HTTP: tag page, then item-list API pages, newest first.
+
+    It runs no JavaScript, so it cannot sign its requests; TikTok answers unsigned
+    item-list calls with an empty 200, which this spider reports in one line.
+    """
 
     name = "tiktok"
 
@@ -118,7 +154,7 @@ class TikTokSpider(DiscoverySpider):
         self.requested_cursors = {"0"}
 
     async def start(self) -> AsyncIterator[Any]:
-        url = f"{self.base_url}/tag/{quote(self.hashtag)}"
+        url = f"{self.base_url}/tag/{quote(str(self.query.hashtag))}"
         yield scrapy.Request(url, callback=self.parse_tag_page, errback=self.on_error)
 
     # -- tag page ---------------------------------------------------------------------------
@@ -133,25 +169,19 @@ class TikTokSpider(DiscoverySpider):
                 "transient",
                 f"{self.platform} tag page {response.url} has no rehydration data "
                 "(a captcha or block page, or a changed layout)",
+                "captcha" if b"captcha" in response.body.lower() else "parse_error",
             )
             return
-        detail = as_dict(scope.get("webapp.challenge-detail"))
-        status = _int(detail.get("statusCode"))
-        challenge = as_dict(as_dict(detail.get("challengeInfo")).get("challenge"))
-        if status == CHALLENGE_NOT_FOUND or (status == 0 and not challenge.get("id")):
-            self.fail("input", f"hashtag #{self.hashtag} not found on {self.platform}")
+        try:
+            challenge_id, listing = challenge_of(scope, self.platform, str(self.query))
+        except SourceFailure as failure:
+            self.fail(failure.kind, failure.message, failure.reason)
             return
-        if status != 0:
-            self.fail(
-                "transient",
-                f"{self.platform} answered statusCode {detail.get('statusCode')!r} "
-                f"({detail.get('statusMsg') or 'no message'}) for #{self.hashtag}",
-            )
-            return
-        challenge_id = str(challenge["id"])
-        listing = as_dict(scope.get("webapp.challenge-item-list"))
         if listing:
-            yield from self._page(response, listing, challenge_id)
+            self._page(response, listing)
+            if self.reached_limit or not listing.get("hasMore"):
+                return
+            yield from self._next(listing, challenge_id)
         else:
             yield self._api_request(challenge_id, "0")
 
@@ -170,6 +200,9 @@ class TikTokSpider(DiscoverySpider):
         )
 
     def parse_item_list(self, response: Response, challenge_id: str, cursor: str) -> Iterator[Any]:
+        if not response.body.strip():
+            self.fail("permanent", empty_body_message(self.platform, response.url), "empty_body")
+            return
         try:
             page = json.loads(response.body)
             if not isinstance(page, dict):
@@ -185,6 +218,7 @@ class TikTokSpider(DiscoverySpider):
                 f"{self.platform} answered garbage instead of JSON for {response.url} "
                 f"({content_type or 'no content type'}, starts {response.body[:40]!r}); "
                 "the platform may be blocking us, try again later",
+                "parse_error",
             )
             return
         status = _int(page.get("statusCode"))
@@ -192,47 +226,325 @@ class TikTokSpider(DiscoverySpider):
             self.fail(
                 "transient",
                 f"{self.platform} item list answered statusCode {page.get('statusCode')!r} "
-                f"for #{self.hashtag} at cursor {cursor}",
+                f"for {self.query} at cursor {cursor}",
+                "status_code",
             )
             return
-        yield from self._page(response, page, challenge_id)
-
-    def _page(self, response: Response, page: dict[str, Any], challenge_id: str) -> Iterator[Any]:
-        """Yield the posts of one page, then the request for the next page if one is due."""
-        user_agent = (self.request_of(response).headers.get("User-Agent") or b"").decode("latin-1")
-        for raw in as_list(page.get("itemList")):
-            item = as_dict(raw)
-            try:
-                post = item_to_post(
-                    item,
-                    platform=self.platform,
-                    base_url=self.base_url,
-                    hashtag=self.hashtag,
-                    watch=self.watch,
-                    source_url=response.url,
-                    user_agent=user_agent,
-                )
-            except (ValueError, TypeError) as exc:
-                logger.warning("skipping a malformed item on %s: %s", response.url, exc)
-                continue
-            if self.want(post.post_id):
-                yield post
+        self._page(response, page)
         if self.reached_limit or not page.get("hasMore"):
             return
+        yield from self._next(page, challenge_id)
+
+    def _next(self, page: dict[str, Any], challenge_id: str) -> Iterator[Any]:
         next_cursor = str(page.get("cursor") or "")
         if not next_cursor or next_cursor in self.requested_cursors:
             self.fail(
                 "transient",
-                f"{self.platform} says more posts of #{self.hashtag} exist but its cursor "
+                f"{self.platform} says more posts of {self.query} exist but its cursor "
                 f"does not advance ({next_cursor!r}); stopping",
+                "parse_error",
             )
             return
+        self.collector.cursor = next_cursor
         yield self._api_request(challenge_id, next_cursor)
 
+    def _page(self, response: Response, page: dict[str, Any]) -> None:
+        """Offer the posts of one page to the collector."""
+        user_agent = (self.request_of(response).headers.get("User-Agent") or b"").decode("latin-1")
+        posts = page_posts(
+            page,
+            platform=self.platform,
+            base_url=self.base_url,
+            job_query=str(self.query),
+            hashtag=self.query.hashtag,
+            watch=self.watch,
+            source_url=response.url,
+            user_agent=user_agent,
+            status=response.status,
+            headers=_headers(response),
+            method="http",
+        )
+        self.collector.offer_page(posts)
 
-class TikTokSource(Source):
-    """TikTok itself, at ``settings.crawl.tiktok_base_url``."""
+
+def empty_body_message(platform: str, url: str) -> str:
+    return (
+        f"{platform} answered unsigned item-list requests with nothing (HTTP 200, empty body, "
+        f"at {url.split('?')[0]}): the platform wants requests signed by its own page script; "
+        f"list it in a browser (crawl.sources.{platform}.mode: browser)"
+    )
+
+
+def challenge_of(
+    scope: dict[str, Any], platform: str, query: str
+) -> tuple[str, dict[str, Any] | None]:
+    """The challenge id of a tag page's rehydration scope and its embedded first page."""
+    detail = as_dict(scope.get("webapp.challenge-detail"))
+    status = _int(detail.get("statusCode"))
+    challenge = as_dict(as_dict(detail.get("challengeInfo")).get("challenge"))
+    if status == CHALLENGE_NOT_FOUND or (status == 0 and not challenge.get("id")):
+        raise SourceFailure("input", "not_found", f"hashtag {query} not found on {platform}")
+    if status != 0:
+        raise SourceFailure(
+            "transient",
+            "status_code",
+            f"{platform} answered statusCode {detail.get('statusCode')!r} "
+            f"({detail.get('statusMsg') or 'no message'}) for {query}",
+        )
+    listing = as_dict(scope.get("webapp.challenge-item-list")) or None
+    return str(challenge["id"]), listing
+
+
+def page_posts(
+    page: dict[str, Any],
+    *,
+    platform: str,
+    base_url: str,
+    job_query: str,
+    hashtag: str | None,
+    watch: str | None,
+    source_url: str,
+    user_agent: str,
+    status: int | None,
+    headers: dict[str, str],
+    method: str,
+) -> list[Post]:
+    """The Posts of one item-list page (malformed items are skipped and logged)."""
+    posts = []
+    for raw in as_list(page.get("itemList")):
+        try:
+            posts.append(
+                item_to_post(
+                    as_dict(raw),
+                    platform=platform,
+                    base_url=base_url,
+                    hashtag=hashtag,
+                    watch=watch,
+                    source_url=source_url,
+                    user_agent=user_agent,
+                    status=status,
+                    headers=headers,
+                    method=method,
+                    query=job_query,
+                )
+            )
+        except (ValueError, TypeError) as exc:
+            logger.warning("skipping a malformed item on %s: %s", source_url, exc)
+    return posts
+
+
+class TikTokBrowserListing:
+    """One listing in Chromium: open the tag (or video) page, let TikTok's own script fetch
+    and sign its item-list calls, scroll, and turn each captured answer into posts.
+
+    Stops at the limit, when a page's posts are all older than the job's max age, when the
+    platform says there is no more, or after ``idle_scrolls`` scrolls bring nothing new; a
+    captcha or verification page stops it at once (no retries: hammering a challenge only
+    hardens it).
+    """
+
+    def __init__(self, source: TikTokSource, job: CrawlJob, out: Collector) -> None:
+        self.source = source
+        self.job = job
+        self.out = out
+        self.config = source.config
+        self.base_url = source.base_url()
+        self.empty_answers: list[str] = []
+        self.exhausted = False
+
+    def run(self) -> None:
+        with browser_session(
+            self.config, timeout_s=self.source.timeout_s, user_agent=self.config.user_agent
+        ) as session:
+            self.session = session
+            page = session.new_page()
+            self.shots = session.new_page() if self._screenshots else None
+            log = session.capture(page, lambda url: ITEM_LIST_PATH in url)
+            if self.job.query.kind == "url":
+                self._video_page(page, self.job.query.value)
+                return
+            url = f"{self.base_url}/tag/{quote(str(self.job.query.hashtag))}"
+            scope = self._open(page, url)
+            _, listing = challenge_of(scope, self.source.name, str(self.job.query))
+            if listing:
+                self._offer(listing, url, 200, {}, "browser-embedded")
+                self.exhausted = not listing.get("hasMore")
+            wait_for(log, page, 0, self.config.scroll_wait_s)
+            self._consume(log.drain())
+            idle = 0
+            for _ in range(self.config.max_scrolls):
+                if self.out.full or self.out.stop is not None or self.exhausted:
+                    break
+                self._blocked(page)
+                before, seen = len(self.out.posts), log.seen
+                scroll_to_bottom(page)
+                wait_for(log, page, seen, self.config.scroll_wait_s)
+                self._consume(log.drain())
+                idle = idle + 1 if len(self.out.posts) == before else 0
+                if idle >= self.config.idle_scrolls:
+                    self.out.stop = "no_new"
+                    break
+            if self.exhausted and self.out.stop is None:
+                self.out.stop = "exhausted"
+            if not self.out.posts and self.empty_answers:
+                raise SourceFailure(
+                    "permanent",
+                    "empty_body",
+                    f"{self.source.name} answered its own page's item-list requests with "
+                    f"nothing ({len(self.empty_answers)} empty answers, e.g. "
+                    f"{self.empty_answers[0].split('?')[0]}): the session may be flagged; "
+                    f"try a logged-in storage state (reelwatch browser login {self.source.name})",
+                )
+
+    @property
+    def _screenshots(self) -> bool:
+        return self.config.screenshots and self.job.captures_dir is not None
+
+    def _open(self, page: Any, url: str) -> dict[str, Any]:
+        """Load a page, refuse captchas and errors, return its rehydration scope."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            response = page.goto(url, wait_until="domcontentloaded")
+        except PlaywrightError as exc:
+            raise SourceFailure(
+                "transient", "unreachable", f"could not open {url}: {str(exc).splitlines()[0]}"
+            ) from None
+        status = response.status if response is not None else 0
+        if status == 429 or status >= 500:
+            raise SourceFailure(
+                "transient", "http_status", f"{self.source.name} answered HTTP {status} for {url}"
+            )
+        if status >= 400:
+            raise SourceFailure(
+                "permanent", "http_status", f"{self.source.name} answered HTTP {status} for {url}"
+            )
+        self._blocked(page)
+        scope = rehydration_scope(page.content())
+        if scope is None:
+            raise SourceFailure(
+                "transient",
+                "parse_error",
+                f"{self.source.name} page {url} has no rehydration data (a changed layout?)",
+            )
+        return scope
+
+    def _blocked(self, page: Any) -> None:
+        reason = blocked_reason(page)
+        if reason == "captcha":
+            raise SourceFailure(
+                "transient",
+                "captcha",
+                f"{self.source.name} showed a captcha at {page.url}; crawl stopped without "
+                "retrying (try later, or from a logged-in session: "
+                f"reelwatch browser login {self.source.name})",
+            )
+
+    def _consume(self, answers: list[Any]) -> None:
+        for answer in answers:
+            if not answer.body.strip():
+                self.empty_answers.append(answer.url)
+                continue
+            try:
+                page = answer.json()
+            except ValueError:
+                logger.warning("non-JSON answer to the page at %s", answer.url)
+                continue
+            if not isinstance(page, dict):
+                continue
+            self._offer(page, answer.url, answer.status, answer.headers, "browser")
+            if not page.get("hasMore"):
+                self.exhausted = True
+            if page.get("cursor") is not None:
+                self.out.cursor = str(page.get("cursor"))
+
+    def _offer(
+        self, page: dict[str, Any], url: str, status: int, headers: dict[str, str], method: str
+    ) -> None:
+        posts = page_posts(
+            page,
+            platform=self.source.name,
+            base_url=self.base_url,
+            job_query=str(self.job.query),
+            hashtag=self.job.query.hashtag,
+            watch=self.job.watch,
+            source_url=url,
+            user_agent=self.session.user_agent,
+            status=status,
+            headers=headers,
+            method=method,
+        )
+        fresh = [p for p in posts if self.out.wants(p.post_id) and not self.out.is_too_old(p)]
+        for post in fresh:
+            self._screenshot(post)
+        self.out.offer_page(posts)
+
+    def _screenshot(self, post: Post) -> None:
+        if self.shots is None or self.job.captures_dir is None:
+            return
+        path = self.job.captures_dir / f"{post.post_id}.png"
+        if self.session.screenshot(self.shots, post.url, path):
+            home = self.source.settings.home
+            post.provenance.screenshot = str(path.relative_to(home))
+
+    def _video_page(self, page: Any, url: str) -> None:
+        """A single video page: ``webapp.video-detail`` holds the item."""
+        scope = self._open(page, url)
+        detail = as_dict(scope.get("webapp.video-detail"))
+        item = as_dict(as_dict(detail.get("itemInfo")).get("itemStruct"))
+        if _int(detail.get("statusCode")) != 0 or not item:
+            raise SourceFailure(
+                "input", "not_found", f"{url}: the video is not available on {self.source.name}"
+            )
+        self._offer({"itemList": [item]}, url, 200, {}, "browser")
+        self.out.stop = "exhausted"
+
+
+class TikTokSettings(SourceSettings):
+    base_url: str | None = "https://www.tiktok.com"
+    canary: str | None = None
+    mode: Literal["browser", "http"] = "browser"
+    """``browser``: Chromium runs TikTok's page, which signs its own API calls (works on the
+    real site); ``http``: Scrapy without JavaScript (fast; only unsigned sites answer it)."""
+
+
+class TikTokSource(ScrapySource):
+    """TikTok: hashtag pages in a real Chromium (or plain HTTP where nothing is signed)."""
 
     name = "tiktok"
     spider = TikTokSpider
-    url_setting = "tiktok_base_url"
+    query_kinds = frozenset({"hashtag", "url"})
+    needs = frozenset({"browser"})
+    settings_model = TikTokSettings
+    canary: ClassVar[str | None] = "#fyp"
+
+    @property
+    def mode(self) -> str:
+        return str(getattr(self.config, "mode", "browser"))
+
+    def check(self, query: Query) -> None:
+        super().check(query)
+        if query.kind == "url" and self.mode != "browser":
+            raise InputError(f"{self.name} lists a URL only in browser mode")
+
+    def discover(self, job: CrawlJob, out: Collector) -> None:
+        if self.mode == "http":
+            super().discover(job, out)
+            return
+        TikTokBrowserListing(self, job, out).run()
+
+
+class ReplicaSettings(TikTokSettings):
+    base_url: str | None = None
+    mode: Literal["browser", "http"] = "http"
+
+
+class ReplicaSource(TikTokSource):
+    """The local replica platform (:mod:`crawler.replica`): TikTok's structure, plain HTTP by
+    default so the demo needs no browser; ``mode: browser`` against ``--signed``."""
+
+    name = "replica"
+    settings_model = ReplicaSettings
+    needs = frozenset()
+    canary: ClassVar[str | None] = None
+    url_hint = " (start one with: python -m crawler.replica --site DIR)"

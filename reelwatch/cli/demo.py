@@ -50,6 +50,7 @@ def demo(
     """Run the whole flow on generated demo content and show what it found."""
     from crawler.replica.server import ReplicaServer
     from crawler.replica.site import ReplicaVideo, build_site
+    from crawler.sources import ReplicaSource
     from matcher.catalog import Catalog
     from matcher.decode import probe
     from reelwatch.cli.ops import progress_bar, run_hashtags
@@ -122,7 +123,7 @@ def demo(
         ReplicaServer(site, port=_free_or_zero(DEMO_REPLICA_PORT)) as replica,
         SmtpSink(save_dir=demo_dir / "received-mail") as sink,
     ):
-        settings.crawl.replica_url = replica.base_url
+        ReplicaSource.set_base_url(settings, replica.base_url)
         settings.email.smtp_host = "127.0.0.1"
         settings.email.smtp_port = sink.port
         settings.email.starttls = False

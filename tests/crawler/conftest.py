@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
 from crawler.replica import Faults, ReplicaServer, ReplicaVideo, build_site
+from crawler.replica.generate import make_clip
+from crawler.sources import ReplicaSource
 from reelwatch.settings import Settings
 
 HOSTILE_CAPTION = "hello </script><script>alert(1)</script>\r\nline two 🎬🔥 & <b>bold</b>"
@@ -23,17 +23,7 @@ BASE_TIME = 1_700_000_000
 
 def make_mp4(path: Path, shade: int, frames: int = 6) -> Path:
     """A 32x32, 6-frame H.264 clip whose pixels depend on ``shade`` (so files differ)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=6)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(frames):
-            img = np.full((32, 32, 3), (shade * 37 + i * 20) % 256, dtype=np.uint8)
-            img[:, : (i + 1) * 4, 1] = shade * 50 % 256
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return make_clip(path, shade, frames)
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +93,7 @@ def hostile_replica(site: Path) -> Iterator[Callable[[Faults], ReplicaServer]]:
 
 def point_at(settings: Settings, server: ReplicaServer) -> Settings:
     """Settings that crawl ``server`` quickly: 2 posts per API page, short waits."""
-    settings.crawl.replica_url = server.base_url
+    ReplicaSource.set_base_url(settings, server.base_url)
     settings.crawl.page_size = 2
     settings.crawl.download_delay = 0.0
     settings.crawl.retry_times = 2

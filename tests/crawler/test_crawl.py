@@ -13,6 +13,7 @@ import pytest
 
 from crawler import CrawlInterrupted, crawl
 from crawler.replica import ALWAYS, Faults, ReplicaServer, load_items
+from crawler.sources import ReplicaSource
 from reelwatch.errors import InputError, TransientError
 from reelwatch.models import Post
 from reelwatch.settings import Settings
@@ -124,8 +125,8 @@ def test_bad_input_is_rejected_before_crawling(
 
 
 def test_replica_url_must_be_configured(settings: Settings) -> None:
-    settings.crawl.replica_url = None
-    with pytest.raises(InputError, match="REELWATCH_CRAWL__REPLICA_URL"):
+    ReplicaSource.set_base_url(settings, None)
+    with pytest.raises(InputError, match="REELWATCH_CRAWL__SOURCES__REPLICA__BASE_URL"):
         crawl(settings, "replica", "dragonfilm")
 
 
@@ -174,7 +175,7 @@ def test_an_unreachable_platform_is_a_transient_error(crawl_settings: Settings) 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         free_port = sock.getsockname()[1]
-    crawl_settings.crawl.replica_url = f"http://127.0.0.1:{free_port}"
+    ReplicaSource.set_base_url(crawl_settings, f"http://127.0.0.1:{free_port}")
     crawl_settings.crawl.retry_times = 0
     with pytest.raises(TransientError, match=r"could not reach replica"):
         crawl(crawl_settings, "replica", "dragonfilm")

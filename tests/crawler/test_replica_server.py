@@ -16,6 +16,7 @@ from parsel import Selector
 
 from crawler import crawl
 from crawler.replica import Faults, ReplicaServer, challenge_id, load_items
+from crawler.sources import ReplicaSource
 from reelwatch.settings import PROJECT_ROOT, Settings
 from tests.crawler.conftest import HOSTILE_CAPTION
 
@@ -182,7 +183,7 @@ def test_module_entry_point_serves_a_site_in_another_process(
         assert ready, "python -m crawler.replica printed no base URL within 30 s"
         base_url = proc.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:")
-        settings.crawl.replica_url = base_url
+        ReplicaSource.set_base_url(settings, base_url)
         settings.crawl.download_delay = 0.0
         posts = crawl(settings, "replica", "#DragonFilm", limit=3)
         assert [p.url for p in posts] == [

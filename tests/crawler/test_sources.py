@@ -1,48 +1,136 @@
-"""Contract tests every registered source runs, plus the registry's own rules.
-
-Each source is pointed at the replica through its own URL setting, so a new TikTok-shaped
-source is tested for free; a source with another structure needs its own replica pages.
-"""
+"""Contract tests every registered source runs, each against its own replica fixture
+(``tests/crawler/fixtures/``), plus the registry's and the query's own rules."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from crawler import crawl
-from crawler.replica import ReplicaServer
-from crawler.sources import SOURCES, Source, get_source
+from crawler import crawl_run
+from crawler.sources import SOURCES, Query, Source, get_source
+from crawler.sources.base import QUERY_KINDS
 from crawler.sources.tiktok import item_to_post
 from reelwatch.errors import InputError
 from reelwatch.settings import Settings
+from tests.crawler.fixtures import fixture_for
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=[s.name for s in SOURCES])
+def _needs_marks(source: type[Source]) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.browser] if "browser" in source.needs else []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [pytest.param(s, id=s.name, marks=_needs_marks(s)) for s in SOURCES],
+)
 class TestSourceContract:
     def test_is_found_by_its_name_in_any_case(self, source: type[Source]) -> None:
         assert get_source(source.name.upper()) is source
 
-    def test_crawls_a_tiktok_shaped_site_as_its_platform(
-        self, source: type[Source], settings: Settings, replica: ReplicaServer
+    def test_has_a_replica_fixture(self, source: type[Source]) -> None:
+        assert fixture_for(source.name) is not None, (
+            f"source {source.name} has no fixture in tests/crawler/fixtures/"
+        )
+
+    def test_lists_its_fixture_as_its_platform_with_provenance(
+        self, source: type[Source], settings: Settings, site: Path
     ) -> None:
-        setattr(settings.crawl, source.url_setting, replica.base_url + "/")
-        settings.crawl.download_delay = 0.0
-        posts = crawl(settings, source.name, "other", limit=10)
-        assert [p.post_id for p in posts] == [f"73000000000000000{n:02d}" for n in (5, 3, 1)]
-        assert {p.platform for p in posts} == {source.name}
-        assert all(p.url.startswith(f"{replica.base_url}/@user_") for p in posts)
+        factory = fixture_for(source.name)
+        assert factory is not None
+        with factory(settings, site) as fx:
+            before = datetime.now(UTC)
+            result = crawl_run(settings, source.name, fx.query, limit=10)
+            ids = [p.post_id for p in result.posts]
+            if fx.ordered:
+                assert ids == fx.expected_ids
+            else:
+                assert sorted(ids) == sorted(fx.expected_ids)
+            assert len(set(ids)) == len(ids)
+            for post in result.posts:
+                assert post.platform == source.name
+                assert post.url.startswith(fx.url_prefix)
+                assert post.provenance.raw, "the raw platform item is kept"
+                assert post.provenance.source_url.startswith("http")
+                assert post.provenance.captured_at >= before
+                assert post.provenance.method
+                assert post.provenance.query == str(Query.parse(fx.query))
+            # The limit holds exactly.
+            two = crawl_run(settings, source.name, fx.query, limit=2)
+            assert [p.post_id for p in two.posts] == ids[:2] if fx.ordered else len(two.posts) == 2
+            assert two.stop == "limit"
 
     def test_refuses_a_missing_or_non_http_base_url(
         self, source: type[Source], settings: Settings
     ) -> None:
-        setting = f"REELWATCH_CRAWL__{source.url_setting.upper()}"
-        setattr(settings.crawl, source.url_setting, "")
-        with pytest.raises(InputError, match=f"no URL configured for {source.name}: set {setting}"):
-            source.base_url(settings)
-        setattr(settings.crawl, source.url_setting, "file:///etc/passwd")
+        env = f"REELWATCH_CRAWL__SOURCES__{source.name.upper()}__BASE_URL"
+        source.set_base_url(settings, "")
+        with pytest.raises(InputError, match=f"no URL configured for {source.name}: set {env}"):
+            source(settings).base_url()
+        source.set_base_url(settings, "file:///etc/passwd")
         with pytest.raises(InputError, match="is not an http"):
-            source.base_url(settings)
+            source(settings).base_url()
+
+    def test_refuses_query_kinds_it_cannot_list(
+        self, source: type[Source], settings: Settings
+    ) -> None:
+        source.set_base_url(settings, "http://127.0.0.1:9")
+        samples = {
+            "hashtag": "#x",
+            "search": "search:x",
+            "account": "@x",
+            "url": "http://127.0.0.1:9/x",
+        }
+        assert source.query_kinds, "a source lists at least one kind of query"
+        for kind in QUERY_KINDS:
+            if kind not in source.query_kinds:
+                with pytest.raises(InputError, match=f"cannot list a {kind} query"):
+                    crawl_run(settings, source.name, samples[kind], limit=1)
+
+    def test_refuses_a_misspelt_setting_naming_it(
+        self, source: type[Source], settings: Settings
+    ) -> None:
+        settings.crawl.sources[source.name] = {"base_urll": "http://x"}
+        with pytest.raises(InputError, match=rf"crawl\.sources\.{source.name}\.base_urll"):
+            source(settings)
+
+
+def test_source_names_are_unique_and_lower_case() -> None:
+    names = [s.name for s in SOURCES]
+    assert len(set(names)) == len(names)
+    assert all(n == n.lower() and n.isidentifier() for n in names)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value", "shown"),
+    [
+        ("#Bridgerton", "hashtag", "bridgerton", "#bridgerton"),
+        ("bridgerton", "hashtag", "bridgerton", "#bridgerton"),
+        ("@netflix", "account", "netflix", "@netflix"),
+        ("search:queen  charlotte", "search", "queen charlotte", "search:queen charlotte"),
+        ("https://example.com/feed.xml", "url", "https://example.com/feed.xml", None),
+        (
+            "url:ytsearch5:bridgerton edit",
+            "url",
+            "ytsearch5:bridgerton edit",
+            "url:ytsearch5:bridgerton edit",
+        ),
+    ],
+)
+def test_queries_parse_from_what_users_type(
+    text: str, kind: str, value: str, shown: str | None
+) -> None:
+    q = Query.parse(text)
+    assert (q.kind, q.value) == (kind, value)
+    assert str(q) == (shown or value)
+    assert Query.parse(str(q)) == q
+
+
+@pytest.mark.parametrize("bad", ["#", "#bad tag!", "@", "url:file:///etc/passwd", "url:/etc"])
+def test_bad_queries_are_refused_in_one_line(bad: str) -> None:
+    with pytest.raises(InputError):
+        Query.parse(bad)
 
 
 def test_a_sparse_item_still_makes_a_post() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from crawler.replica.server import ReplicaServer
 from crawler.replica.site import ReplicaVideo, build_site
+from crawler.sources import ReplicaSource
 from reelwatch.demo.media import crop, make_reference_clip, mirror, shrink, transform_file
 from reelwatch.settings import Settings
 from triage.smtp_sink import SmtpSink
@@ -103,7 +104,7 @@ def world_settings(
     """Settings with the world's title catalogued, the replica and the SMTP sink wired in."""
     from matcher.catalog import Catalog
 
-    settings.crawl.replica_url = replica.base_url
+    ReplicaSource.set_base_url(settings, replica.base_url)
     settings.email.smtp_host = "127.0.0.1"
     settings.email.smtp_port = sink.port
     catalog = Catalog(settings)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from crawler.sources import ReplicaSource
 from reelwatch.models import Confidence, PostState, post_key
 from reelwatch.settings import Settings
 from tests.workers.conftest import (
@@ -123,7 +124,9 @@ def test_unknown_hashtag_is_one_clear_line(world_settings: Settings) -> None:
     env = {
         **os.environ,
         "REELWATCH_HOME": str(world_settings.home),
-        "REELWATCH_CRAWL__REPLICA_URL": str(world_settings.crawl.replica_url),
+        "REELWATCH_CRAWL__SOURCES__REPLICA__BASE_URL": str(
+            ReplicaSource.configured_base_url(world_settings)
+        ),
         "REELWATCH_DOWNLOAD__ALLOW_PRIVATE_HOSTS": "true",
     }
     env.pop("REELWATCH_BROKER_URL", None)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from crawler.sources import ReplicaSource
 from reelwatch.models import Confidence, PostState, post_key
 from reelwatch.settings import Settings
 from tests.workers.conftest import COPY_ID, CORRUPT_ID, HOSTILE_ID, TAG, UNRELATED_ID
@@ -70,7 +71,9 @@ def worker(world_settings: Settings, redis_url: str, tmp_path: Path) -> Iterator
         **os.environ,
         "REELWATCH_HOME": str(world_settings.home),
         "REELWATCH_BROKER_URL": redis_url,
-        "REELWATCH_CRAWL__REPLICA_URL": str(world_settings.crawl.replica_url),
+        "REELWATCH_CRAWL__SOURCES__REPLICA__BASE_URL": str(
+            ReplicaSource.configured_base_url(world_settings)
+        ),
         "REELWATCH_DOWNLOAD__ALLOW_PRIVATE_HOSTS": "true",
         "REELWATCH_EMAIL__SMTP_HOST": "127.0.0.1",
         "REELWATCH_EMAIL__SMTP_PORT": str(world_settings.email.smtp_port),
