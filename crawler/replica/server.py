@@ -263,6 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
         return token
 
     def _send_captcha(self, *, head: bool) -> None:
+        self.replica.faults.count("captcha")
         self._send_html(signing.CAPTCHA_PAGE, head=head)
 
     def _send_text(self, status: int, text: str, *, head: bool) -> None:
@@ -365,6 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
         cap = SIGNED_PAGE_COUNT if self.replica.signed else MAX_PAGE_COUNT
         count = min(_query_int(query, "count", self.replica.page_size) or 1, cap)
         page = self._page(catalog.by_tag[tag], _query_int(query, "cursor", 0), count)
+        self.replica.served_pages.append(len(page["itemList"]))
         self._send_json({**page, "statusCode": 0}, head=head)
 
     def _signature_ok(self) -> bool:
@@ -500,6 +502,8 @@ class ReplicaServer:
         """Serve a verification page instead of tag and video pages; may be switched on and
         off while serving."""
         self.secret = signing.new_secret()
+        self.served_pages: list[int] = []
+        """Items in each item-list page served, in order (what a client really fetched)."""
         self.host = host
         self.port = port
         self.faults = faults or Faults()

@@ -51,6 +51,9 @@ class ReplicaIE(InfoExtractor):
                         "ext": video.get("format") or "mp4",
                         "width": int_or_none(video.get("width")),
                         "height": int_or_none(video.get("height")),
+                        # Media URLs are served only with the post page as Referer and the
+                        # session cookie the page set (yt-dlp's cookie jar has it).
+                        "http_headers": {"Referer": url},
                     }
                 )
         if not formats:
