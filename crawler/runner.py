@@ -19,7 +19,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +79,7 @@ def crawl_run(
     max_age_s: float | None = None,
     cursor: str | None = None,
     since: datetime | None = None,
+    on_found: Callable[[int], None] | None = None,
 ) -> CrawlResult:
     """List up to ``limit`` posts (default ``settings.crawl.default_limit``) for ``query``.
 
@@ -87,7 +90,8 @@ def crawl_run(
     when some posts were found) when the platform keeps refusing (429/5xx after retries,
     garbage, a captcha), :class:`PermanentError` for answers retrying cannot change (403,
     robots.txt, an empty answer to unsigned requests, an expired login). Errors carry a
-    ``reason`` code (:func:`reason_of`).
+    ``reason`` code (:func:`reason_of`). ``on_found`` is called with the running count of
+    posts found while the crawl goes on (for progress displays).
     """
     source_cls = get_source(platform)
     q = query if isinstance(query, Query) else Query.parse(query)
@@ -121,27 +125,19 @@ def crawl_run(
             p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p
         )
         timeout = _timeout_s(source, limit)
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "crawler.runner", str(job_file), str(report_file)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
+        returncode, stderr = _run_child(job_file, report_file, posts_file, env, timeout, on_found)
+        if returncode is None:
             error = TransientError(f"listing {q} on {source.name} took longer than {timeout:.0f} s")
             error.reason = "timeout"  # type: ignore[attr-defined]
-            raise error from exc
-        if proc.stderr:
-            logger.debug("crawl subprocess stderr:\n%s", proc.stderr)
+            raise error
+        if stderr:
+            logger.debug("crawl subprocess stderr:\n%s", stderr)
         result.posts = _read_posts(posts_file)[:limit]
         report = _read_report(report_file)
         if report is None or report.get("status") == "bug":
-            detail = (report or {}).get("message") or proc.stderr[-4000:]
+            detail = (report or {}).get("message") or stderr[-4000:]
             raise RuntimeError(
-                f"the crawl subprocess failed (exit {proc.returncode}) listing {q} on "
+                f"the crawl subprocess failed (exit {returncode}) listing {q} on "
                 f"{source.name}:\n{detail}"
             )
     result.stop = report.get("stop")
@@ -168,6 +164,59 @@ def crawl(
 ) -> list[Post]:
     """The posts of :func:`crawl_run` (``hashtag`` may be any query text)."""
     return crawl_run(settings, platform, hashtag, limit, watch=watch, max_age_s=max_age_s).posts
+
+
+def _run_child(
+    job_file: Path,
+    report_file: Path,
+    posts_file: Path,
+    env: dict[str, str],
+    timeout: float,
+    on_found: Callable[[int], None] | None,
+) -> tuple[int | None, str]:
+    """Run the crawl subprocess; (exit code or None on timeout, its stderr). While it runs,
+    ``on_found`` hears how many posts it has written so far."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crawler.runner", str(job_file), str(report_file)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        deadline = time.monotonic() + timeout
+        found = 0
+        try:
+            while True:
+                try:
+                    returncode: int | None = proc.wait(timeout=0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        proc.kill()
+                        proc.wait()
+                        returncode = None
+                        break
+                if on_found is not None:
+                    count = _count_lines(posts_file)
+                    if count != found:
+                        found = count
+                        on_found(found)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if on_found is not None:
+            on_found(_count_lines(posts_file))
+        err.seek(0)
+        return returncode, err.read()
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b""))
+    except OSError:
+        return 0
 
 
 def _timeout_s(source: Any, limit: int) -> float:

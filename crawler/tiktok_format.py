@@ -44,12 +44,13 @@ def script_json(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":")).translate(_SCRIPT_ESCAPES)
 
 
-def rehydration_page(title: str, scope: dict[str, Any]) -> bytes:
-    """An HTML page carrying ``scope`` the way TikTok's server-side render does."""
+def rehydration_page(title: str, scope: dict[str, Any], app_html: str = "") -> bytes:
+    """An HTML page carrying ``scope`` the way TikTok's server-side render does;
+    ``app_html`` (already escaped) is what the page shows a reader."""
     blob = script_json({"__DEFAULT_SCOPE__": scope})
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<title>{html.escape(title)}</title></head>\n<body><div id="app"></div>\n'
+        f'<title>{html.escape(title)}</title></head>\n<body><div id="app">{app_html}</div>\n'
         f'<script id="{REHYDRATION_SCRIPT_ID}" type="application/json">'
         f"{blob}</script>\n</body></html>\n"
     )

@@ -46,6 +46,8 @@ class CrawlSettings(BaseModel):
     autothrottle: bool = True
     retry_times: int = 3
     timeout_s: float = 30.0
+    stats_refresh_s: float = 3600.0
+    """Known posts found again have their stats (views, likes) refreshed at most this often."""
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """One block per discovery source (``crawl.sources.tiktok.base_url``, env
     ``REELWATCH_CRAWL__SOURCES__TIKTOK__BASE_URL``). Each source validates its own block with

@@ -31,6 +31,7 @@ pages with a verification page instead.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -393,7 +394,16 @@ class _Handler(BaseHTTPRequestHandler):
             }
         }
         title = f"{item.get('desc', '')} | replica"
-        self._send_html(rehydration_page(title, scope), head=head)
+        public = scope["webapp.video-detail"]["itemInfo"]["itemStruct"]
+        author = html.escape(str((item.get("author") or {}).get("uniqueId") or ""))
+        shown = (
+            f'<main style="font:16px sans-serif;margin:24px"><h2>@{author}</h2>'
+            f'<video src="{html.escape(public["video"]["playAddr"])}" width="240" controls '
+            f'preload="none"></video><p>{html.escape(str(item.get("desc") or ""))}</p>'
+            f"<p>{int((item.get('stats') or {}).get('playCount') or 0)} views · posted "
+            f"{int(item.get('createTime') or 0)}</p></main>"
+        )
+        self._send_html(rehydration_page(title, scope, shown), head=head)
 
     def _media_refusal(self, id: str, query: dict[str, list[str]]) -> str | None:
         """Why a signed media URL is refused (expired, forged, no session cookie or Referer)."""
