@@ -15,10 +15,17 @@ from crawler.sources.base import (
     SourceFailure,
     SourceSettings,
 )
+from crawler.sources.instagram import InstagramSource
 from crawler.sources.tiktok import ReplicaSource, TikTokSource, TikTokSpider
+from crawler.sources.x import XSource
 from reelwatch.registry import index_by_name, lookup
 
-SOURCES: tuple[type[Source], ...] = (TikTokSource, ReplicaSource)
+SOURCES: tuple[type[Source], ...] = (
+    TikTokSource,
+    InstagramSource,
+    XSource,
+    ReplicaSource,
+)
 
 
 _BY_NAME = index_by_name("source", SOURCES, lambda s: s.name)
@@ -39,6 +46,7 @@ __all__ = [
     "CrawlFailure",
     "CrawlJob",
     "DiscoverySpider",
+    "InstagramSource",
     "Query",
     "ReplicaSource",
     "Source",
@@ -46,6 +54,7 @@ __all__ = [
     "SourceSettings",
     "TikTokSource",
     "TikTokSpider",
+    "XSource",
     "get_source",
     "source_names",
 ]
