@@ -59,6 +59,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def _register() -> None:
+    import reelwatch.cli.browser as browser
     from reelwatch.cli import board, catalog, demo, es, evaluate, kibana, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
@@ -66,6 +67,7 @@ def _register() -> None:
     app.add_typer(ops.watch_app, name="watch")
     app.add_typer(kibana.kibana_app, name="kibana")
     app.add_typer(es.es_app, name="es")
+    app.add_typer(browser.browser_app, name="browser")
     app.command("match")(matching.match)
     app.command("crawl")(ops.crawl)
     app.command("worker")(ops.worker)
