@@ -5,7 +5,8 @@ Public interface:
 - :func:`crawl_run` (``crawler.runner.crawl_run``): posts for one query (hashtag, search,
   account or URL) on one platform, listed by its source in a subprocess, with how the crawl
   ended; :func:`crawl` returns just the posts;
-- :func:`ytdlp_extractors`: yt-dlp extractors for platforms yt-dlp does not know (the replica).
+- :func:`ytdlp_extractors`: yt-dlp extractors for platforms yt-dlp does not know (the replica's
+  post and account pages).
 
 ``crawl`` is loaded on first use so that ``python -m crawler.runner`` and
 ``python -m crawler.replica`` do not import their own module twice, and so that importing
@@ -27,9 +28,9 @@ def ytdlp_extractors() -> list[type]:
     every URL, so build ``YoutubeDL(params, auto_init=False)``, call
     ``ydl.add_info_extractor(cls())`` for each class, then ``ydl.add_default_info_extractors()``.
     """
-    from crawler.replica.ytdlp import ReplicaIE
+    from crawler.replica.ytdlp import ReplicaIE, ReplicaUserIE
 
-    return [ReplicaIE]
+    return [ReplicaIE, ReplicaUserIE]
 
 
 def __getattr__(name: str) -> Any:

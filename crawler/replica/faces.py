@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-FACE_MODULES: tuple[str, ...] = ("social",)
+FACE_MODULES: tuple[str, ...] = ("feeds", "social")
 """Modules under ``crawler.replica`` that add routes (``"feeds"`` for ``feeds.py``)."""
 
 Route = tuple[re.Pattern[str], Callable[..., Any]]

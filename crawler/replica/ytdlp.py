@@ -1,12 +1,14 @@
 """yt-dlp support for TikTok-shaped post pages that are not on tiktok.com (the replica).
 
 yt-dlp's TikTok extractor only accepts tiktok.com URLs, and its generic extractor does not
-read the rehydration blob, so the download worker registers :class:`ReplicaIE` (through
-:func:`crawler.ytdlp_extractors`) ahead of yt-dlp's own extractors.
+read the rehydration blob, so the download worker and the ``ytdlp`` source register
+:class:`ReplicaIE` (post pages) and :class:`ReplicaUserIE` (account pages, listed as
+playlists) through :func:`crawler.ytdlp_extractors`, ahead of yt-dlp's own extractors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from yt_dlp.extractor.common import InfoExtractor
@@ -19,6 +21,7 @@ class ReplicaIE(InfoExtractor):
     """``http(s)://<any host but tiktok.com>/@<user>/video/<id>`` pages with TikTok's blob."""
 
     IE_NAME = "replica"
+    _RETURN_TYPE = "video"
     IE_DESC = "reelwatch replica platform (TikTok-structured post pages)"
     _VALID_URL = (
         r"https?://(?![^/?#@]*\btiktokv?\.com(?:[:/?#]|$))[^/?#@]+"
@@ -78,3 +81,94 @@ class ReplicaIE(InfoExtractor):
             "comment_count": int_or_none(stats.get("commentCount")),
             "formats": formats,
         }
+
+
+class ReplicaUserIE(InfoExtractor):
+    """``http(s)://<any host but tiktok.com>/@<user>`` account pages: a playlist of the
+    account's posts, newest first, listed page by page as yt-dlp asks for entries (so
+    ``playlistend`` stops the paging, and flat extraction never opens a post page)."""
+
+    IE_NAME = "replica:user"
+    _RETURN_TYPE = "playlist"
+    IE_DESC = "reelwatch replica platform (account pages)"
+    _VALID_URL = (
+        r"https?://(?![^/?#@]*\btiktokv?\.com(?:[:/?#]|$))[^/?#@]+"
+        r"/@(?P<id>[\w.%-]+)/?(?:[?#]|$)"
+    )
+    _PAGE_COUNT = 30
+
+    def _real_extract(self, url: str) -> dict[str, Any]:
+        handle = self._match_id(url)
+        webpage = self._download_webpage(url, handle)
+        scope = rehydration_scope(webpage)
+        if scope is None:
+            raise ExtractorError(f"account {handle}: the page has no rehydration data")
+        detail = as_dict(scope.get("webapp.user-detail"))
+        user = as_dict(traverse_obj(detail, ("userInfo", "user")))
+        if int_or_none(detail.get("statusCode")) != 0 or not user.get("secUid"):
+            raise ExtractorError(
+                f"account @{handle} does not exist (statusCode {detail.get('statusCode')!r})",
+                expected=True,
+            )
+        site = url.split("/@", 1)[0]
+        first = scope.get("webapp.user-item-list")
+        unique_id = str(user.get("uniqueId") or handle)
+        return self.playlist_result(
+            self._entries(site, str(user["secUid"]), unique_id, as_dict(first) or None),
+            playlist_id=unique_id,
+            playlist_title=str(user.get("nickname") or unique_id),
+            uploader=unique_id,
+            uploader_id=str(user.get("id") or "") or None,
+            channel=user.get("nickname"),
+        )
+
+    def _entries(
+        self, site: str, sec_uid: str, handle: str, page: dict[str, Any] | None
+    ) -> Iterator[dict[str, Any]]:
+        cursor = "0"
+        while True:
+            if page is None:
+                body = self._download_webpage(
+                    f"{site}/api/post/item_list/",
+                    handle,
+                    note=f"Downloading posts from cursor {cursor}",
+                    query={"secUid": sec_uid, "cursor": cursor, "count": self._PAGE_COUNT},
+                )
+                if not body.strip():
+                    raise ExtractorError(
+                        f"account @{handle}: the post list answered with an empty body "
+                        "(the site wants requests signed by its own page script)",
+                        expected=True,
+                    )
+                page = self._parse_json(body, handle)
+                if not isinstance(page, dict) or int_or_none(page.get("statusCode")) != 0:
+                    raise ExtractorError(f"account @{handle}: the post list answered {page!r:.200}")
+            for item in page.get("itemList") or []:
+                if isinstance(item, dict) and item.get("id"):
+                    yield self._entry(site, handle, item)
+            next_cursor = str(page.get("cursor") or "")
+            if not page.get("hasMore") or not next_cursor or next_cursor == cursor:
+                return
+            cursor, page = next_cursor, None
+
+    def _entry(self, site: str, handle: str, item: dict[str, Any]) -> dict[str, Any]:
+        post_id = str(item["id"])
+        author = item.get("author") or {}
+        stats = item.get("stats") or {}
+        caption = item.get("desc") or ""
+        return self.url_result(
+            f"{site}/@{author.get('uniqueId') or handle}/video/{post_id}",
+            ReplicaIE,
+            post_id,
+            caption or f"post {post_id}",
+            description=caption,
+            timestamp=int_or_none(item.get("createTime")),
+            duration=float_or_none((item.get("video") or {}).get("duration")),
+            uploader=author.get("uniqueId") or handle,
+            uploader_id=str(author.get("id") or "") or None,
+            channel=author.get("nickname"),
+            view_count=int_or_none(stats.get("playCount")),
+            like_count=int_or_none(stats.get("diggCount")),
+            repost_count=int_or_none(stats.get("shareCount")),
+            comment_count=int_or_none(stats.get("commentCount")),
+        )
