@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from reelwatch.errors import PermanentError, TransientError
-from reelwatch.models import Alert, AlertStatus, Match, Post, utcnow
+from reelwatch.models import Alert, AlertStatus, Confidence, Match, Post, utcnow
 from reelwatch.settings import AlertSettings
 from triage.notifiers.base import SendsDigests
 
@@ -73,8 +73,11 @@ class Throttle:
         return self.threshold > 0
 
 
-def should_alert(match: Match, settings: Settings) -> bool:
-    return match.confidence.at_least(settings.alerts.min_confidence)
+def should_alert(
+    match: Match, settings: Settings, min_confidence: Confidence | None = None
+) -> bool:
+    """Whether ``match`` reaches ``min_confidence`` (a watch's), else the settings' tier."""
+    return match.confidence.at_least(min_confidence or settings.alerts.min_confidence)
 
 
 def deliver(
@@ -85,14 +88,26 @@ def deliver(
     settings: Settings,
     *,
     lease_s: float = ATTEMPT_LEASE_S,
+    min_confidence: Confidence | None = None,
+    recipients: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Alert]:
     """Alert every recipient of every channel about ``match``; safe to call any number of times.
 
     Returns the alerts as they stand after this call (sent, pending with an error or held for a
-    digest, failed, or already handled elsewhere). A match below
-    ``settings.alerts.min_confidence`` gets none.
+    digest, failed, or already handled elsewhere). A match below ``min_confidence`` (a
+    watch's; default ``settings.alerts.min_confidence``) gets none. ``recipients`` maps a
+    channel to who hears about this match instead of that channel's own recipients (a watch's
+    email list); channels it does not name keep theirs.
     """
-    return deliver_many(store, notifiers, [(match, post)], settings, lease_s=lease_s)
+    return deliver_many(
+        store,
+        notifiers,
+        [(match, post)],
+        settings,
+        lease_s=lease_s,
+        min_confidence=min_confidence,
+        recipients=recipients,
+    )
 
 
 def deliver_many(
@@ -102,19 +117,22 @@ def deliver_many(
     settings: Settings,
     *,
     lease_s: float = ATTEMPT_LEASE_S,
+    min_confidence: Confidence | None = None,
+    recipients: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Alert]:
     """:func:`deliver` for several matches at once, so that many for one watch make a digest.
 
     Returns the alerts per channel and recipient, as they stand after this call.
     """
-    due = [(m, p) for m, p in items if should_alert(m, settings)]
+    due = [(m, p) for m, p in items if should_alert(m, settings, min_confidence)]
     if not due:
         return []
     throttle = Throttle.from_settings(settings)
     window = _Window(store, throttle.window_s)
     results: list[Alert] = []
     for notifier in notifiers:
-        for recipient in notifier.recipients:
+        chosen = (recipients or {}).get(notifier.channel)
+        for recipient in notifier.recipients if chosen is None else chosen:
             candidates: list[_Candidate] = []
             for match, post in due:
                 alert = Alert(match_id=match.id, channel=notifier.channel, recipient=recipient)

@@ -24,6 +24,7 @@ from matcher.signals.provenance import ai_flags, trust_anchors_pem
 from reelwatch.errors import InputError, PermanentError
 from reelwatch.models import (
     Alert,
+    Confidence,
     Match,
     Post,
     PostState,
@@ -31,8 +32,9 @@ from reelwatch.models import (
     utcnow,
 )
 from reelwatch.settings import Settings
+from reelwatch.watches import WatchOptions
 from triage.alerts import deliver
-from triage.notifiers import build_notifiers
+from triage.notifiers import EmailNotifier, build_notifiers
 from triage.notifiers.base import Notifier
 from triage.stores import open_store
 from triage.stores.base import Store
@@ -78,14 +80,23 @@ class Pipeline:
         platform: str,
         hashtag: str,
         limit: int | None = None,
-        watch: str | None = None,
+        watch: WatchOptions | None = None,
     ) -> tuple[list[Post], list[str]]:
         """Crawl one hashtag; upsert every post; return (all posts, keys that need work).
 
-        Known posts are not processed again unless they never finished (still ``discovered``)
-        so that a crash between discovery and processing loses nothing.
+        ``limit`` wins over the watch's; the watch's max age bounds how far back the crawl
+        lists. Known posts are not processed again unless they never finished (still
+        ``discovered``) so that a crash between discovery and processing loses nothing.
         """
-        posts = crawler.crawl(self.settings, platform, hashtag, limit=limit, watch=watch)
+        watch = watch or WatchOptions()
+        posts = crawler.crawl(
+            self.settings,
+            platform,
+            hashtag,
+            limit=limit if limit is not None else watch.limit,
+            watch=watch.name,
+            max_age_s=watch.max_age_s,
+        )
         todo: list[str] = []
         for post in posts:
             is_new = self.store.upsert_post(post)
@@ -151,8 +162,15 @@ class Pipeline:
             report = self.matcher.match_file(self.media_path(sha), sha256=sha, context=context)
             return list(report.matches)
 
-    def land(self, key: str, matches: list[TitleMatch]) -> list[str]:
-        """Upsert one Match per title; returns ids of matches that reach the alert tier."""
+    def land(
+        self, key: str, matches: list[TitleMatch], min_confidence: Confidence | None = None
+    ) -> list[str]:
+        """Upsert one Match per title; returns ids of matches that reach the alert tier.
+
+        The tier is the watch's ``min_confidence`` when the crawl carried one, else
+        ``settings.alerts.min_confidence``.
+        """
+        threshold = min_confidence or self.settings.alerts.min_confidence
         with self._recording(key) as post:
             ai = ai_flags(
                 media_path=self.media_path(self._sha(post)),
@@ -181,20 +199,35 @@ class Pipeline:
             ]
             # One batch per post: a bulk request on Elasticsearch, one by one on SQLite.
             self.store.upsert_matches(landed)
-            alert_ids = [
-                m.id for m in landed if m.confidence.at_least(self.settings.alerts.min_confidence)
-            ]
+            alert_ids = [m.id for m in landed if m.confidence.at_least(threshold)]
             self.store.set_post_state(key, PostState.MATCHED)
             return alert_ids
 
-    def alert(self, match_ids: list[str]) -> list[Alert]:
+    def alert(self, match_ids: list[str], watch: WatchOptions | None = None) -> list[Alert]:
+        """Tell the watch's recipients (else the settings') about each match, once each.
+
+        The watch's ``min_confidence`` is applied again here, so an alert step run on its own
+        (a retry, a replayed message) cannot alert below it either.
+        """
+        watch = watch or WatchOptions()
+        recipients = {EmailNotifier.channel: watch.recipients} if watch.recipients else None
         sent: list[Alert] = []
         for mid in match_ids:
             match = self.store.get_match(mid)
             if match is None:
                 continue
             post = self.store.get_post(match.post_key)
-            sent.extend(deliver(self.store, self.notifiers, match, post, self.settings))
+            sent.extend(
+                deliver(
+                    self.store,
+                    self.notifiers,
+                    match,
+                    post,
+                    self.settings,
+                    min_confidence=watch.min_confidence,
+                    recipients=recipients,
+                )
+            )
         return sent
 
     def _sha(self, post: Post) -> str:

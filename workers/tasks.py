@@ -2,6 +2,10 @@
 
 Each task takes ids and returns ids (or the small verdict of the match step), so a chain
 ``download → fingerprint → match → land → alert`` passes only what the next step needs.
+The watch that started a crawl travels as a JSON dict (:class:`~reelwatch.watches.WatchOptions`)
+in the ``watch`` argument of ``crawl``, ``land`` and ``alert``: its minimum confidence decides
+what lands in the alert tier, its recipients who is told. A worker never looks a watch up by
+name, since its machine may have another watchlist or none.
 A step whose post failed for good returns ``None`` and the rest of the chain passes it on
 (:class:`PostStepTask`). ``TransientError`` is retried with exponential backoff and jitter;
 when retries run out the post records why.
@@ -17,6 +21,7 @@ from celery.canvas import Signature
 
 from reelwatch.errors import TransientError
 from reelwatch.models import PostState, TitleMatch
+from reelwatch.watches import WatchOptions
 from workers.app import app, current_settings
 from workers.pipeline import Pipeline, StepSkipped
 
@@ -102,30 +107,43 @@ def match(key: str) -> dict[str, Any]:
     return {"post": key, "matches": [m.model_dump(mode="json") for m in found]}
 
 
+WatchArg = dict[str, Any] | str | None
+"""A watch in task arguments: :meth:`WatchOptions.task_arg`'s dict, or (older messages) a name."""
+
+
 @app.task(name="reelwatch.land", base=PostStepTask)
-def land(verdict: dict[str, Any]) -> list[str]:
+def land(verdict: dict[str, Any], watch: WatchArg = None) -> list[str]:
     matches = [TitleMatch.model_validate(m) for m in verdict["matches"]]
-    return pipeline().land(verdict["post"], matches)
+    threshold = WatchOptions.of(watch).min_confidence
+    return pipeline().land(verdict["post"], matches, min_confidence=threshold)
 
 
 @app.task(name="reelwatch.alert", base=PostStepTask)
-def alert(match_ids: list[str]) -> list[str]:
-    return [a.id for a in pipeline().alert(match_ids)]
+def alert(match_ids: list[str], watch: WatchArg = None) -> list[str]:
+    return [a.id for a in pipeline().alert(match_ids, watch=WatchOptions.of(watch))]
 
 
-def post_chain(key: str) -> Signature:
-    """The per-post chain ``download → fingerprint → match → land → alert``."""
-    return chain(download.s(key), fingerprint.s(), match.s(), land.s(), alert.s())
+def post_chain(key: str, watch: WatchOptions | None = None) -> Signature:
+    """The per-post chain ``download → fingerprint → match → land → alert``; the steps that
+    decide who hears about a match carry ``watch``."""
+    carried = (watch or WatchOptions()).task_arg()
+    return chain(
+        download.s(key),
+        fingerprint.s(),
+        match.s(),
+        land.s(watch=carried),
+        alert.s(watch=carried),
+    )
 
 
-def start_post(key: str) -> None:
+def start_post(key: str, watch: WatchOptions | None = None) -> None:
     """Send the per-post chain without waiting on it.
 
     In-process (eager) the chain runs now; a transient fault whose retries ran out has been
     recorded on the post by then, so it is logged and the caller goes on with other posts.
     """
     try:
-        result = post_chain(key).apply_async()
+        result = post_chain(key, watch).apply_async()
         if app.conf.task_always_eager:
             # The chain has already run in this process: get() only re-raises its error,
             # so the guard against waiting on subtasks does not apply.
@@ -136,16 +154,25 @@ def start_post(key: str) -> None:
 
 @app.task(name="reelwatch.crawl", base=PipelineTask)
 def crawl(
-    platform: str, hashtag: str, limit: int | None = None, watch: str | None = None
+    platform: str, hashtag: str, limit: int | None = None, watch: WatchArg = None
 ) -> dict[str, Any]:
     """Discover posts for one hashtag and start a chain for each that needs work.
 
-    The chains are sent, never waited on (waiting on subtasks inside a task deadlocks pools).
+    ``watch`` (see :data:`WatchArg`) bounds the crawl and goes on with every chain; ``limit``
+    wins over the watch's. The chains are sent, never waited on (waiting on subtasks inside a
+    task deadlocks pools).
     """
-    posts, todo = pipeline().discover(platform, hashtag, limit=limit, watch=watch)
+    options = WatchOptions.of(watch)
+    posts, todo = pipeline().discover(platform, hashtag, limit=limit, watch=options)
     for key in todo:
-        start_post(key)
-    return {"platform": platform, "hashtag": hashtag, "found": len(posts), "queued": todo}
+        start_post(key, options)
+    return {
+        "platform": platform,
+        "hashtag": hashtag,
+        "watch": options.name,
+        "found": len(posts),
+        "queued": todo,
+    }
 
 
 @app.task(name="reelwatch.flush_alerts", base=PipelineTask)
@@ -155,3 +182,4 @@ def flush_alerts() -> int:
 
     p = pipeline()
     return len(flush_pending(p.store, p.notifiers, settings=p.settings))
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,30 +16,36 @@ from reelwatch.errors import InputError
 from reelwatch.models import normalize_hashtag
 from reelwatch.settings import Settings
 
+if TYPE_CHECKING:
+    from reelwatch.watches import WatchOptions
+
 watch_app = typer.Typer(help="Watches: saved hashtag crawls.", no_args_is_help=True)
 
 
 @contextmanager
 def replica_running(settings: Settings, platform: str) -> Iterator[None]:
     """Serve the demo's replica site for the duration when crawling ``replica`` without one."""
-    if platform != "replica" or settings.crawl.replica_url:
+    from crawler.replica.server import ReplicaServer
+    from crawler.sources import ReplicaSource
+
+    if platform != "replica" or ReplicaSource.configured_base_url(settings):
         yield
         return
-    from crawler.replica.server import ReplicaServer
 
     site = settings.home / "demo" / "site"
     if not (site / "site.json").exists():
         raise InputError(
             "no replica platform: run `reelwatch demo` once to generate its site, or serve one "
-            "with `python -m crawler.replica --site DIR` and set REELWATCH_CRAWL__REPLICA_URL"
+            "with `python -m crawler.replica --site DIR` and set "
+            "REELWATCH_CRAWL__SOURCES__REPLICA__BASE_URL"
         )
     settings.download.allow_private_hosts = True
     with ReplicaServer(site) as server:
-        settings.crawl.replica_url = server.base_url
+        ReplicaSource.set_base_url(settings, server.base_url)
         try:
             yield
         finally:
-            settings.crawl.replica_url = None
+            ReplicaSource.set_base_url(settings, None)
 
 
 def progress_bar(on: Console | None = None) -> Progress:
@@ -59,19 +65,26 @@ def run_hashtags(
     platform: str,
     hashtags: list[str],
     limit: int | None,
-    watch: str | None,
+    watch: WatchOptions | str | None,
     process: bool = True,
 ) -> list[str]:
-    """Discover posts for each hashtag and start their chains; returns keys sent for work."""
+    """Discover posts for each hashtag and start their chains; returns keys sent for work.
+
+    ``watch`` (its options, or just a name) goes with every chain, so its recipients and
+    minimum confidence apply whether the chains run here or on workers; ``limit`` wins over
+    the watch's.
+    """
+    from reelwatch.watches import WatchOptions
     from workers.app import configure
     from workers.tasks import pipeline, start_post
 
     configure(settings)
+    options = WatchOptions.of(watch)
     sent: list[str] = []
     with progress_bar() as progress:
         for tag in hashtags:
             task = progress.add_task(f"crawl #{tag}", total=None)
-            posts, todo = pipeline().discover(platform, tag, limit=limit, watch=watch)
+            posts, todo = pipeline().discover(platform, tag, limit=limit, watch=options)
             todo = [k for k in todo if k not in sent]
             progress.update(
                 task,
@@ -84,7 +97,7 @@ def run_hashtags(
             label = "process" if settings.eager else "queue"
             work = progress.add_task(f"{label} #{tag}", total=len(todo))
             for key in todo:
-                start_post(key)
+                start_post(key, options)
                 sent.append(key)
                 progress.advance(work)
     if process and settings.eager and sent:
@@ -143,19 +156,23 @@ def _report(settings: Settings, keys: list[str]) -> None:
 
 @watch_app.command("list")
 def watch_list(ctx: typer.Context) -> None:
-    """List the watches in the watchlist."""
-    from reelwatch.watches import load_watches
+    """List the watches in the watchlist, with the alert settings each one runs with."""
+    from reelwatch.watches import format_duration, load_watches
 
     settings = settings_of(ctx)
-    table = Table("name", "platform", "hashtags", "limit", "schedule", "alert at")
+    table = Table("name", "platform", "hashtags", "limit", "max age", "schedule", "alert at", "to")
     for w in load_watches(settings.watchlist_path):
+        # A value the watch leaves to the settings is shown with "(default)".
+        tier = w.min_confidence.value if w.min_confidence else None
         table.add_row(
             w.name,
             w.platform,
             " ".join(f"#{h}" for h in w.hashtags),
             str(w.limit),
+            format_duration(w.max_age_s) if w.max_age_s else "-",
             w.schedule,
-            w.min_confidence.value,
+            tier or f"{settings.alerts.min_confidence.value} (default)",
+            ", ".join(w.recipients) or f"{', '.join(settings.email.recipients)} (default)",
         )
     console.print(table)
 
@@ -165,17 +182,18 @@ def watch_run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Watch name (see `watch list`).")],
 ) -> None:
-    """Run one watch now: crawl each of its hashtags and process what is new."""
+    """Run one watch now: crawl each of its hashtags and process what is new.
+
+    The watch's own recipients, minimum confidence, limit and max age go with its tasks, the
+    same as when beat fires it.
+    """
     from reelwatch.watches import get_watch
 
     settings = settings_of(ctx)
     settings.ensure_home()
     w = get_watch(settings.watchlist_path, name)
-    settings.alerts.min_confidence = w.min_confidence
-    if w.recipients:
-        settings.email.recipients = w.recipients
     with replica_running(settings, w.platform):
-        sent = run_hashtags(settings, w.platform, w.hashtags, w.limit, watch=w.name)
+        sent = run_hashtags(settings, w.platform, w.hashtags, None, watch=w.options())
     _report(settings, sent)
 
 
