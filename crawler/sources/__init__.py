@@ -18,12 +18,16 @@ from crawler.sources.base import (
 from crawler.sources.instagram import InstagramSource
 from crawler.sources.tiktok import ReplicaSource, TikTokSource, TikTokSpider
 from crawler.sources.x import XSource
+from crawler.sources.youtube import YouTubeSource
+from crawler.sources.ytdlp import YtDlpSource
 from reelwatch.registry import index_by_name, lookup
 
 SOURCES: tuple[type[Source], ...] = (
     TikTokSource,
     InstagramSource,
     XSource,
+    YouTubeSource,
+    YtDlpSource,
     ReplicaSource,
 )
 
@@ -55,6 +59,8 @@ __all__ = [
     "TikTokSource",
     "TikTokSpider",
     "XSource",
+    "YouTubeSource",
+    "YtDlpSource",
     "get_source",
     "source_names",
 ]
