@@ -25,6 +25,7 @@ TASK_ROUTES = {
     "reelwatch.land": {"queue": "land"},
     "reelwatch.alert": {"queue": "land"},
     "reelwatch.flush_alerts": {"queue": "land"},
+    "reelwatch.sources_check": {"queue": "crawl"},
 }
 
 LONGEST_TASK_S = 30 * 60

@@ -183,3 +183,19 @@ def flush_alerts() -> int:
     p = pipeline()
     return len(flush_pending(p.store, p.notifiers, settings=p.settings))
 
+
+@app.task(name="reelwatch.sources_check", base=PipelineTask)
+def sources_check() -> dict[str, list[str]]:
+    """Check every configured source; email about broken ones, once per source a day.
+
+    Beat sends it on ``settings.beat.sources_check_schedule``; see :mod:`workers.canary`.
+    """
+    from workers.canary import run_sources_check
+    from workers.claims import Claims
+
+    settings = current_settings()
+    claims = Claims.from_settings(settings, "the source check's alert")
+    try:
+        return run_sources_check(settings, claims)
+    finally:
+        claims.close()

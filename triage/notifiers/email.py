@@ -110,6 +110,24 @@ class EmailNotifier(Notifier, SendsDigests):
         self._deliver(message, f"digest-{token}")
         return str(message["Message-ID"])
 
+    def send_notice(self, subject: str, text: str, recipient: str, key: str) -> str:
+        """Send a plain-text notice that is not about a match (a source that stopped working)
+        through the same SMTP server or outbox as alerts; returns its Message-ID.
+
+        ``key`` names the notice (Message-ID, outbox file), so a retried send is recognisable.
+        ``text`` may quote what a platform answered: it is stripped of control characters like
+        every other body. Errors are sorted as for :meth:`send`.
+        """
+        message = EmailMessage()
+        message["Subject"] = _header_text(subject, MAX_SUBJECT_CHARS)
+        message["From"] = self.config.sender
+        message["To"] = _recipient_address(recipient)
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = f"<notice.{_digest(f'{key}:{recipient}')[:32]}@{self.domain}>"
+        message.set_content(_plain(text))
+        self._deliver(message, f"notice-{key}-{recipient}")
+        return str(message["Message-ID"])
+
     def _deliver(self, message: EmailMessage, name: str) -> None:
         if self.config.smtp_host:
             self._send_smtp(message)
