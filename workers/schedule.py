@@ -1,57 +1,78 @@
-"""Celery beat schedules built from the watchlist: one crawl per (watch, hashtag) on the
-watch's crontab, plus a periodic flush of alerts a mail server that was away left pending.
+"""Celery beat schedules built from the watchlist and the settings.
 
-Beat only *sends* ``reelwatch.crawl`` tasks; workers do the work. Each entry is named
-``watch:<name>:<hashtag>`` so a changed watchlist replaces entries instead of piling them up.
+One crawl per (watch, hashtag) on the watch's crontab, carrying the watch's options (limit,
+max age, minimum confidence, recipients) in its arguments; a periodic flush of alerts that a
+mail server that was away left pending; and, unless turned off, the daily source check that
+emails when a platform stopped answering (``settings.beat.sources_check_schedule``).
+
+Beat only *sends* tasks; workers do the work. Watch entries are named
+``watch:<name>:<hashtag>`` so a changed watchlist replaces entries instead of piling them up;
+:class:`workers.beat.LockingScheduler` keeps them across restarts and sends each firing once
+however many beats run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.schedules import crontab
 
 from reelwatch.errors import InputError
-from reelwatch.watches import Watch
+from reelwatch.watches import Watch, crontab_of
+
+if TYPE_CHECKING:
+    from reelwatch.settings import Settings
 
 FLUSH_ALERTS_EVERY_S = 300.0
-"""How often pending alerts (SMTP was down) are retried."""
+"""How often pending alerts (SMTP was down) are retried, without settings."""
 
 
 def parse_crontab(expr: str, where: str) -> crontab:
-    """A Celery crontab from five fields (minute hour day-of-month month day-of-week)."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise InputError(f"{where}: schedule {expr!r} needs 5 crontab fields")
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    """A Celery crontab from five fields; ``InputError`` naming ``where`` when it is not one."""
     try:
-        return crontab(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month_of_year,
-            day_of_week=day_of_week,
-        )
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{where}: schedule {expr!r} is not a valid crontab ({exc})") from None
+        return crontab_of(expr)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
-def beat_schedule(watches: list[Watch]) -> dict[str, dict[str, Any]]:
-    """Celery's ``beat_schedule`` for ``watches`` (``InputError`` for a bad crontab)."""
+def watch_entries(w: Watch) -> dict[str, dict[str, Any]]:
+    """The beat entries of one watch: a crawl of each hashtag on the watch's crontab."""
+    cron = parse_crontab(w.schedule, f"watch {w.name!r}")
+    carried = w.options().task_arg()
+    return {
+        f"watch:{w.name}:{tag}": {
+            "task": "reelwatch.crawl",
+            "schedule": cron,
+            "args": (w.platform, tag),
+            "kwargs": {"watch": carried},
+            "options": {"queue": "crawl"},
+        }
+        for tag in w.hashtags
+    }
+
+
+def beat_schedule(
+    watches: list[Watch], settings: Settings | None = None
+) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule`` for ``watches`` (``InputError`` for a bad crontab).
+
+    Without ``settings`` the flush runs every :data:`FLUSH_ALERTS_EVERY_S` and the source check
+    is left out.
+    """
     schedule: dict[str, dict[str, Any]] = {}
     for w in watches:
-        cron = parse_crontab(w.schedule, f"watch {w.name!r}")
-        for tag in w.hashtags:
-            schedule[f"watch:{w.name}:{tag}"] = {
-                "task": "reelwatch.crawl",
-                "schedule": cron,
-                "args": (w.platform, tag),
-                "kwargs": {"limit": w.limit, "watch": w.name},
-                "options": {"queue": "crawl"},
-            }
+        schedule.update(watch_entries(w))
+    flush_every = settings.beat.flush_alerts_every_s if settings else FLUSH_ALERTS_EVERY_S
     schedule["alerts:flush"] = {
         "task": "reelwatch.flush_alerts",
-        "schedule": FLUSH_ALERTS_EVERY_S,
+        "schedule": flush_every,
         "options": {"queue": "land"},
     }
+    check = settings.beat.sources_check_schedule.strip() if settings else ""
+    if check:
+        schedule["sources:check"] = {
+            "task": "reelwatch.sources_check",
+            "schedule": parse_crontab(check, "setting beat.sources_check_schedule"),
+            "options": {"queue": "crawl"},
+        }
     return schedule

@@ -1,4 +1,4 @@
-"""Operational commands: ``crawl``, ``watch``, ``worker``."""
+"""Operational commands: ``crawl``, ``watch``, ``worker``, ``beat``."""
 
 from __future__ import annotations
 
@@ -238,26 +238,51 @@ def beat(
         bool, typer.Option("--show", help="Print the schedule built from the watchlist and exit.")
     ] = False,
 ) -> None:
-    """Run Celery beat: crawl each watch's hashtags on its crontab (needs a broker)."""
+    """Run Celery beat: crawl each watch's hashtags on its crontab (needs a Redis broker).
+
+    Each watch's options travel with its crawls. The schedule file under the data home keeps
+    the last runs across restarts, and a claim in Redis per firing lets two beats run against
+    one Redis without firing anything twice.
+    """
+    import json
+    import logging
+
     from reelwatch.watches import load_watches
     from workers.schedule import beat_schedule
 
     settings = settings_of(ctx)
-    schedule = beat_schedule(load_watches(settings.watchlist_path))
+    schedule = beat_schedule(load_watches(settings.watchlist_path), settings)
     if show:
-        table = Table("entry", "task", "schedule", "args")
+        table = Table("entry", "task", "schedule", "args", "watch")
         for name, entry in schedule.items():
-            table.add_row(name, entry["task"], str(entry["schedule"]), repr(entry.get("args", ())))
+            carried = entry.get("kwargs", {}).get("watch")
+            table.add_row(
+                name,
+                entry["task"],
+                str(entry["schedule"]),
+                repr(entry.get("args", ())),
+                json.dumps(carried) if carried else "",
+            )
         console.print(table)
         return
     if settings.eager:
         raise InputError("no broker: set REELWATCH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    from workers.claims import redis_url
+
+    if redis_url(settings) is None:
+        raise InputError(
+            "beat keeps its lock in Redis: use a redis:// broker or set REELWATCH_RESULT_BACKEND "
+            "to redis://HOST:PORT/DB"
+        )
     from workers.app import configure
 
     settings.ensure_home()
     app = configure(settings)
     app.conf.beat_schedule = schedule
+    for name in ("workers", "celery.beat"):
+        logging.getLogger(name).setLevel(loglevel.upper())
     app.Beat(
         loglevel=loglevel,
-        schedule=str(settings.home / "celerybeat-schedule"),
+        scheduler="workers.beat:LockingScheduler",
+        schedule=str(settings.beat_schedule_path),
     ).run()

@@ -1,4 +1,4 @@
-"""Celery beat schedules from watchlists."""
+"""Celery beat schedules from watchlists and the settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from celery.schedules import crontab
 
 from reelwatch.errors import InputError
-from reelwatch.watches import Watch, load_watches
+from reelwatch.settings import Settings
+from reelwatch.watches import Watch, WatchOptions, load_watches
 from workers.schedule import beat_schedule, parse_crontab
 
 
@@ -20,13 +21,27 @@ def test_each_watched_hashtag_is_crawled_on_its_crontab() -> None:
             hashtags=["#Bridgerton", "queencharlotte"],
             limit=50,
             schedule="15 */2 * * 1-5",
+            min_confidence="medium",
+            recipients=["legal@studio.test"],
+            max_age="3d",
         ),
     ]
     schedule = beat_schedule(watches)
     entry = schedule["watch:bridgerton:bridgerton"]
     assert entry["task"] == "reelwatch.crawl"
     assert entry["args"] == ("tiktok", "bridgerton")
-    assert entry["kwargs"] == {"limit": 50, "watch": "bridgerton"}
+    # The watch's alert settings and bounds travel in the message, as plain JSON, so a
+    # worker with another watchlist (or none) still applies them.
+    assert entry["kwargs"] == {
+        "watch": {
+            "name": "bridgerton",
+            "recipients": ["legal@studio.test"],
+            "min_confidence": "medium",
+            "limit": 50,
+            "max_age_s": 3 * 86400.0,
+        }
+    }
+    assert WatchOptions.of(entry["kwargs"]["watch"]) == watches[0].options()
     assert entry["options"] == {"queue": "crawl"}
     cron = entry["schedule"]
     assert isinstance(cron, crontab)
@@ -53,3 +68,20 @@ def test_the_shipped_watchlist_makes_a_schedule() -> None:
 def test_a_bad_crontab_is_a_clear_error(expr: str) -> None:
     with pytest.raises(InputError, match="watch 'x': schedule"):
         parse_crontab(expr, "watch 'x'")
+
+
+def test_the_source_check_runs_on_its_own_crontab_unless_turned_off(settings: Settings) -> None:
+    settings.beat.flush_alerts_every_s = 60
+    schedule = beat_schedule([], settings)
+    check = schedule["sources:check"]
+    assert check["task"] == "reelwatch.sources_check"
+    assert check["options"] == {"queue": "crawl"}
+    assert check["schedule"].hour == {6} and check["schedule"].minute == {0}
+    assert schedule["alerts:flush"]["schedule"] == 60
+
+    settings.beat.sources_check_schedule = ""
+    assert "sources:check" not in beat_schedule([], settings)
+
+    settings.beat.sources_check_schedule = "at dawn"
+    with pytest.raises(InputError, match=r"beat\.sources_check_schedule: schedule .at dawn."):
+        beat_schedule([], settings)
