@@ -12,16 +12,20 @@ then skipped by the remaining steps; ``TransientError`` propagates so Celery can
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import crawler
+from crawler.sources import Query
 from matcher.decode import probe
 from matcher.engine import Matcher, QueryContext
 from matcher.signals.provenance import ai_flags, trust_anchors_pem
-from reelwatch.errors import InputError, PermanentError
+from reelwatch.errors import InputError, PermanentError, ReelwatchError
 from reelwatch.models import (
     Alert,
     Confidence,
@@ -38,6 +42,9 @@ from triage.notifiers import EmailNotifier, build_notifiers
 from triage.notifiers.base import Notifier
 from triage.stores import open_store
 from triage.stores.base import Store
+
+if TYPE_CHECKING:
+    from crawler.state import CrawlRun
 from workers.download import download
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,17 @@ log = logging.getLogger(__name__)
 
 class StepSkipped(Exception):
     """The post failed earlier (or just now) with a recorded, non-retryable error."""
+
+
+@dataclass
+class Discovery:
+    """What one crawl found: every post, which keys were new or known, which need work."""
+
+    posts: list[Post]
+    run: CrawlRun
+    new: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    todo: list[str] = field(default_factory=list)
 
 
 class Pipeline:
@@ -74,6 +92,83 @@ class Pipeline:
             self._store.close()
             self._store = None
 
+    def discover_run(
+        self,
+        platform: str,
+        query: str,
+        limit: int | None = None,
+        watch: WatchOptions | None = None,
+        on_found: Callable[[int], None] | None = None,
+    ) -> Discovery:
+        """List one query (``#tag``, ``@account``, ``search:words``, a URL) and keep what it
+        found: every post upserted (known posts only when their stats are due a refresh,
+        ``crawl.stats_refresh_s``), the run and its counts recorded in the crawl state, the
+        query's cursor and newest post time remembered. Known posts are not processed again
+        unless they never finished (still ``discovered``), so a crash between discovery and
+        processing loses nothing. A crawl the platform interrupted keeps what it found,
+        records it, then raises.
+        """
+        from crawler.state import CrawlRun, CrawlState
+
+        watch = watch or WatchOptions()
+        q = Query.parse(query)
+        run = CrawlRun(source=platform.lower(), query=str(q), watch=watch.name, started_at=utcnow())
+        interrupted: crawler.CrawlInterrupted | None = None
+        with CrawlState.of_home(self.settings.home) as state:
+            try:
+                result = crawler.crawl_run(
+                    self.settings,
+                    platform,
+                    q,
+                    limit=limit if limit is not None else watch.limit,
+                    watch=watch.name,
+                    max_age_s=watch.max_age_s,
+                    on_found=on_found,
+                )
+                posts, run.stop, cursor = result.posts, result.stop, result.cursor
+            except crawler.CrawlInterrupted as exc:
+                posts, cursor, interrupted = exc.posts, None, exc
+                run.error = str(exc)
+            except ReelwatchError as exc:
+                run.error, run.finished_at = str(exc), utcnow()
+                state.record(run)
+                raise
+            found = Discovery(posts=posts, run=run)
+            refresh = timedelta(seconds=self.settings.crawl.stats_refresh_s)
+            for post in posts:
+                stored = self.store.get_post(post.key)
+                if stored is None:
+                    self.store.upsert_post(post)
+                    found.new.append(post.key)
+                    found.todo.append(post.key)
+                    continue
+                found.known.append(post.key)
+                if utcnow() - stored.last_seen >= refresh:
+                    self.store.upsert_post(post)
+                if stored.state == PostState.DISCOVERED:
+                    found.todo.append(post.key)
+            run.found, run.new, run.known = len(posts), len(found.new), len(found.known)
+            run.finished_at = utcnow()
+            state.record(run)
+            dated = [p.posted_at for p in posts if p.posted_at is not None]
+            state.remember(run.source, run.query, cursor, max(dated) if dated else None)
+        if interrupted is not None:
+            raise interrupted
+        return found
+
+    def record_failures(self, found: Discovery) -> None:
+        """Count the posts of a discovery whose processing failed into its recorded run."""
+        from crawler.state import CrawlState
+
+        failed = 0
+        for key in found.todo:
+            post = self.store.get_post(key)
+            if post is not None and post.state == PostState.FAILED:
+                failed += 1
+        found.run.failed = failed
+        with CrawlState.of_home(self.settings.home) as state:
+            state.record(found.run)
+
     # -- steps ------------------------------------------------------------------------------
     def discover(
         self,
@@ -82,31 +177,14 @@ class Pipeline:
         limit: int | None = None,
         watch: WatchOptions | None = None,
     ) -> tuple[list[Post], list[str]]:
-        """Crawl one hashtag; upsert every post; return (all posts, keys that need work).
+        """Crawl one hashtag (or any query text); return (all posts, keys that need work).
 
         ``limit`` wins over the watch's; the watch's max age bounds how far back the crawl
-        lists. Known posts are not processed again unless they never finished (still
-        ``discovered``) so that a crash between discovery and processing loses nothing.
+        lists. This is :meth:`discover_run` (posts kept, run recorded) for callers that need
+        only the posts and the work.
         """
-        watch = watch or WatchOptions()
-        posts = crawler.crawl(
-            self.settings,
-            platform,
-            hashtag,
-            limit=limit if limit is not None else watch.limit,
-            watch=watch.name,
-            max_age_s=watch.max_age_s,
-        )
-        todo: list[str] = []
-        for post in posts:
-            is_new = self.store.upsert_post(post)
-            if is_new:
-                todo.append(post.key)
-                continue
-            stored = self.store.get_post(post.key)
-            if stored is not None and stored.state == PostState.DISCOVERED:
-                todo.append(post.key)
-        return posts, todo
+        found = self.discover_run(platform, hashtag, limit=limit, watch=watch)
+        return found.posts, found.todo
 
     @contextmanager
     def _recording(self, key: str) -> Iterator[Post]:

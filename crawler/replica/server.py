@@ -386,15 +386,15 @@ class _Handler(BaseHTTPRequestHandler):
         if item is None:
             self._send_text(HTTPStatus.NOT_FOUND, "video not found\n", head=head)
             return
+        public = self._public_item(item)
         scope = {
             "webapp.video-detail": {
-                "itemInfo": {"itemStruct": self._public_item(item)},
+                "itemInfo": {"itemStruct": public},
                 "statusCode": 0,
                 "statusMsg": "",
             }
         }
         title = f"{item.get('desc', '')} | replica"
-        public = scope["webapp.video-detail"]["itemInfo"]["itemStruct"]
         author = html.escape(str((item.get("author") or {}).get("uniqueId") or ""))
         shown = (
             f'<main style="font:16px sans-serif;margin:24px"><h2>@{author}</h2>'

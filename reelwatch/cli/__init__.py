@@ -60,7 +60,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def _register() -> None:
     import reelwatch.cli.browser as browser
-    from reelwatch.cli import board, catalog, demo, es, evaluate, kibana, matching, ops
+    from reelwatch.cli import board, catalog, crawling, demo, es, evaluate, kibana, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(matching.matches_app, name="matches")
@@ -69,7 +69,8 @@ def _register() -> None:
     app.add_typer(es.es_app, name="es")
     app.add_typer(browser.browser_app, name="browser")
     app.command("match")(matching.match)
-    app.command("crawl")(ops.crawl)
+    app.add_typer(crawling.sources_app, name="sources")
+    app.command("crawl")(crawling.crawl)
     app.command("worker")(ops.worker)
     app.command("beat")(ops.beat)
     app.command("demo")(demo.demo)
