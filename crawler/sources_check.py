@@ -48,6 +48,8 @@ def _skip_reason(source: Source) -> str | None:
     config = source.config
     if not config.enabled:
         return "disabled"
+    if "login" in source.needs and not getattr(source, "logged_in", True):
+        return f"not logged in (run: reelwatch browser login {source.name})"
     if source.canary_query() is None:
         return f"no canary query (set {source.env_name('canary')})"
     try:
