@@ -50,10 +50,11 @@ def _skip_reason(source: Source) -> str | None:
         return "disabled"
     if "login" in source.needs and not getattr(source, "logged_in", True):
         return f"not logged in (run: reelwatch browser login {source.name})"
-    if source.canary_query() is None:
+    query = source.canary_query()
+    if query is None:
         return f"no canary query (set {source.env_name('canary')})"
     try:
-        source.base_url()
+        source.check(query)
     except InputError as exc:
         return str(exc)
     return None

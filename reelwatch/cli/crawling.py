@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,9 +12,6 @@ from rich.table import Table
 
 from reelwatch.cli import console, err_console, settings_of
 from reelwatch.errors import InputError
-
-if TYPE_CHECKING:
-    from workers.pipeline import Discovery
 
 sources_app = typer.Typer(help="Discovery sources: what each lists, whether each works.")
 
@@ -107,27 +104,10 @@ def crawl(
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     elif process and settings.eager and found.todo:
-        _report(settings, found)
+        from reelwatch.cli.ops import _report
+
+        _report(settings, found.todo)
     out.print(found.run.summary(), soft_wrap=True)
-
-
-def _report(settings: Any, found: Discovery) -> None:
-    from triage.stores import open_store
-
-    table = Table("post", "account", "state", "matches / error")
-    with open_store(settings) as store:
-        for key in found.todo:
-            post = store.get_post(key)
-            if post is None:
-                continue
-            matches = store.list_matches(post_key=key)
-            detail = (
-                post.error
-                or ", ".join(f"{m.title} {m.score:.2f} {m.confidence.value}" for m in matches)
-                or "-"
-            )
-            table.add_row(post.url, f"@{post.author.handle}", post.state.value, detail)
-    console.print(table)
 
 
 @sources_app.command("list")

@@ -117,12 +117,16 @@ def test_sources_check_reports_each_source_in_one_line(
     done = run_cli(
         "sources",
         "check",
+        "tiktok",
+        "replica",
+        "instagram",
         env=env_for(signed_replica, REELWATCH_CRAWL__SOURCES__TIKTOK__CANARY="#bridgerton"),
     )
     lines = done.stdout.strip().splitlines()
     by_name = {line.split(":", 1)[0]: line for line in lines}
     assert by_name["tiktok"].startswith("tiktok: works (3 posts for #bridgerton)")
     assert by_name["replica"].startswith("replica: skipped")
+    assert by_name["instagram"].startswith("instagram: skipped (not logged in")
     assert len(lines) == len(by_name), "one line per source"
     # A source that answers unsigned requests with nothing is broken, with the reason.
     broken = run_cli(
