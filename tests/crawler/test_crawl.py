@@ -112,7 +112,11 @@ def test_unknown_hashtag_is_an_input_error(crawl_settings: Settings) -> None:
 @pytest.mark.parametrize(
     ("platform", "hashtag", "message"),
     [
-        ("myspace", "dragonfilm", r"unknown platform 'myspace'; available: replica, tiktok"),
+        (
+            "myspace",
+            "dragonfilm",
+            r"unknown platform 'myspace'; available: instagram, replica, tiktok, x, youtube, ytdlp",
+        ),
         ("replica", "  # ", r"is not a hashtag"),
         ("replica", "dragon/../film", r"is not a hashtag"),
     ],
