@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,7 +13,6 @@ from rich.table import Table
 
 from reelwatch.cli import console, settings_of
 from reelwatch.errors import InputError
-from reelwatch.models import normalize_hashtag
 from reelwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,26 +108,6 @@ def run_hashtags(
     return sent
 
 
-def crawl(
-    ctx: typer.Context,
-    platform: Annotated[str, typer.Option(help="Platform: replica or tiktok.")],
-    hashtag: Annotated[str, typer.Option(help="Hashtag, with or without #.")],
-    limit: Annotated[int | None, typer.Option(help="Stop after this many posts.")] = None,
-    process: Annotated[
-        bool, typer.Option(help="Download, fingerprint, match and land new posts.")
-    ] = True,
-) -> None:
-    """Crawl one hashtag now; new posts go through the pipeline (in-process by default)."""
-    settings = settings_of(ctx)
-    settings.ensure_home()
-    tag = normalize_hashtag(hashtag)
-    if not tag:
-        raise InputError("empty hashtag")
-    with replica_running(settings, platform):
-        sent = run_hashtags(settings, platform, [tag], limit, watch=None, process=process)
-    _report(settings, sent)
-
-
 def _report(settings: Settings, keys: list[str]) -> None:
     from triage.stores import open_store
 
@@ -157,10 +136,14 @@ def _report(settings: Settings, keys: list[str]) -> None:
 @watch_app.command("list")
 def watch_list(ctx: typer.Context) -> None:
     """List the watches in the watchlist, with the alert settings each one runs with."""
+    from crawler.state import CrawlState
     from reelwatch.watches import format_duration, load_watches
 
     settings = settings_of(ctx)
-    table = Table("name", "platform", "hashtags", "limit", "max age", "schedule", "alert at", "to")
+    table = Table(
+        "name", "platform", "hashtags", "limit", "max age", "schedule", "alert at", "to", "last run"
+    )
+    state = CrawlState.of_home(settings.home)
     for w in load_watches(settings.watchlist_path):
         # A value the watch leaves to the settings is shown with "(default)".
         tier = w.min_confidence.value if w.min_confidence else None
@@ -173,8 +156,26 @@ def watch_list(ctx: typer.Context) -> None:
             w.schedule,
             tier or f"{settings.alerts.min_confidence.value} (default)",
             ", ".join(w.recipients) or f"{', '.join(settings.email.recipients)} (default)",
+            _last_run(state, w.name),
         )
+    state.close()
     console.print(table)
+
+
+def _last_run(state: Any, watch: str) -> str:
+    """The latest run of each of a watch's queries, added up: ``12-01 21:40 60 found, 58 new,
+    2 known, 0 failed``; failures named."""
+    latest: dict[str, Any] = {}
+    for run in state.runs(watch=watch, limit=200):
+        latest.setdefault(run.query, run)
+    if not latest:
+        return "never"
+    runs = list(latest.values())
+    when = max(r.started_at for r in runs).strftime("%m-%d %H:%M")
+    totals = [sum(getattr(r, k) for r in runs) for k in ("found", "new", "known", "failed")]
+    line = f"{when} {totals[0]} found, {totals[1]} new, {totals[2]} known, {totals[3]} failed"
+    errors = [f"{r.query}: {r.error}" for r in runs if r.error]
+    return line + ("; " + "; ".join(errors) if errors else "")
 
 
 @watch_app.command("run")

@@ -154,3 +154,24 @@ def test_a_bad_query_or_max_age_is_one_line(run_cli: Runner) -> None:
         done = run_cli("crawl", "--platform", "tiktok", *args, "--no-process")
         assert done.returncode == 1, args
         assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_watch_list_shows_each_watchs_last_run(run_cli: Runner, home: Path) -> None:
+    from datetime import UTC, datetime
+
+    from crawler.state import CrawlRun
+
+    with CrawlState.of_home(home) as state:
+        started = datetime(2026, 12, 1, 21, 40, tzinfo=UTC)
+        for query, found, new in (("#starfall", 10, 4), ("#starfallstation", 5, 5)):
+            state.record(
+                CrawlRun("replica", query, "demo", started, started, found, new, found - new, 1)
+            )
+    done = run_cli("watch", "list")
+    assert done.returncode == 0, done.stderr
+    demo = next(line for line in done.stdout.splitlines() if line.strip("│ ").startswith("demo"))
+    assert (
+        "12-01 21:40 15 found, 9 new, 6 known, 2 failed" in " ".join(done.stdout.split())
+        or "15 found" in demo
+    )
+    assert "never" in done.stdout, "a watch that never ran says so"
