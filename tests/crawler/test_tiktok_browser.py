@@ -96,17 +96,18 @@ def test_a_captcha_stops_the_crawl_in_one_line_without_hammering(
     assert signed.faults.refused["captcha"] == 1, "one look at the captcha, no retries"
 
 
-def test_a_captcha_mid_crawl_keeps_what_was_found(
+def test_a_captcha_that_appears_between_crawls_is_reported_not_retried(
     settings: Settings, signed: ReplicaServer
 ) -> None:
-    """The captcha appears when a post page is opened for its screenshot, after the first
-    page of posts was listed."""
+    """A platform that starts challenging a client it served a moment ago: the next crawl
+    stops at the first captcha page."""
     point(settings, signed, screenshots=False)
     first = crawl_run(settings, "tiktok", "#bridgerton", limit=20)
     assert len(first.posts) == 20
     signed.captcha = True
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError, match="captcha"):
         crawl_run(settings, "tiktok", "#bridgerton", limit=20)
+    assert signed.faults.refused["captcha"] == 1
 
 
 def test_stops_at_posts_older_than_the_max_age(settings: Settings, tmp_path: Path) -> None:
