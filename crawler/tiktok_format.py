@@ -33,6 +33,17 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def as_int(value: Any) -> int | None:
+    """A count or time as platforms send it: a number, or a string of one (TikTok's ``*V2``
+    blocks, X's ``views.count``); None for anything else (booleans included)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def script_json(obj: Any) -> str:
     """JSON that is safe inside ``<script>``: no ``<``, ``>`` or ``&`` can end the element.
 

@@ -284,6 +284,8 @@ class Source:
     """Default canary query (``#fyp``) for ``sources check``; None: the source needs one set."""
     url_hint: ClassVar[str] = ""
     """Appended to the "no URL configured" error: how to get one."""
+    login_paths: ClassVar[tuple[str, ...]] = ()
+    """Browser sources: paths that mean "log in first" when a listing page lands on them."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -362,11 +364,15 @@ class Source:
     def user_agent(self) -> str:
         return self.config.user_agent or self.settings.crawl.user_agent
 
-    def describe(self) -> str:
-        """One line for ``sources list``: what it lists and needs."""
-        needs = ", ".join(sorted(self.needs)) or "nothing"
-        kinds = ", ".join(k for k in QUERY_KINDS if k in self.query_kinds)
-        return f"lists {kinds}; needs {needs}"
+    def login_failure(self, detail: str) -> SourceFailure:
+        """The failure for a platform that wants a logged-in reader (``detail``: how it
+        said so)."""
+        return SourceFailure(
+            "permanent",
+            "login_expired",
+            f"{self.name} needs a logged-in session: run `reelwatch browser login {self.name}` "
+            f"({detail})",
+        )
 
     # -- the work ---------------------------------------------------------------------------
     def discover(self, job: CrawlJob, out: Collector) -> None:

@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from crawler.sources.base import SourceSettings
-from crawler.sources.logged_in import AnswerPage, CapturedListing, Evidence, LoggedInSource
-from crawler.tiktok_format import as_dict, as_list
+from crawler.sources.captured import AnswerPage, CapturedListing, Evidence
+from crawler.sources.logged_in import LoggedInSource
+from crawler.tiktok_format import as_dict, as_int, as_list
 from reelwatch.models import Author, Post, PostStats, normalize_hashtag
 
 logger = logging.getLogger(__name__)
@@ -60,15 +61,6 @@ def pk_of_shortcode(code: str) -> int:
     return n
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _count(media: dict[str, Any], *keys: str) -> int | None:
     """The first count present: plain fields (``like_count``) or GraphQL edges
     (``edge_liked_by`` → ``{"count": n}``)."""
@@ -76,14 +68,14 @@ def _count(media: dict[str, Any], *keys: str) -> int | None:
         value = media.get(key)
         if isinstance(value, dict):
             value = value.get("count")
-        number = _int(value)
+        number = as_int(value)
         if number is not None:
             return number
     return None
 
 
 def _is_video(media: dict[str, Any]) -> bool:
-    if _int(media.get("media_type")) == VIDEO:
+    if as_int(media.get("media_type")) == VIDEO:
         return True
     if media.get("is_video") is True or media.get("__typename") == "GraphVideo":
         return True
@@ -127,7 +119,7 @@ def media_to_post(
     kind = "reel" if media.get("product_type") == "clips" else "p"
     user = as_dict(media.get("user")) or as_dict(media.get("owner"))
     caption = _caption(media)
-    taken = _int(media.get("taken_at") or media.get("taken_at_timestamp"))
+    taken = as_int(media.get("taken_at") or media.get("taken_at_timestamp"))
     versions = [as_dict(v) for v in as_list(video.get("video_versions"))]
     media_url = next((str(v["url"]) for v in versions if v.get("url")), None)
     duration = video.get("video_duration")
@@ -140,7 +132,7 @@ def media_to_post(
             id=str(user.get("pk") or user.get("id") or ""),
             handle=str(user.get("username") or ""),
             nickname=user.get("full_name") or None,
-            followers=_int(user.get("follower_count")),
+            followers=as_int(user.get("follower_count")),
         ),
         caption=caption,
         hashtags=list(dict.fromkeys(tags)),

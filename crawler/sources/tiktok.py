@@ -21,7 +21,6 @@ from urllib.parse import quote, urlencode
 import scrapy
 from scrapy.http import Response, TextResponse
 
-from crawler.browser import blocked_reason, browser_session, scroll_to_bottom, wait_for
 from crawler.sources.base import (
     Collector,
     CrawlJob,
@@ -31,9 +30,11 @@ from crawler.sources.base import (
     SourceFailure,
     SourceSettings,
 )
+from crawler.sources.captured import AnswerPage, CapturedListing, Evidence
 from crawler.tiktok_format import (
     CHALLENGE_NOT_FOUND,
     as_dict,
+    as_int,
     as_list,
     item_hashtags,
     rehydration_scope,
@@ -44,16 +45,6 @@ from reelwatch.models import Author, Post, PostStats, Provenance, utcnow
 logger = logging.getLogger(__name__)
 
 ITEM_LIST_PATH = "/api/challenge/item_list/"
-
-
-def _int(value: Any) -> int | None:
-    """TikTok sends counts as numbers, or as strings in its ``*V2`` blocks."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def item_to_post(
@@ -84,7 +75,7 @@ def item_to_post(
     stats = as_dict(item.get("stats")) or as_dict(item.get("statsV2"))
     video = as_dict(item.get("video"))
     handle = str(author.get("uniqueId") or "")
-    created = _int(item.get("createTime"))
+    created = as_int(item.get("createTime"))
     duration = video.get("duration")
     ai_description = str(item.get("AIGCDescription") or "").strip() or None
     now = captured_at or utcnow()
@@ -96,16 +87,16 @@ def item_to_post(
             id=str(author.get("id") or ""),
             handle=handle,
             nickname=author.get("nickname") or None,
-            followers=_int(author_stats.get("followerCount")),
+            followers=as_int(author_stats.get("followerCount")),
         ),
         caption=str(item.get("desc") or ""),
         hashtags=item_hashtags(item),
         posted_at=datetime.fromtimestamp(created, UTC) if created else None,
         stats=PostStats(
-            views=_int(stats.get("playCount")),
-            likes=_int(stats.get("diggCount")),
-            shares=_int(stats.get("shareCount")),
-            comments=_int(stats.get("commentCount")),
+            views=as_int(stats.get("playCount")),
+            likes=as_int(stats.get("diggCount")),
+            shares=as_int(stats.get("shareCount")),
+            comments=as_int(stats.get("commentCount")),
         ),
         media_url=video.get("playAddr") or video.get("downloadAddr") or None,
         duration=float(duration) if isinstance(duration, int | float) and duration else None,
@@ -221,7 +212,7 @@ class TikTokSpider(DiscoverySpider):
                 "parse_error",
             )
             return
-        status = _int(page.get("statusCode"))
+        status = as_int(page.get("statusCode"))
         if status not in (0, None):
             self.fail(
                 "transient",
@@ -280,7 +271,7 @@ def challenge_of(
 ) -> tuple[str, dict[str, Any] | None]:
     """The challenge id of a tag page's rehydration scope and its embedded first page."""
     detail = as_dict(scope.get("webapp.challenge-detail"))
-    status = _int(detail.get("statusCode"))
+    status = as_int(detail.get("statusCode"))
     challenge = as_dict(as_dict(detail.get("challengeInfo")).get("challenge"))
     if status == CHALLENGE_NOT_FOUND or (status == 0 and not challenge.get("id")):
         raise SourceFailure("input", "not_found", f"hashtag {query} not found on {platform}")
@@ -333,171 +324,74 @@ def page_posts(
     return posts
 
 
-class TikTokBrowserListing:
-    """One listing in Chromium: open the tag (or video) page, let TikTok's own script fetch
-    and sign its item-list calls, scroll, and turn each captured answer into posts.
+class TikTokBrowserListing(CapturedListing):
+    """A tag page (or one video page) in Chromium: TikTok's own script fetches and signs its
+    item-list calls; the tag page's rehydration blob says whether the hashtag exists and may
+    hold the first posts. TikTok lists without a login, so a login form on the page is not a
+    wall."""
 
-    Stops at the limit, when a page's posts are all older than the job's max age, when the
-    platform says there is no more, or after ``idle_scrolls`` scrolls bring nothing new; a
-    captcha or verification page stops it at once (no retries: hammering a challenge only
-    hardens it).
-    """
+    login_markers = ()
 
-    def __init__(self, source: TikTokSource, job: CrawlJob, out: Collector) -> None:
-        self.source = source
-        self.job = job
-        self.out = out
-        self.config = source.config
-        self.base_url = source.base_url()
-        self.empty_answers: list[str] = []
-        self.exhausted = False
+    def start_url(self) -> str:
+        if self.job.query.kind == "url":
+            return self.job.query.value
+        return f"{self.base_url}/tag/{quote(str(self.job.query.hashtag))}"
 
-    def run(self) -> None:
-        with browser_session(
-            self.config, timeout_s=self.source.timeout_s, user_agent=self.config.user_agent
-        ) as session:
-            self.session = session
-            page = session.new_page()
-            self.shots = session.new_page() if self._screenshots else None
-            log = session.capture(page, lambda url: ITEM_LIST_PATH in url)
-            if self.job.query.kind == "url":
-                self._video_page(page, self.job.query.value)
-                return
-            url = f"{self.base_url}/tag/{quote(str(self.job.query.hashtag))}"
-            scope = self._open(page, url)
-            _, listing = challenge_of(scope, self.source.name, str(self.job.query))
-            if listing:
-                self._offer(listing, url, 200, {}, "browser-embedded")
-                self.exhausted = not listing.get("hasMore")
-            wait_for(log, page, 0, self.config.scroll_wait_s)
-            self._consume(log.drain())
-            idle = 0
-            for _ in range(self.config.max_scrolls):
-                if self.out.full or self.out.stop is not None or self.exhausted:
-                    break
-                self._blocked(page)
-                before, seen = len(self.out.posts), log.seen
-                scroll_to_bottom(page)
-                wait_for(log, page, seen, self.config.scroll_wait_s)
-                self._consume(log.drain())
-                idle = idle + 1 if len(self.out.posts) == before else 0
-                if idle >= self.config.idle_scrolls:
-                    self.out.stop = "no_new"
-                    break
-            if self.exhausted and self.out.stop is None:
-                self.out.stop = "exhausted"
-            if not self.out.posts and self.empty_answers:
-                raise SourceFailure(
-                    "permanent",
-                    "empty_body",
-                    f"{self.source.name} answered its own page's item-list requests with "
-                    f"nothing ({len(self.empty_answers)} empty answers, e.g. "
-                    f"{self.empty_answers[0].split('?')[0]}): the session may be flagged; "
-                    f"try a logged-in storage state (reelwatch browser login {self.source.name})",
-                )
+    def is_answer(self, url: str) -> bool:
+        return ITEM_LIST_PATH in url
 
-    @property
-    def _screenshots(self) -> bool:
-        return self.config.screenshots and self.job.captures_dir is not None
+    def parse(self, data: Any, evidence: Evidence) -> AnswerPage | None:
+        if not isinstance(data, dict):
+            return None
+        more = data.get("hasMore")
+        cursor = data.get("cursor")
+        return AnswerPage(
+            posts=self._posts(data, evidence),
+            cursor=str(cursor) if cursor is not None else None,
+            more=bool(more) if more is not None else None,
+        )
 
-    def _open(self, page: Any, url: str) -> dict[str, Any]:
-        """Load a page, refuse captchas and errors, return its rehydration scope."""
-        from playwright.sync_api import Error as PlaywrightError
-
-        try:
-            response = page.goto(url, wait_until="domcontentloaded")
-        except PlaywrightError as exc:
-            raise SourceFailure(
-                "transient", "unreachable", f"could not open {url}: {str(exc).splitlines()[0]}"
-            ) from None
-        status = response.status if response is not None else 0
-        if status == 429 or status >= 500:
-            raise SourceFailure(
-                "transient", "http_status", f"{self.source.name} answered HTTP {status} for {url}"
-            )
-        if status >= 400:
-            raise SourceFailure(
-                "permanent", "http_status", f"{self.source.name} answered HTTP {status} for {url}"
-            )
-        self._blocked(page)
+    def on_page(self, page: Any) -> None:
         scope = rehydration_scope(page.content())
         if scope is None:
             raise SourceFailure(
                 "transient",
                 "parse_error",
-                f"{self.source.name} page {url} has no rehydration data (a changed layout?)",
+                f"{self.source.name} page {page.url} has no rehydration data (a changed layout?)",
             )
-        return scope
+        evidence = self.evidence(page.url, None, {})
+        evidence.method = "browser-embedded"
+        if self.job.query.kind == "url":
+            detail = as_dict(scope.get("webapp.video-detail"))
+            item = as_dict(as_dict(detail.get("itemInfo")).get("itemStruct"))
+            if as_int(detail.get("statusCode")) != 0 or not item:
+                raise SourceFailure(
+                    "input",
+                    "not_found",
+                    f"{page.url}: the video is not available on {self.source.name}",
+                )
+            self.offer(self._posts({"itemList": [item]}, evidence))
+            self.exhausted = True
+            return
+        _, listing = challenge_of(scope, self.source.name, str(self.job.query))
+        if listing:
+            self.offer(self._posts(listing, evidence))
+            self.exhausted = not listing.get("hasMore")
 
-    def _blocked(self, page: Any) -> None:
-        reason = blocked_reason(page)
-        if reason == "captcha":
-            raise SourceFailure(
-                "transient",
-                "captcha",
-                f"{self.source.name} showed a captcha at {page.url}; crawl stopped without "
-                "retrying (try later, or from a logged-in session: "
-                f"reelwatch browser login {self.source.name})",
-            )
-
-    def _consume(self, answers: list[Any]) -> None:
-        for answer in answers:
-            if not answer.body.strip():
-                self.empty_answers.append(answer.url)
-                continue
-            try:
-                page = answer.json()
-            except ValueError:
-                logger.warning("non-JSON answer to the page at %s", answer.url)
-                continue
-            if not isinstance(page, dict):
-                continue
-            self._offer(page, answer.url, answer.status, answer.headers, "browser")
-            if not page.get("hasMore"):
-                self.exhausted = True
-            if page.get("cursor") is not None:
-                self.out.cursor = str(page.get("cursor"))
-
-    def _offer(
-        self, page: dict[str, Any], url: str, status: int, headers: dict[str, str], method: str
-    ) -> None:
-        posts = page_posts(
+    def _posts(self, page: dict[str, Any], evidence: Evidence) -> list[Post]:
+        return page_posts(
             page,
             platform=self.source.name,
             base_url=self.base_url,
-            job_query=str(self.job.query),
-            hashtag=self.job.query.hashtag,
-            watch=self.job.watch,
-            source_url=url,
-            user_agent=self.session.user_agent,
-            status=status,
-            headers=headers,
-            method=method,
+            job_query=evidence.query,
+            hashtag=evidence.hashtag,
+            watch=evidence.watch,
+            source_url=evidence.source_url,
+            user_agent=evidence.user_agent,
+            status=evidence.status,
+            headers=evidence.headers,
+            method=evidence.method,
         )
-        fresh = [p for p in posts if self.out.wants(p.post_id) and not self.out.is_too_old(p)]
-        for post in fresh:
-            self._screenshot(post)
-        self.out.offer_page(posts)
-
-    def _screenshot(self, post: Post) -> None:
-        if self.shots is None or self.job.captures_dir is None:
-            return
-        path = self.job.captures_dir / f"{post.post_id}.png"
-        if self.session.screenshot(self.shots, post.url, path):
-            home = self.source.settings.home
-            post.provenance.screenshot = str(path.relative_to(home))
-
-    def _video_page(self, page: Any, url: str) -> None:
-        """A single video page: ``webapp.video-detail`` holds the item."""
-        scope = self._open(page, url)
-        detail = as_dict(scope.get("webapp.video-detail"))
-        item = as_dict(as_dict(detail.get("itemInfo")).get("itemStruct"))
-        if _int(detail.get("statusCode")) != 0 or not item:
-            raise SourceFailure(
-                "input", "not_found", f"{url}: the video is not available on {self.source.name}"
-            )
-        self._offer({"itemList": [item]}, url, 200, {}, "browser")
-        self.out.stop = "exhausted"
 
 
 class TikTokSettings(SourceSettings):

@@ -30,8 +30,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from crawler.sources.base import SourceSettings
-from crawler.sources.logged_in import AnswerPage, CapturedListing, Evidence, LoggedInSource
-from crawler.tiktok_format import as_dict, as_list
+from crawler.sources.captured import AnswerPage, CapturedListing, Evidence
+from crawler.sources.logged_in import LoggedInSource
+from crawler.tiktok_format import as_dict, as_int, as_list
 from reelwatch.models import Author, Post, PostStats, normalize_hashtag
 
 logger = logging.getLogger(__name__)
@@ -39,15 +40,6 @@ logger = logging.getLogger(__name__)
 VIDEO_TYPES = ("video", "animated_gif")
 LOGIN_ERROR_CODES = {32, 89, 215, 239, 326, 353}
 """X API error codes meaning the session is not (or no longer) accepted."""
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def unwrap(result: dict[str, Any]) -> dict[str, Any] | None:
@@ -76,7 +68,7 @@ def best_mp4(media: dict[str, Any]) -> str | None:
     mp4 = [v for v in variants if v.get("content_type") == "video/mp4" and v.get("url")]
     if not mp4:
         return None
-    return str(max(mp4, key=lambda v: _int(v.get("bitrate")) or 0)["url"])
+    return str(max(mp4, key=lambda v: as_int(v.get("bitrate")) or 0)["url"])
 
 
 def video_media(legacy: dict[str, Any]) -> dict[str, Any] | None:
@@ -114,7 +106,7 @@ def tweet_to_post(
     tags = [
         as_dict(h).get("text") for h in as_list(as_dict(legacy.get("entities")).get("hashtags"))
     ]
-    millis = _int(as_dict(media.get("video_info")).get("duration_millis"))
+    millis = as_int(as_dict(media.get("video_info")).get("duration_millis"))
     base = base_url.rstrip("/")
     url = f"{base}/{quote(handle)}/status/{tweet_id}" if handle else f"{base}/i/status/{tweet_id}"
     return Post(
@@ -125,16 +117,16 @@ def tweet_to_post(
             id=str(user.get("rest_id") or legacy.get("user_id_str") or ""),
             handle=handle,
             nickname=user_core.get("name") or user_legacy.get("name") or None,
-            followers=_int(user_legacy.get("followers_count")),
+            followers=as_int(user_legacy.get("followers_count")),
         ),
         caption=text,
         hashtags=list(dict.fromkeys(normalize_hashtag(t) for t in tags if isinstance(t, str))),
         posted_at=posted_at(str(legacy.get("created_at") or "")),
         stats=PostStats(
-            views=_int(as_dict(tweet.get("views")).get("count")),
-            likes=_int(legacy.get("favorite_count")),
-            shares=_int(legacy.get("retweet_count")),
-            comments=_int(legacy.get("reply_count")),
+            views=as_int(as_dict(tweet.get("views")).get("count")),
+            likes=as_int(legacy.get("favorite_count")),
+            shares=as_int(legacy.get("retweet_count")),
+            comments=as_int(legacy.get("reply_count")),
         ),
         media_url=best_mp4(media),
         duration=millis / 1000 if millis else None,
@@ -180,7 +172,7 @@ def entry_results(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 def login_error(data: dict[str, Any]) -> bool:
     errors = [as_dict(e) for e in as_list(data.get("errors"))]
-    return any(_int(e.get("code")) in LOGIN_ERROR_CODES for e in errors)
+    return any(as_int(e.get("code")) in LOGIN_ERROR_CODES for e in errors)
 
 
 def parse_answer(

@@ -25,7 +25,7 @@ from crawler.replica.social import shortcode as replica_shortcode
 from crawler.replica.social import storage_state
 from crawler.sources import InstagramSource
 from crawler.sources.instagram import parse_answer, shortcode
-from crawler.sources.logged_in import Evidence
+from crawler.sources.captured import Evidence
 from matcher.decode import sha256_file
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.settings import Settings

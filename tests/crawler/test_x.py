@@ -23,7 +23,7 @@ from crawler.replica import ReplicaServer
 from crawler.replica.generate import generate_site
 from crawler.replica.social import storage_state
 from crawler.sources import Query, XSource
-from crawler.sources.logged_in import Evidence
+from crawler.sources.captured import Evidence
 from crawler.sources.x import parse_answer, posted_at, search_terms
 from reelwatch.errors import PermanentError
 from reelwatch.settings import Settings
