@@ -20,8 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -280,11 +279,3 @@ def wait_for(log: ResponseLog, page: Page, seen_before: int, wait_s: float) -> b
             return True
         page.wait_for_timeout(50)
     return log.seen > seen_before
-
-
-@contextmanager
-def browser_session(
-    config: SourceSettings, *, timeout_s: float, user_agent: str | None = None
-) -> Iterator[BrowserSession]:
-    with BrowserSession(config, timeout_s=timeout_s, user_agent=user_agent) as session:
-        yield session

@@ -286,6 +286,8 @@ class Source:
     """Appended to the "no URL configured" error: how to get one."""
     login_paths: ClassVar[tuple[str, ...]] = ()
     """Browser sources: paths that mean "log in first" when a listing page lands on them."""
+    needs_base_url: ClassVar[bool] = True
+    """False for sources that list whatever URL they are given (``ytdlp``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -342,7 +344,8 @@ class Source:
         if query.kind not in self.query_kinds:
             kinds = ", ".join(k for k in QUERY_KINDS if k in self.query_kinds)
             raise InputError(f"{self.name} cannot list a {query.kind} query; it lists: {kinds}")
-        self.base_url()
+        if self.needs_base_url:
+            self.base_url()
 
     def canary_query(self) -> Query | None:
         text = self.config.canary or self.canary

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from crawler.browser import Captured, blocked_reason, browser_session, scroll_to_bottom, wait_for
+from crawler.browser import BrowserSession, Captured, blocked_reason, scroll_to_bottom, wait_for
 from crawler.sources.base import Collector, CrawlJob, Source, SourceFailure
 from reelwatch.models import Post, Provenance, utcnow
 
@@ -131,7 +131,7 @@ class CapturedListing:
 
     # -- the work ---------------------------------------------------------------------------
     def run(self) -> None:
-        with browser_session(
+        with BrowserSession(
             self.config, timeout_s=self.source.timeout_s, user_agent=self.config.user_agent
         ) as session:
             self.session = session

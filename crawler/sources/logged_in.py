@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from crawler.browser import browser_session, write_storage_state
+from crawler.browser import BrowserSession, write_storage_state
 from crawler.sources.base import Collector, CrawlJob, Query, Source, SourceFailure
 from crawler.sources.captured import CapturedListing
 from reelwatch.errors import InputError
@@ -82,12 +82,7 @@ class LoggedInSource(Source):
             if self.config.profile_dir
             else f"session {self.session_path}"
         )
-        return SourceFailure(
-            "permanent",
-            "login_expired",
-            f"{self.name} needs a logged-in session: run `reelwatch browser login {self.name}` "
-            f"({detail}; {where})",
-        )
+        return super().login_failure(f"{detail}; {where}")
 
     def discover(self, job: CrawlJob, out: Collector) -> None:
         if not self.logged_in:
@@ -154,7 +149,7 @@ def log_in(
     config = source.config.model_copy(update={"headless": headless, "storage_state": None})
     base_url = source.base_url()
     try:
-        with browser_session(
+        with BrowserSession(
             config, timeout_s=source.timeout_s, user_agent=config.user_agent
         ) as session:
             assert session.context is not None

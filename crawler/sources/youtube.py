@@ -108,12 +108,6 @@ class YouTubeSource(Source):
     def uses_api(self, query: Query) -> bool:
         return self.config.api_key is not None and query.kind != "url"
 
-    def describe(self) -> str:
-        return (
-            "lists hashtag, search, account, url; needs nothing (YouTube Data API v3 for "
-            f"hashtags, searches and accounts when {self.env_name('api_key')} is set)"
-        )
-
     def check(self, query: Query) -> None:
         super().check(query)
         check_cookies_file(self)

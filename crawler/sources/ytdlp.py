@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from crawler.sources.base import (
-    QUERY_KINDS,
     Collector,
     CrawlJob,
     Query,
@@ -382,17 +381,11 @@ class YtDlpSource(Source):
     settings_model = YtDlpSettings
     canary: ClassVar[str | None] = None
 
-    def check(self, query: Query) -> None:
-        # Source.check also requires a base URL, which this source has no use for.
-        if not self.config.enabled:
-            raise InputError(f"source {self.name} is disabled ({self.env_name('enabled')})")
-        if query.kind not in self.query_kinds:
-            kinds = ", ".join(k for k in QUERY_KINDS if k in self.query_kinds)
-            raise InputError(f"{self.name} cannot list a {query.kind} query; it lists: {kinds}")
-        check_cookies_file(self)
+    needs_base_url = False
 
-    def describe(self) -> str:
-        return "lists url (channel, playlist, RSS feed, ytsearchN:), search; needs nothing"
+    def check(self, query: Query) -> None:
+        super().check(query)
+        check_cookies_file(self)
 
     def target(self, job: CrawlJob) -> str:
         """What yt-dlp is asked to list for ``job``."""

@@ -82,12 +82,12 @@ def crawl(
                 status.update(f"listing {text} on {platform}: {n} found")
 
             found = p.discover_run(platform, text, limit=limit, watch=watch, on_found=on_found)
-        out.print(
-            f"{found.run.query} on {found.run.source}: {found.run.found} found, "
-            f"{found.run.new} new, {found.run.known} known",
-            soft_wrap=True,
-        )
         if process and found.todo:
+            out.print(
+                f"{found.run.query} on {found.run.source}: {found.run.found} found, "
+                f"{found.run.new} new, {found.run.known} known",
+                soft_wrap=True,
+            )
             label = "processing" if settings.eager else "queueing"
             with out.status(f"{label} {len(found.todo)} posts…") as status:
                 for n, key in enumerate(found.todo, start=1):
