@@ -23,9 +23,6 @@ from reelwatch.watches import Watch, crontab_of
 if TYPE_CHECKING:
     from reelwatch.settings import Settings
 
-FLUSH_ALERTS_EVERY_S = 300.0
-"""How often pending alerts (SMTP was down) are retried, without settings."""
-
 
 def parse_crontab(expr: str, where: str) -> crontab:
     """A Celery crontab from five fields; ``InputError`` naming ``where`` when it is not one."""
@@ -51,24 +48,18 @@ def watch_entries(w: Watch) -> dict[str, dict[str, Any]]:
     }
 
 
-def beat_schedule(
-    watches: list[Watch], settings: Settings | None = None
-) -> dict[str, dict[str, Any]]:
-    """Celery's ``beat_schedule`` for ``watches`` (``InputError`` for a bad crontab).
-
-    Without ``settings`` the flush runs every :data:`FLUSH_ALERTS_EVERY_S` and the source check
-    is left out.
-    """
+def beat_schedule(watches: list[Watch], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule`` for ``watches`` and ``settings.beat`` (``InputError`` for a
+    bad crontab)."""
     schedule: dict[str, dict[str, Any]] = {}
     for w in watches:
         schedule.update(watch_entries(w))
-    flush_every = settings.beat.flush_alerts_every_s if settings else FLUSH_ALERTS_EVERY_S
     schedule["alerts:flush"] = {
         "task": "reelwatch.flush_alerts",
-        "schedule": flush_every,
+        "schedule": settings.beat.flush_alerts_every_s,
         "options": {"queue": "land"},
     }
-    check = settings.beat.sources_check_schedule.strip() if settings else ""
+    check = settings.beat.sources_check_schedule.strip()
     if check:
         schedule["sources:check"] = {
             "task": "reelwatch.sources_check",

@@ -13,7 +13,8 @@ from reelwatch.watches import Watch, WatchOptions, load_watches
 from workers.schedule import beat_schedule, parse_crontab
 
 
-def test_each_watched_hashtag_is_crawled_on_its_crontab() -> None:
+def test_each_watched_hashtag_is_crawled_on_its_crontab(settings: Settings) -> None:
+    settings.beat.sources_check_schedule = ""
     watches = [
         Watch(
             name="bridgerton",
@@ -26,7 +27,7 @@ def test_each_watched_hashtag_is_crawled_on_its_crontab() -> None:
             max_age="3d",
         ),
     ]
-    schedule = beat_schedule(watches)
+    schedule = beat_schedule(watches, settings)
     entry = schedule["watch:bridgerton:bridgerton"]
     assert entry["task"] == "reelwatch.crawl"
     assert entry["args"] == ("tiktok", "bridgerton")
@@ -55,10 +56,10 @@ def test_each_watched_hashtag_is_crawled_on_its_crontab() -> None:
     assert schedule["alerts:flush"]["task"] == "reelwatch.flush_alerts"
 
 
-def test_the_shipped_watchlist_makes_a_schedule() -> None:
+def test_the_shipped_watchlist_makes_a_schedule(settings: Settings) -> None:
     root = Path(__file__).resolve().parents[2]
     watches = load_watches(root / "config" / "watchlists" / "default.yaml")
-    schedule = beat_schedule(watches)
+    schedule = beat_schedule(watches, settings)
     assert sum(1 for k in schedule if k.startswith("watch:")) == sum(
         len(w.hashtags) for w in watches
     )
