@@ -36,6 +36,11 @@ class SourceCheck:
     def state(self) -> str:
         return "works" if self.ok else ("skipped" if self.reason == "skipped" else "broken")
 
+    @property
+    def broken(self) -> bool:
+        """Checked and failing (a source left alone as not configured is not broken)."""
+        return self.state == "broken"
+
     def line(self) -> str:
         """``tiktok: works (3 posts for #fyp)`` / ``x: broken (login_expired): ...``."""
         if self.ok or self.reason == "skipped":

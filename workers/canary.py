@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.models import utcnow
 from triage.notifiers.email import EmailNotifier
 
 if TYPE_CHECKING:
+    from crawler.sources_check import SourceCheck
     from reelwatch.settings import Settings
     from workers.claims import Claims
 
@@ -35,40 +36,15 @@ CLAIM_TTL_S = 2 * 86400.0
 MAX_DETAIL_CHARS = 500
 
 
-SKIPPED = "skipped"
-"""The reason of a source the check left alone (not configured, disabled): not broken."""
+Check = Callable[["Settings"], Sequence["SourceCheck"]]
 
 
-class SourceState(Protocol):
-    """What the source check says about one source (``crawler.sources_check.SourceCheck``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def reason(self) -> str:
-        """Short cause (``empty_body``, ``captcha``, ``http_status``, ``login_expired``...), or
-        ``skipped`` for a source that is not configured."""
-
-    @property
-    def detail(self) -> str:
-        """What was seen, for a person to act on."""
-
-
-Check = Callable[["Settings"], Sequence[SourceState]]
-
-
-def crawler_check(settings: Settings) -> Sequence[SourceState]:
+def crawler_check(settings: Settings) -> Sequence[SourceCheck]:
     """``crawler.sources_check.check_sources``, imported when a check runs: the crawler's
     browser stack is loaded only by the worker that does the check."""
     from crawler.sources_check import check_sources
 
     return check_sources(settings)
-
-
-def is_broken(state: SourceState) -> bool:
-    return not state.ok and state.reason != SKIPPED
 
 
 def run_sources_check(
@@ -79,14 +55,14 @@ def run_sources_check(
     alerted = alert_broken_sources(settings, states, claims)
     return {
         "checked": [s.name for s in states],
-        "broken": [s.name for s in states if is_broken(s)],
+        "broken": [s.name for s in states if s.broken],
         "alerted": alerted,
     }
 
 
 def alert_broken_sources(
     settings: Settings,
-    states: Sequence[SourceState],
+    states: Sequence[SourceCheck],
     claims: Claims,
     *,
     today: date | None = None,
@@ -97,7 +73,7 @@ def alert_broken_sources(
     ``TransientError`` when a recipient could not be reached for now (its claims given back,
     so the task's retry tells it); a recipient refused for good is logged and left out.
     """
-    broken = [s for s in states if is_broken(s)]
+    broken = [s for s in states if s.broken]
     if not broken:
         return []
     if not settings.email.recipients:
@@ -129,16 +105,16 @@ def alert_broken_sources(
     return sorted(told)
 
 
-def _claim(day: str, recipient: str, state: SourceState) -> str:
+def _claim(day: str, recipient: str, state: SourceCheck) -> str:
     return f"sources-alert:{day}:{recipient}:{state.name}"
 
 
-def _names(states: Sequence[SourceState]) -> str:
+def _names(states: Sequence[SourceCheck]) -> str:
     return ", ".join(sorted(s.name for s in states))
 
 
 def _notice(
-    fresh: Sequence[SourceState], known: Sequence[SourceState], day: str
+    fresh: Sequence[SourceCheck], known: Sequence[SourceCheck], day: str
 ) -> tuple[str, str]:
     """Subject and text of the email: each newly broken source with its reason and detail."""
     count = f"{len(fresh)} source{'s' if len(fresh) > 1 else ''}"

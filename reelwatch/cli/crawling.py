@@ -159,7 +159,7 @@ def sources_check(
     else:
         for check in checks:
             console.print(check.line(), soft_wrap=True)
-    broken = [c for c in checks if c.state == "broken"]
+    broken = [c for c in checks if c.broken]
     if broken:
         err_console.print(f"{len(broken)} source(s) broken: {', '.join(c.name for c in broken)}")
         raise typer.Exit(1)

@@ -4,11 +4,11 @@ delivered through a real SMTP server and remembered in a real Redis."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date
 
 import pytest
 
+from crawler.sources_check import SourceCheck as Check
 from reelwatch.errors import TransientError
 from reelwatch.settings import Settings
 from triage.smtp_sink import SmtpSink, free_port
@@ -21,14 +21,6 @@ pytestmark = pytest.mark.redis
 
 TEAM = ["ops@studio.test", "lead@studio.test"]
 DAY = date(2026, 3, 2)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    reason: str
-    detail: str
 
 
 WORKS = Check("youtube", True, "works", "3 posts for #fyp")
