@@ -184,7 +184,7 @@ def _run_child(
             stderr=err,
         )
         deadline = time.monotonic() + timeout
-        found = 0
+        counter = _LineCounter(posts_file)
         try:
             while True:
                 try:
@@ -196,27 +196,39 @@ def _run_child(
                         proc.wait()
                         returncode = None
                         break
-                if on_found is not None:
-                    count = _count_lines(posts_file)
-                    if count != found:
-                        found = count
-                        on_found(found)
+                if on_found is not None and counter.grew():
+                    on_found(counter.lines)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
         if on_found is not None:
-            on_found(_count_lines(posts_file))
+            counter.grew()
+            on_found(counter.lines)
         err.seek(0)
         return returncode, err.read()
 
 
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b""))
-    except OSError:
-        return 0
+class _LineCounter:
+    """Counts the lines of a file another process appends to, reading only what is new."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def grew(self) -> bool:
+        """Read what was appended since the last call; True when lines were added."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                added = f.read()
+        except OSError:
+            return False
+        self.offset += len(added)
+        new = added.count(b"\n")
+        self.lines += new
+        return new > 0
 
 
 def _timeout_s(source: Any, limit: int) -> float:

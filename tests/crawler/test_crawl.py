@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler import CrawlInterrupted, crawl
+from crawler import CrawlInterrupted, crawl, crawl_run
 from crawler.replica import ALWAYS, Faults, ReplicaServer, load_items
 from crawler.sources import ReplicaSource
 from reelwatch.errors import InputError, TransientError
@@ -183,3 +183,11 @@ def test_an_unreachable_platform_is_a_transient_error(crawl_settings: Settings) 
     crawl_settings.crawl.retry_times = 0
     with pytest.raises(TransientError, match=r"could not reach replica"):
         crawl(crawl_settings, "replica", "dragonfilm")
+
+
+def test_a_caller_hears_the_running_count_of_posts_found(crawl_settings: Settings) -> None:
+    heard: list[int] = []
+    result = crawl_run(crawl_settings, "replica", "#dragonfilm", limit=5, on_found=heard.append)
+    assert heard, "the count was reported"
+    assert heard == sorted(heard), "it only grows"
+    assert heard[-1] == len(result.posts) == 5
