@@ -4,6 +4,7 @@ architecture names; both images install the project the way the Makefile does.""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,3 +98,10 @@ def test_images_install_exactly_one_faiss_build() -> None:
     assert '-e ".[cpu]"' in cpu and "faiss-gpu" not in cpu
     assert '-e ".[gpu]"' in gpu and "[cpu" not in gpu
     assert "torch==2.13.0" in cpu and "torch==2.13.0" in gpu
+
+
+def test_the_crawling_image_has_the_browser_that_browser_sources_drive() -> None:
+    """The CPU image runs the crawl queue (compose's worker), where TikTok, Instagram and X
+    are listed in Debian's chromium."""
+    cpu = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r"apt-get install[^&]*\bchromium\b", cpu)
