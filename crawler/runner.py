@@ -23,7 +23,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,7 +58,7 @@ class CrawlResult:
     query: Query
     posts: list[Post] = field(default_factory=list)
     stop: str | None = None
-    """``limit``, ``exhausted``, ``max_age``, ``no_new`` or ``since``."""
+    """``limit``, ``exhausted``, ``max_age`` or ``no_new``."""
     pages: int = 0
     too_old: int = 0
     cursor: str | None = None
@@ -77,8 +76,6 @@ def crawl_run(
     limit: int | None = None,
     watch: str | None = None,
     max_age_s: float | None = None,
-    cursor: str | None = None,
-    since: datetime | None = None,
     on_found: Callable[[int], None] | None = None,
 ) -> CrawlResult:
     """List up to ``limit`` posts (default ``settings.crawl.default_limit``) for ``query``.
@@ -115,8 +112,6 @@ def crawl_run(
             "limit": limit,
             "watch": watch,
             "max_age_s": max_age_s,
-            "cursor": cursor,
-            "since": since.isoformat() if since else None,
             "posts_file": str(posts_file),
         }
         job_file.write_text(json.dumps(job))
@@ -266,14 +261,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     settings = Settings(home=Path(job["home"]), crawl=CrawlSettings.model_validate(job["crawl"]))
     source = get_source(job["source"])(settings)
     query = Query(job["query"]["kind"], job["query"]["value"])
-    since = datetime.fromisoformat(job["since"]) if job.get("since") else None
     crawl_job = CrawlJob(
         query=query,
         limit=int(job["limit"]),
         watch=job.get("watch"),
         max_age_s=job.get("max_age_s"),
-        cursor=job.get("cursor"),
-        since=since,
         captures_dir=settings.home / "captures" / source.name,
     )
     with Path(job["posts_file"]).open("a", encoding="utf-8") as out_file:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from crawler.sources.base import (
     Collector,
-    CrawlFailure,
     CrawlJob,
     DiscoverySpider,
     Query,
@@ -47,7 +46,6 @@ def get_source(platform: str) -> type[Source]:
 __all__ = [
     "SOURCES",
     "Collector",
-    "CrawlFailure",
     "CrawlJob",
     "DiscoverySpider",
     "InstagramSource",

@@ -181,15 +181,6 @@ class SourceFailure(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class CrawlFailure:
-    """Why a crawl stopped early (serialisable form of :class:`SourceFailure`)."""
-
-    kind: FailureKind
-    message: str
-    reason: str = "error"
-
-
 @dataclass
 class CrawlJob:
     """What one crawl asks of a source."""
@@ -200,15 +191,11 @@ class CrawlJob:
     max_age_s: float | None = None
     """Posts older than this are not wanted; listings are newest first, so a source may stop
     at the first page whose posts are all older."""
-    cursor: str | None = None
-    """Where the previous crawl of this (source, query) stopped, if the source keeps one."""
-    since: datetime | None = None
-    """The newest post time the previous crawl saw: sources may stop once past it."""
     captures_dir: Path | None = None
     """Folder for screenshots and other captured evidence (under the data home)."""
 
 
-StopReason = Literal["limit", "exhausted", "max_age", "no_new", "since", "failed"]
+StopReason = Literal["limit", "exhausted", "max_age", "no_new", "failed"]
 
 
 @dataclass
