@@ -245,13 +245,15 @@ class Collector:
             self.stop = "limit"
         return True
 
-    def offer_page(self, posts: list[Post]) -> int:
-        """Offer one page of posts; returns how many were new. Sets ``stop`` to ``max_age``
-        when every dated post of the page was too old (listings run newest first)."""
+    def offer_page(self, posts: list[Post], *, newest_first: bool = True) -> int:
+        """Offer one page of posts; returns how many were new. On a listing that runs newest
+        first, sets ``stop`` to ``max_age`` when every dated post of the page was too old;
+        ranked listings (``newest_first=False``) are read on past old posts."""
         self.pages += 1
         new = sum(1 for p in posts if self.offer(p))
         dated = [p for p in posts if p.posted_at is not None]
-        if self.stop is None and dated and all(self.is_too_old(p) for p in dated):
+        too_old = dated and all(self.is_too_old(p) for p in dated)
+        if newest_first and self.stop is None and too_old:
             self.stop = "max_age"
         return new
 

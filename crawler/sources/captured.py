@@ -259,12 +259,7 @@ class CapturedListing:
         for post in posts:
             if self.out.wants(post.post_id) and not self.out.is_too_old(post):
                 self._screenshot(post)
-        if self.chronological:
-            self.out.offer_page(posts)
-        else:
-            self.out.pages += 1
-            for post in posts:
-                self.out.offer(post)
+        self.out.offer_page(posts, newest_first=self.chronological)
 
     def _screenshot(self, post: Post) -> None:
         if self.shots is None or self.job.captures_dir is None:
