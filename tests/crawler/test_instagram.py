@@ -24,8 +24,8 @@ from crawler.replica.generate import generate_site
 from crawler.replica.social import shortcode as replica_shortcode
 from crawler.replica.social import storage_state
 from crawler.sources import InstagramSource
-from crawler.sources.instagram import parse_answer, shortcode
 from crawler.sources.captured import Evidence
+from crawler.sources.instagram import parse_answer, shortcode
 from matcher.decode import sha256_file
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.settings import Settings
