@@ -57,10 +57,10 @@ def crawl(
     Shows live counts while listing and ends with a summary line; the counts are recorded
     per run (``reelwatch watch list`` shows a watch's latest).
     """
-    from reelwatch.cli.ops import replica_running
+    from reelwatch.cli.ops import finish_processing, process_posts, progress_bar, replica_running
     from reelwatch.watches import WatchOptions, parse_duration
     from workers.app import configure
-    from workers.tasks import pipeline, start_post
+    from workers.tasks import pipeline
 
     settings = settings_of(ctx)
     if (hashtag is None) == (query is None):
@@ -83,21 +83,9 @@ def crawl(
 
             found = p.discover_run(platform, text, limit=limit, watch=watch, on_found=on_found)
         if process and found.todo:
-            out.print(
-                f"{found.run.query} on {found.run.source}: {found.run.found} found, "
-                f"{found.run.new} new, {found.run.known} known",
-                soft_wrap=True,
-            )
-            label = "processing" if settings.eager else "queueing"
-            with out.status(f"{label} {len(found.todo)} posts…") as status:
-                for n, key in enumerate(found.todo, start=1):
-                    status.update(f"{label} post {n} of {len(found.todo)}")
-                    start_post(key, watch)
-            if settings.eager:
-                from triage.alerts import flush_pending
-
-                flush_pending(p.store, p.notifiers, settings=settings)
-                p.record_failures(found)
+            with progress_bar(on=out) as progress:
+                process_posts(settings, found.todo, watch, progress, found.run.query)
+            finish_processing(settings, [found])
     if as_json:
         new = set(found.new)
         rows = [_post_row(post, post.key in new) for post in found.posts]

@@ -17,6 +17,7 @@ from reelwatch.settings import Settings
 
 if TYPE_CHECKING:
     from reelwatch.watches import WatchOptions
+    from workers.pipeline import Discovery
 
 watch_app = typer.Typer(help="Watches: saved hashtag crawls.", no_args_is_help=True)
 
@@ -65,7 +66,6 @@ def run_hashtags(
     hashtags: list[str],
     limit: int | None,
     watch: WatchOptions | str | None,
-    process: bool = True,
 ) -> list[str]:
     """Discover posts for each hashtag and start their chains; returns keys sent for work.
 
@@ -75,37 +75,60 @@ def run_hashtags(
     """
     from reelwatch.watches import WatchOptions
     from workers.app import configure
-    from workers.tasks import pipeline, start_post
+    from workers.tasks import pipeline
 
     configure(settings)
     options = WatchOptions.of(watch)
     sent: list[str] = []
+    found = []
     with progress_bar() as progress:
         for tag in hashtags:
             task = progress.add_task(f"crawl #{tag}", total=None)
-            posts, todo = pipeline().discover(platform, tag, limit=limit, watch=options)
-            todo = [k for k in todo if k not in sent]
+            discovery = pipeline().discover_run(platform, tag, limit=limit, watch=options)
+            discovery.todo = [k for k in discovery.todo if k not in sent]
+            n = len(discovery.posts)
             progress.update(
                 task,
-                total=len(posts),
-                completed=len(posts),
-                description=f"#{tag}: {len(posts)} posts, {len(todo)} new",
+                total=n,
+                completed=n,
+                description=f"#{tag}: {n} posts, {len(discovery.todo)} new",
             )
-            if not process:
-                continue
-            label = "process" if settings.eager else "queue"
-            work = progress.add_task(f"{label} #{tag}", total=len(todo))
-            for key in todo:
-                start_post(key, options)
-                sent.append(key)
-                progress.advance(work)
-    if process and settings.eager and sent:
-        # In-process runs have no beat to flush alerts held for a digest: send them now.
-        from triage.alerts import flush_pending
-
-        p = pipeline()
-        flush_pending(p.store, p.notifiers, settings=settings)
+            sent += process_posts(settings, discovery.todo, options, progress, f"#{tag}")
+            found.append(discovery)
+    finish_processing(settings, found)
     return sent
+
+
+def process_posts(
+    settings: Settings,
+    keys: list[str],
+    watch: WatchOptions,
+    progress: Progress,
+    label: str,
+) -> list[str]:
+    """Start the per-post chain of each key (in-process or on the queue), with progress."""
+    from workers.tasks import start_post
+
+    verb = "process" if settings.eager else "queue"
+    work = progress.add_task(f"{verb} {label}", total=len(keys))
+    for key in keys:
+        start_post(key, watch)
+        progress.advance(work)
+    return list(keys)
+
+
+def finish_processing(settings: Settings, found: list[Discovery]) -> None:
+    """After in-process chains: send alerts held for a digest (there is no beat to flush
+    them) and count the posts that failed into each crawl's recorded run."""
+    if not settings.eager or not any(d.todo for d in found):
+        return
+    from triage.alerts import flush_pending
+    from workers.tasks import pipeline
+
+    p = pipeline()
+    flush_pending(p.store, p.notifiers, settings=settings)
+    for discovery in found:
+        p.record_failures(discovery)
 
 
 def _report(settings: Settings, keys: list[str]) -> None:

@@ -166,3 +166,34 @@ def test_transient_download_failure_gives_up_and_is_recorded(settings: Settings)
     assert stored.error is not None and stored.error.startswith("gave up after 5 retries")
     # A recorded failure is not retried by a later chain.
     assert tasks.post_chain(post.key).apply_async().get() is None
+
+
+def test_crawl_command_processes_and_counts_what_failed(world_settings: Settings) -> None:
+    """``reelwatch crawl`` as a user runs it: every new post processed in-process, the
+    matches reported, and the run's summary line counting the corrupt upload as failed."""
+    from crawler.state import CrawlState
+
+    env = {
+        **os.environ,
+        "REELWATCH_HOME": str(world_settings.home),
+        "REELWATCH_CRAWL__SOURCES__REPLICA__BASE_URL": str(
+            ReplicaSource.configured_base_url(world_settings)
+        ),
+        "REELWATCH_DOWNLOAD__ALLOW_PRIVATE_HOSTS": "true",
+    }
+    env.pop("REELWATCH_BROKER_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "reelwatch", "crawl", "--platform", "replica", "--hashtag", TAG],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"#{TAG} on replica: 4 found, 4 new, 0 known, 1 failed (stopped: exhausted)" in (
+        result.stdout
+    )
+    assert "Starfall Station" in result.stdout and "high" in result.stdout
+    with CrawlState.of_home(world_settings.home) as state:
+        [run] = state.runs()
+    assert (run.found, run.new, run.failed, run.stop) == (4, 4, 1, "exhausted")
