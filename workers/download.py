@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yt_dlp
 from yt_dlp.utils import DownloadError, match_filter_func
 
-import crawler
+from crawler.ytdlp import new_youtube_dl
 from matcher.decode import sha256_file
 from reelwatch.errors import InputError, PermanentError, TransientError
 from reelwatch.settings import Settings
@@ -83,32 +82,12 @@ def store_content_addressed(src: Path, media_dir: Path) -> Downloaded:
     return Downloaded(path=dest, sha256=sha, bytes=dest.stat().st_size)
 
 
-class _QuietLogger:
-    """yt-dlp logger that keeps its chatter out of the user's terminal but in our logs."""
-
-    def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
-
-    def error(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
-
-
 def _ydl_options(settings: Settings, workdir: Path) -> dict[str, Any]:
     limits = settings.download
     return {
         "outtmpl": str(workdir / "%(id)s.%(ext)s"),
         "format": "best[ext=mp4]/best",
         "noplaylist": True,
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "logger": _QuietLogger(),
         "max_filesize": int(limits.max_filesize_mb * 1024 * 1024),
         "match_filter": match_filter_func(f"duration <=? {limits.max_duration_s:g}"),
         "socket_timeout": limits.socket_timeout_s,
@@ -127,11 +106,7 @@ def download(settings: Settings, url: str) -> Downloaded:
     workdir = settings.media_dir / "tmp" / uuid.uuid4().hex
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        ydl = yt_dlp.YoutubeDL(_ydl_options(settings, workdir), auto_init=False)
-        with ydl:
-            for extractor in crawler.ytdlp_extractors():
-                ydl.add_info_extractor(extractor())
-            ydl.add_default_info_extractors()
+        with new_youtube_dl(_ydl_options(settings, workdir)) as ydl:
             try:
                 info = ydl.extract_info(url, download=True)
             except DownloadError as exc:

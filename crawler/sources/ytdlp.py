@@ -184,21 +184,6 @@ EntryMapper = Callable[[dict[str, Any], Listed], Post | None]
 """Turns one entry into a Post, or None for an entry that is not a post (a playlist link)."""
 
 
-class _YtDlpLog:
-    """yt-dlp's chatter goes to our debug log; its errors come back as exceptions."""
-
-    def debug(self, msg: str) -> None:
-        logger.debug("yt-dlp: %s", msg)
-
-    info = debug
-
-    def warning(self, msg: str) -> None:
-        logger.info("yt-dlp: %s", msg)
-
-    def error(self, msg: str) -> None:
-        logger.info("yt-dlp: %s", msg)
-
-
 class FlatListing:
     """Lists URLs flat through yt-dlp into a collector.
 
@@ -232,10 +217,6 @@ class FlatListing:
             "ignore_no_formats_error": True,
             "check_formats": False,
             "cachedir": False,
-            "quiet": True,
-            "no_warnings": True,
-            "noprogress": True,
-            "logger": _YtDlpLog(),
             "socket_timeout": self.source.timeout_s,
             "extractor_retries": crawl.retry_times,
             "extractor_args": self.extractor_args,
@@ -253,11 +234,10 @@ class FlatListing:
     def run(self, url: str) -> None:
         """List ``url`` until the collector is full or the listing ends; a failure is raised
         as :class:`SourceFailure` after the entries before it were collected."""
-        import yt_dlp
         from yt_dlp.postprocessor.common import PostProcessor
         from yt_dlp.utils import DownloadCancelled, DownloadError
 
-        import crawler
+        from crawler.ytdlp import new_youtube_dl
 
         remaining = self.out.limit - len(self.out.posts)
         if remaining <= 0:
@@ -276,7 +256,7 @@ class FlatListing:
                     raise Enough()
                 return [], info
 
-        ydl = yt_dlp.YoutubeDL(self.options(remaining), auto_init=False)
+        ydl = new_youtube_dl(self.options(remaining))
         listed = Listed(
             url=url,
             user_agent=str(ydl.params.get("http_headers", {}).get("User-Agent", "")),
@@ -285,9 +265,6 @@ class FlatListing:
             captured_at=utcnow(),
         )
         with ydl:
-            for extractor in crawler.ytdlp_extractors():
-                ydl.add_info_extractor(extractor())
-            ydl.add_default_info_extractors()
             ydl.add_post_processor(EntrySink(), when="pre_process")
             self.out.pages += 1
             try:
