@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from crawler.replica.site import challenge_id
+from crawler.sources.instagram import pk_of_shortcode, shortcode
 from crawler.tiktok_format import script_json
 from reelwatch.models import normalize_hashtag
 
@@ -57,7 +58,6 @@ X_CSRF_COOKIE = "ct0"
 IG_APP_ID = "936619743392459"
 X_SEARCH_QUERY_ID = "nK1dw4oV3k4w5TdtcAdSww"
 X_BEARER = "AAAAAAAAAAAAAAAAAAAAAreplicaWebClient"
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -210,22 +210,11 @@ def _offset(cursor: str) -> int:
 
 
 # -- Instagram --------------------------------------------------------------------------------
-def shortcode(pk: str) -> str:
-    n, out = int(pk), ""
-    while True:
-        n, r = divmod(n, 64)
-        out = _ALPHABET[r] + out
-        if n == 0:
-            return out
-
-
 def _pk(code: str) -> str | None:
-    n = 0
-    for ch in code:
-        if ch not in _ALPHABET:
-            return None
-        n = n * 64 + _ALPHABET.index(ch)
-    return str(n)
+    try:
+        return str(pk_of_shortcode(code))
+    except ValueError:
+        return None
 
 
 def ig_media(handler: Any, item: dict[str, Any]) -> dict[str, Any]:
@@ -819,4 +808,4 @@ ROUTES = [
 ]
 """Path patterns (matched against the whole path) and their answers."""
 
-__all__ = ["ROUTES", "shortcode", "storage_state"]
+__all__ = ["ROUTES", "storage_state"]

@@ -55,6 +55,7 @@ def shortcode(pk: int | str) -> str:
 
 
 def pk_of_shortcode(code: str) -> int:
+    """The media pk of a ``code``; ValueError for a character outside the alphabet."""
     n = 0
     for ch in code:
         n = n * 64 + SHORTCODE_ALPHABET.index(ch)

@@ -21,11 +21,10 @@ import pytest
 from crawler import crawl_run, reason_of
 from crawler.replica import ReplicaServer
 from crawler.replica.generate import generate_site
-from crawler.replica.social import shortcode as replica_shortcode
 from crawler.replica.social import storage_state
 from crawler.sources import InstagramSource
 from crawler.sources.captured import Evidence
-from crawler.sources.instagram import parse_answer, shortcode
+from crawler.sources.instagram import parse_answer, pk_of_shortcode, shortcode
 from matcher.decode import sha256_file
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.settings import Settings
@@ -277,7 +276,8 @@ def test_a_media_without_code_gets_its_shortcode_from_the_pk() -> None:
     page = parse({"sections": [{"layout_content": {"medias": [{"media": media}]}}]})
     assert page is not None
     code = shortcode("3300000000000000007")
-    assert code == replica_shortcode("3300000000000000007")
+    assert pk_of_shortcode(code) == 3300000000000000007
+    assert (shortcode(0), shortcode(63), shortcode(64 * 64 + 1)) == ("A", "_", "BAB")
     assert page.posts[0].url == f"{BASE}/reel/{code}/"
 
 
