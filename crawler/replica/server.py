@@ -82,7 +82,8 @@ class Faults:
     garbage: int = 0
     api_requests: int = 0
     refused: dict[str, int] = field(default_factory=dict)
-    """What a signed replica refused: ``unsigned`` item-list calls, ``media_refused``."""
+    """What a signed replica counted: ``unsigned`` item-list calls refused, ``media_refused``,
+    ``captcha`` pages served, ``sessions_started`` (new session cookies issued)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, what: str) -> None:
@@ -256,10 +257,14 @@ class _Handler(BaseHTTPRequestHandler):
         if token and signing.token_is_valid(self.replica.secret, token):
             return token
         token = signing.new_token(self.replica.secret)
+        self.replica.faults.count("sessions_started")
+        # Persistent cookies, as TikTok sets them (days, not the browser session), so a
+        # profile that is closed and reopened still holds them.
+        lifetime = f"Max-Age={signing.SESSION_MAX_AGE_S}"
         self._set_cookies = [
-            f"{signing.TOKEN_COOKIE}={token}; Path=/; SameSite=Lax",
+            f"{signing.TOKEN_COOKIE}={token}; Path=/; {lifetime}; SameSite=Lax",
             f"{signing.CHAIN_COOKIE}={signing.chain_token(self.replica.secret, token)}; "
-            "Path=/; HttpOnly; SameSite=Lax",
+            f"Path=/; {lifetime}; HttpOnly; SameSite=Lax",
         ]
         return token
 

@@ -22,6 +22,8 @@ from urllib.parse import urlencode
 TOKEN_COOKIE = "msToken"
 CHAIN_COOKIE = "tt_chain_token"
 SIGNATURE_PARAM = "X-Bogus"
+SESSION_MAX_AGE_S = 10 * 86400
+"""How long the session cookies live (TikTok's ``msToken`` lasts days)."""
 
 CAPTCHA_PAGE = (
     b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Security Check'

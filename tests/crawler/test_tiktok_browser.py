@@ -134,6 +134,27 @@ def test_cookies_live_on_in_a_private_storage_state_file(
     crawl_run(settings, "tiktok", "#bridgerton", limit=5)
     token = next(c for c in json.loads(first)["cookies"] if c["name"] == "msToken")
     assert token["value"] in state.read_text(), "the second crawl reused the session"
+    assert signed.faults.refused["sessions_started"] == 1
+
+
+def test_a_persistent_profile_keeps_the_session_between_crawls(
+    settings: Settings, signed: ReplicaServer
+) -> None:
+    profile = settings.home / "browser" / "tiktok-profile"
+    point(settings, signed, profile_dir=str(profile), screenshots=False)
+    for _ in range(2):
+        assert len(crawl_run(settings, "tiktok", "#bridgerton", limit=5).posts) == 5
+    assert signed.faults.refused["sessions_started"] == 1, "the second crawl came back known"
+    assert any(profile.iterdir())
+
+
+def test_without_saved_state_each_crawl_is_a_new_session(
+    settings: Settings, signed: ReplicaServer
+) -> None:
+    point(settings, signed, screenshots=False)
+    for _ in range(2):
+        crawl_run(settings, "tiktok", "#bridgerton", limit=5)
+    assert signed.faults.refused["sessions_started"] == 2
 
 
 def test_a_video_page_url_lists_its_post(settings: Settings, signed: ReplicaServer) -> None:
