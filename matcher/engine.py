@@ -216,7 +216,7 @@ class Matcher:
         return [
             s
             for s in self.catalog.signals
-            if s.references == "assets" and len(self.catalog.index(s))
+            if (s.references == "assets" or s.reads_media) and len(self.catalog.index(s))
         ]
 
     def fingerprint(self, path: Path | str, sha256: str | None = None) -> Fingerprints:
@@ -253,7 +253,7 @@ class Matcher:
         query_text = context.text
         for signal in self.catalog.signals:
             on_titles = signal.references == "titles"
-            if on_titles:
+            if on_titles and not signal.reads_media:
                 fp = signal.fingerprint_text(query_text) if query_text else None
             else:
                 fp = fps.signals.get(signal.name)

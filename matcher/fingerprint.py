@@ -86,8 +86,9 @@ def enabled_signals(settings: Settings) -> list[Signal]:
 
 
 def media_signals(signals: list[Signal]) -> list[Signal]:
-    """The signals that fingerprint media (not title cards and captions)."""
-    return [s for s in signals if s.references == "assets"]
+    """The signals that fingerprint media: those that index assets, and title signals that
+    read their queries from the frames (not title cards and captions)."""
+    return [s for s in signals if s.references == "assets" or s.reads_media]
 
 
 def _decode_key(settings: Settings, role: Role, sample_fps: float) -> str:

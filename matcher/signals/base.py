@@ -234,6 +234,10 @@ class Signal(ABC):
     """The :class:`SignalIndex` subclass that holds this signal's references."""
     visual: ClassVar[bool] = False
     """Hits point at frames: the engine cuts query/reference thumbnails as evidence."""
+    reads_media: ClassVar[bool] = False
+    """For ``references == "titles"`` signals: the query side is read from the media (words
+    burned into the frames) through :meth:`fingerprint`, cached with the media's other
+    fingerprints, instead of from the post's caption through :meth:`fingerprint_text`."""
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -255,6 +259,22 @@ class Signal(ABC):
     @abstractmethod
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
         """Fingerprint decoded media as a reference asset or as a query."""
+
+    def subject_boxes(
+        self, fingerprints: Sequence[Fingerprint], hints: Sequence[Box | None]
+    ) -> list[Box | str | None]:
+        """For a gallery (several reference stills of one subject added together): where the
+        subject is in each, or why that reference is refused (a string).
+
+        ``hints`` are boxes the user gave (``--face-box``), or ``None``. The catalog stores
+        the box on the asset and passes it to :meth:`restrict` whenever it indexes the asset
+        again (``catalog build``). Signals without a subject return ``None`` for each."""
+        return [None] * len(fingerprints)
+
+    def restrict(self, fingerprint: Fingerprint, box: Box | None) -> Fingerprint:
+        """The reference fingerprint narrowed to the subject at ``box`` (unchanged by
+        default, and whenever ``box`` is ``None``)."""
+        return fingerprint
 
     def fingerprint_text(self, text: TextInput) -> Fingerprint:
         """Fingerprint words (signals whose :attr:`references` are ``"titles"``)."""
