@@ -285,8 +285,11 @@ def _line_hit(
         distance=float(dist[p].mean()),
         frames=int(p.size),
         density=min(1.0, p.size / expected),
+        # The evidence pair is the closest frame pair itself, never a time read off the fitted
+        # line: on a sped-up copy the line is a few frames off at its ends, which lands the
+        # reference thumbnail in the next scene after a cut.
         query_time=float(q_t[best]),
-        ref_time=min(max(line.slope * float(q_t[best]) + line.offset, 0.0), ref_len),
+        ref_time=min(max(float(pairs.ref_t[best]), 0.0), ref_len),
         query_frame=int(pairs.q_frame[best]),
         slope=line.slope,
         note=describe(dist[p], False) if describe else "",
