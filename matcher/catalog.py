@@ -7,7 +7,13 @@ Layout under ``settings.catalog_dir``::
     index/                  one index per signal (``copy.faissb`` + reference times)
     manifest.json           which signal versions built the indexes, and their sizes
 
-Adding assets fingerprints only the new files and adds them to the indexes in place. The
+Adding assets fingerprints only the new files and adds them to the indexes in place. An add
+of several files keeps every usable one: each file that cannot be used is refused on its own,
+with why (:class:`Refusal`), before anything of it is stored, so a refused file leaves no copy,
+row or index entry behind. Tracks that do not decode are skipped and noted on the asset
+(:attr:`~reelwatch.models.Asset.notes`). A face gallery (stills of one talent) chooses the
+talent in each still through the signals' :meth:`~matcher.signals.base.Signal.subject_boxes`
+(or the user's boxes), stores the box on the asset and indexes only that subject. The
 indexes can always be rebuilt from the database and files (:meth:`Catalog.build`), and are
 rebuilt automatically when a signal's fingerprint version changes. Writers take a file lock,
 so a CLI ``catalog add`` and a worker can share a catalog.
@@ -21,14 +27,15 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from matcher.decode import probe
-from matcher.fingerprint import enabled_signals, fingerprint_file
+from matcher.decode import frame_size, probe
+from matcher.fingerprint import Fingerprints, enabled_signals, fingerprint_file
 from matcher.signals import signal_class
-from matcher.signals.base import Fingerprint, Signal, SignalIndex, TextInput
+from matcher.signals.base import Box, Fingerprint, Signal, SignalIndex, TextInput
 from reelwatch.errors import InputError
 from reelwatch.models import (
     Asset,
@@ -81,6 +88,84 @@ def title_card(title: Title) -> TextInput:
         hashtags=tuple(title.hashtags),
         names=(title.name, *title.aliases),
     )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A file an add did not take, and why (one line that names the file)."""
+
+    path: Path
+    reason: str
+
+
+class AddedAssets(list[Asset]):
+    """What :meth:`Catalog.add_assets` left in the title, in the order given: new assets and
+    those the title already had. :attr:`refused` lists the files that were not added."""
+
+    def __init__(self, assets: Iterable[Asset] = (), refused: Iterable[Refusal] = ()) -> None:
+        super().__init__(assets)
+        self.refused: list[Refusal] = list(refused)
+
+
+class AssetsRefused(InputError):
+    """No file of an add could be used; :attr:`refused` says why for each. With one file the
+    message is its reason alone."""
+
+    def __init__(self, refused: Sequence[Refusal]) -> None:
+        self.refused = list(refused)
+        if len(self.refused) == 1:
+            message = self.refused[0].reason
+        else:
+            message = "no file added: " + "; ".join(r.reason for r in self.refused)
+        super().__init__(message)
+
+
+def to_frame_box(box: Box, media: Media, max_side: int) -> Box:
+    """A box in pixels of the file (as shown) -> pixels of its decoded frames."""
+    w, h = media.width or 1, media.height or 1
+    fw, fh = frame_size(w, h, max_side)
+    x0, y0, x1, y1 = box
+    return (
+        round(x0 * fw / w),
+        round(y0 * fh / h),
+        max(round(x0 * fw / w) + 1, round(x1 * fw / w)),
+        max(round(y0 * fh / h) + 1, round(y1 * fh / h)),
+    )
+
+
+def to_file_box(box: Box, media: Media, max_side: int) -> Box:
+    """A box in pixels of decoded frames -> pixels of the file (as shown)."""
+    w, h = media.width or 1, media.height or 1
+    fw, fh = frame_size(w, h, max_side)
+    x0, y0, x1, y1 = box
+    return (
+        max(0, round(x0 * w / fw)),
+        max(0, round(y0 * h / fh)),
+        min(w, round(x1 * w / fw)),
+        min(h, round(y1 * h / fh)),
+    )
+
+
+def _box_problem(box: Box, media: Media) -> str | None:
+    x0, y0, x1, y1 = box
+    w, h = media.width or 0, media.height or 0
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        return f"face box {x0},{y0},{x1},{y1} is not inside the {w}x{h} photo"
+    return None
+
+
+@dataclass
+class _Pending:
+    """A file of an add that fingerprinted, waiting for its subject and its place."""
+
+    path: Path
+    media: Media
+    kind: AssetKind
+    fps: Fingerprints
+    hint: Box | None = None
+    box: Box | None = None
+    """The subject, in file pixels (what the asset stores)."""
+    notes: list[str] = field(default_factory=list)
 
 
 def _merge(old: Iterable[str], new: Iterable[str]) -> list[str]:
@@ -407,15 +492,25 @@ class Catalog:
         paths: Iterable[Path | str],
         kind: AssetKind | str = "auto",
         talent: str | None = None,
-    ) -> list[Asset]:
+        face_boxes: Mapping[Path | str, Box] | None = None,
+    ) -> AddedAssets:
         """Add reference files to a title and to every signal's index, incrementally.
 
         Files are copied into the catalog by content, so the originals may move. ``kind``
         ``auto`` tells stills (image) from videos and audio-only files (audio). Re-adding a
-        file the title already has returns the existing asset and changes nothing. All paths
-        are probed before anything is added: ``InputError`` for an unknown title or a
-        missing or non-media file. A file that probes but does not decode (``InputError``
-        too) is not added; the files before it stay added.
+        file the title already has returns the existing asset and changes nothing.
+
+        Every usable file is added; a file that cannot be used (missing, not media, not
+        decodable, no face in a face asset, refused by a signal's subject choice) is listed
+        in the result's ``refused`` with its reason and leaves nothing behind. When no file
+        could be added at all, :class:`AssetsRefused` (an ``InputError``) is raised instead.
+        ``InputError`` too for an unknown title or kind.
+
+        Face assets (the talent's gallery) go through each signal's
+        :meth:`~matcher.signals.base.Signal.subject_boxes`, together with the talent's face
+        assets already in the title, so a group photo keeps the face that agrees with the
+        rest. ``face_boxes`` maps a path (as given) to where the talent is, in pixels of the
+        photo as shown (x0, y0, x1, y1); the chosen box is stored on the asset.
         """
         title = self.get_title(title_id)
         if title is None:
@@ -425,62 +520,180 @@ class Catalog:
                 kind = AssetKind(kind)
             except ValueError:
                 raise InputError(f"unknown asset kind {kind!r}") from None
-        media = [(Path(p), probe(Path(p))) for p in paths]
-        out: list[Asset] = []
+        files = [Path(p) for p in paths]
+        hints = {Path(p).resolve(): box for p, box in (face_boxes or {}).items()}
+        strays = set(hints) - {p.resolve() for p in files}
+        if strays:
+            names = ", ".join(sorted(p.name for p in strays))
+            raise InputError(f"a face box is given for {names}, which is not among the files")
+        refused: list[Refusal] = []
+        probed: list[tuple[Path, Media]] = []
+        for p in files:
+            try:
+                probed.append((p, probe(p)))
+            except InputError as exc:
+                refused.append(Refusal(p, str(exc)))
+        out: dict[str, Asset] = {}
+        """Assets of the add by sha256."""
+        talent_id = slugify(talent) if talent else None
         with self._locked():
             self._load_indexes()
             existing = {a.sha256: a for _, a in self._asset_rows(title.id)}
-            changed = False
-            try:
-                for path, m in media:
-                    if m.sha256 in existing:
-                        out.append(existing[m.sha256])
-                        continue
-                    asset_kind = _asset_kind(m) if kind == "auto" else AssetKind(kind)
-                    # Fingerprint first: a file that probes but will not decode adds nothing.
-                    fingerprints = self._fingerprints(path, m.sha256, asset_kind)
-                    stored = self._store_file(path, m.sha256)
-                    asset = Asset(
-                        id=f"{title.id}-{m.sha256[:12]}",
-                        title_id=title.id,
-                        kind=asset_kind,
-                        path=str(stored.relative_to(self.root)),
-                        sha256=m.sha256,
-                        name=path.name,
-                        duration=m.duration,
-                        talent_id=slugify(talent) if talent else None,
-                    )
-                    with self._db() as db:
-                        cur = db.execute(
-                            "INSERT INTO assets (id, title_id, sha256, data) VALUES (?, ?, ?, ?)",
-                            (asset.id, title.id, m.sha256, asset.model_dump_json()),
+            pending: dict[str, _Pending] = {}
+            for path, m in probed:
+                if m.sha256 in existing:
+                    out[m.sha256] = existing[m.sha256]
+                    continue
+                if m.sha256 in pending:  # the same file twice in one add
+                    continue
+                asset_kind = _asset_kind(m) if kind == "auto" else AssetKind(kind)
+                hint = hints.get(path.resolve())
+                problem = _box_problem(hint, m) if hint is not None else None
+                if hint is not None and asset_kind != AssetKind.FACE:
+                    problem = "a face box applies to face assets (give --talent or --kind face)"
+                if problem:
+                    refused.append(Refusal(path, f"{path.name}: {problem}"))
+                    continue
+                # Fingerprint first: a file that probes but will not decode adds nothing.
+                try:
+                    fps = self._fingerprint(path, m.sha256, asset_kind)
+                except InputError as exc:
+                    refused.append(Refusal(path, str(exc)))
+                    continue
+                if asset_kind == AssetKind.FACE and self._no_face(fps):
+                    refused.append(
+                        Refusal(
+                            path,
+                            f"{path.name}: no face found (a face asset needs a face of at least "
+                            f"{self.settings.matcher.face.min_face_px} px)",
                         )
-                        num = int(cur.lastrowid or 0)
-                    asset.path = str(stored)
-                    for name, fp in fingerprints.items():
-                        self._indexes[name].add(num, fp)
-                    existing[m.sha256] = asset
-                    out.append(asset)
-                    changed = True
+                    )
+                    continue
+                notes = [f"{track} skipped: {why}" for track, why in fps.skipped.items()]
+                pending[m.sha256] = _Pending(path, m, asset_kind, fps, hint=hint, notes=notes)
+            faces = [p for p in pending.values() if p.kind == AssetKind.FACE]
+            if faces:
+                refused.extend(self._choose_subjects(title.id, talent_id, faces))
+            added = False
+            try:
+                for item in pending.values():
+                    if any(r.path == item.path for r in refused):
+                        continue
+                    out[item.media.sha256] = self._store_asset(title, item, talent_id)
+                    added = True
             finally:
-                if changed:  # what was added before a failure stays added, on disk too
+                if added:  # what was added before a failure stays added, on disk too
                     self._save_indexes()
-        if talent:
+        result = AddedAssets([out[m.sha256] for _, m in probed if m.sha256 in out], refused)
+        if not result and refused:
+            raise AssetsRefused(refused)
+        if talent and added:
             self.add_title(title.name, talents=[talent])
-        return out
+        return result
 
-    def _fingerprints(self, path: Path, sha: str, kind: AssetKind) -> dict[str, Fingerprint]:
-        """Reference fingerprints of a file for the signals that index assets of ``kind``."""
-        wanted = [s for s in self.signals if s.references == "assets" and kind in s.asset_kinds]
-        if not wanted:
-            return {}
-        fps = fingerprint_file(path, self.settings, sha, role="reference", signals=wanted)
-        if kind == AssetKind.FACE and not len(fps.signals.get("face", {}).get("descriptors", [])):
-            raise InputError(
-                f"{path.name}: no face found (a face asset needs a frontal face of at least "
-                f"{self.settings.matcher.face.min_face_px} px)"
+    def _store_asset(self, title: Title, item: _Pending, talent_id: str | None) -> Asset:
+        """Copy, record and index one accepted file (under the lock, indexes loaded)."""
+        m = item.media
+        stored = self._store_file(item.path, m.sha256)
+        asset = Asset(
+            id=f"{title.id}-{m.sha256[:12]}",
+            title_id=title.id,
+            kind=item.kind,
+            path=str(stored.relative_to(self.root)),
+            sha256=m.sha256,
+            name=item.path.name,
+            duration=m.duration,
+            talent_id=talent_id,
+            notes=item.notes,
+            face_box=item.box,
+        )
+        with self._db() as db:
+            cur = db.execute(
+                "INSERT INTO assets (id, title_id, sha256, data) VALUES (?, ?, ?, ?)",
+                (asset.id, title.id, m.sha256, asset.model_dump_json()),
             )
-        return {s.name: fps.signals[s.name] for s in wanted}
+            num = int(cur.lastrowid or 0)
+        asset.path = str(stored)
+        for name, fp in self._reference_fingerprints(item.fps, item.kind, item.box).items():
+            self._indexes[name].add(num, fp)
+        return asset
+
+    def _choose_subjects(
+        self, title_id: str, talent_id: str | None, faces: list[_Pending]
+    ) -> list[Refusal]:
+        """Set each face file's subject box through the signals' ``subject_boxes``; the
+        refusals of files a signal will not take.
+
+        The talent's face assets already in the title come first, with their stored boxes as
+        hints, so new stills are judged against the whole gallery. Of several signals with an
+        opinion, the first (in settings order) to give a box sets it: one box per asset,
+        which every signal is then restricted to, at add and at rebuild alike."""
+        max_side = self.settings.matcher.decode_max_side
+        gallery: list[tuple[Fingerprints, Box | None]] = []
+        for _, asset in self._asset_rows(title_id):
+            if asset.kind == AssetKind.FACE and asset.talent_id == talent_id:
+                try:
+                    fps = self._fingerprint(Path(asset.path), asset.sha256, asset.kind)
+                except InputError as exc:
+                    log.warning(
+                        "gallery asset %s left out of the subject choice: %s", asset.id, exc
+                    )
+                    continue
+                box = asset.face_box
+                gallery.append((fps, to_frame_box(box, fps.media, max_side) if box else None))
+        refused: list[Refusal] = []
+        for s in self._wanted(AssetKind.FACE):
+            live = [f for f in faces if not any(r.path == f.path for r in refused)]
+            if not live:
+                break
+            prints = [g.signals[s.name] for g, _ in gallery] + [f.fps.signals[s.name] for f in live]
+            hints = [h for _, h in gallery] + [
+                to_frame_box(f.hint, f.media, max_side) if f.hint else None for f in live
+            ]
+            chosen = s.subject_boxes(prints, hints)[len(gallery) :]
+            for item, choice in zip(live, chosen, strict=True):
+                if isinstance(choice, str):
+                    refused.append(Refusal(item.path, f"{item.path.name}: {choice}"))
+                elif choice is not None and item.box is None:
+                    item.box = to_file_box(choice, item.media, max_side)
+        for item in faces:  # a user's box stands even when no signal returns one
+            if item.box is None and item.hint is not None:
+                item.box = item.hint
+        return refused
+
+    def _wanted(self, kind: AssetKind) -> list[Signal]:
+        return [s for s in self.signals if s.references == "assets" and kind in s.asset_kinds]
+
+    def _fingerprint(self, path: Path, sha: str, kind: AssetKind) -> Fingerprints:
+        """Reference fingerprints of a file for the signals that index assets of ``kind``."""
+        wanted = self._wanted(kind)
+        return fingerprint_file(path, self.settings, sha, role="reference", signals=wanted)
+
+    def _no_face(self, fps: Fingerprints) -> bool:
+        face = fps.signals.get("face")
+        return face is not None and not len(face.get("descriptors", []))
+
+    def _reference_fingerprints(
+        self, fps: Fingerprints, kind: AssetKind, box: Box | None
+    ) -> dict[str, Fingerprint]:
+        """What each signal indexes of an asset: its fingerprint, narrowed to the stored
+        subject ``box`` (file pixels) when there is one."""
+        frame_box = (
+            to_frame_box(box, fps.media, self.settings.matcher.decode_max_side) if box else None
+        )
+        return {
+            s.name: s.restrict(fps.signals[s.name], frame_box) if frame_box else fps.signals[s.name]
+            for s in self._wanted(kind)
+        }
+
+    def discard_empty_title(self, title_id: str) -> bool:
+        """Remove a title that has no assets (one made for an add that added nothing); a
+        title with assets stays. Returns whether it was removed."""
+        with self._locked():
+            if self.get_title(title_id) is None or self._asset_rows(title_id):
+                return False
+            self.remove_title(title_id)
+            return True
 
     def build(self) -> dict[str, int]:
         """Rebuild every index from the stored assets (fingerprints come from the cache).
@@ -491,8 +704,9 @@ class Catalog:
             self._indexes = {s.name: s.new_index() for s in self.signals}
             rows = self._asset_rows()
             for num, asset in rows:
-                for name, fp in self._fingerprints(
-                    Path(asset.path), asset.sha256, asset.kind
+                fps = self._fingerprint(Path(asset.path), asset.sha256, asset.kind)
+                for name, fp in self._reference_fingerprints(
+                    fps, asset.kind, asset.face_box
                 ).items():
                     self._indexes[name].add(num, fp)
             titles = self.titles()

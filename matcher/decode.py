@@ -9,6 +9,12 @@ a truncated or corrupt video raise :class:`~reelwatch.errors.InputError` with on
 the file. Decoding is bounded (``max_frames``, the file's own length), so corrupt input cannot
 make it loop forever.
 
+Streams are judged one by one: real files often carry one good track beside a broken one (an
+AVI whose audio codec data is damaged, a clip whose video is garbage under a clean
+soundtrack). A broken track is skipped and said so in :attr:`Decoded.skipped`, and the media
+is fingerprinted from the other; only a file where nothing decodes is an error. Stills are
+turned upright by their EXIF orientation, as every viewer shows them.
+
 Fixed-rate sampling misses short shots: at 2 fps a 0.4 s shot may have no sample at all, and
 fast-cut edits are made of such shots. With ``keyframes=True`` decoding also keeps the first
 frame after each scene cut (see :func:`decode`).
@@ -21,12 +27,12 @@ import logging
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reelwatch.errors import InputError
 from reelwatch.models import Media
@@ -50,7 +56,8 @@ class Decoded:
     frames are scaled so their longer side is at most the decode ``max_side``. ``audio`` is
     mono ``float32`` at ``sample_rate`` when audio was asked for and present, else ``None``.
     ``cuts`` marks the frames that are the first after a scene cut when decoding looked for
-    cuts (``keyframes=True``), else it is ``None``.
+    cuts (``keyframes=True``), else it is ``None``. ``skipped`` names each track that was
+    left out because it does not decode (``"video"``, ``"audio"``) with why, in words.
     """
 
     media: Media
@@ -60,6 +67,7 @@ class Decoded:
     audio: np.ndarray | None = None
     sample_rate: int | None = None
     cuts: np.ndarray | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -86,7 +94,10 @@ def check_file(path: Path) -> int:
 
 
 def _open_still(path: Path) -> Image.Image | None:
-    """The image if ``path`` is a single-frame still Pillow can read, else ``None``."""
+    """The image if ``path`` is a single-frame still Pillow can read, else ``None``.
+
+    The image is as stored (pixels not loaded yet): use :func:`_still_size` and
+    :func:`_still_pixels`, which apply its EXIF orientation."""
     try:
         img = Image.open(path)
     except (UnidentifiedImageError, OSError, ValueError):
@@ -95,6 +106,23 @@ def _open_still(path: Path) -> Image.Image | None:
         img.close()
         return None
     return img
+
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = frozenset({5, 6, 7, 8})
+"""EXIF orientations that turn the picture a quarter (width and height swap)."""
+
+
+def _still_size(still: Image.Image) -> tuple[int, int]:
+    """Width and height of the still as shown (after its EXIF orientation), read from the
+    header alone."""
+    try:
+        orientation = still.getexif().get(_EXIF_ORIENTATION)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: show it as stored
+        orientation = None
+    if orientation in _TRANSPOSED:
+        return still.height, still.width
+    return still.width, still.height
 
 
 def _av_reason(exc: Exception) -> str:
@@ -133,13 +161,14 @@ def _open_container(path: Path) -> av.container.InputContainer:
 
 
 def _still_media(path: Path, sha: str, size: int, still: Image.Image) -> Media:
+    width, height = _still_size(still)
     return Media(
         sha256=sha,
         path=str(path),
         bytes=size,
         duration=0.0,
-        width=still.width,
-        height=still.height,
+        width=width,
+        height=height,
         fps=None,
         video_codec=(still.format or "image").lower(),
     )
@@ -192,8 +221,18 @@ def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, round(width * scale)) // 2 * 2, max(2, round(height * scale)) // 2 * 2
 
 
+def frame_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size (even width, even height) decoded frames of ``width`` x ``height`` media have
+    for ``max_side``: boxes found on decoded frames scale back to the file's pixels by it."""
+    return _fit(width, height, max_side)
+
+
 def _still_pixels(still: Image.Image, max_side: int) -> np.ndarray:
-    rgb = still.convert("RGB")
+    try:
+        upright = ImageOps.exif_transpose(still)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: use it as stored
+        upright = still
+    rgb = upright.convert("RGB")
     return np.asarray(rgb.resize(_fit(rgb.width, rgb.height, max_side), Image.Resampling.BILINEAR))
 
 
@@ -323,6 +362,7 @@ def decode(
     n_keyframes = 0
     last_key_t = -math.inf
     keyframe_cap = max_frames // 4 if max_keyframes is None else max_keyframes
+    tracks = {"video": _Track(), "audio": _Track()}
     with _open_container(path) as container:
         media = _container_media(path, sha, size_bytes, container)
         vs = container.streams.video[0] if container.streams.video else None
@@ -337,7 +377,21 @@ def decode(
         n_video = 0
         try:
             for packet in container.demux(*streams):
-                for frame in packet.decode():
+                track = tracks[packet.stream.type]
+                if track.broken:
+                    if all(tracks[s.type].broken for s in streams):
+                        break
+                    continue
+                try:
+                    got = packet.decode()
+                except av.FFmpegError as exc:
+                    track.failed(packet, exc)
+                    if packet.stream is aus and packet.duration and packet.time_base:
+                        gap = round(float(packet.duration * packet.time_base) * audio_rate)
+                        audio_chunks.append(np.zeros(gap, np.float32))  # keep the timeline
+                    continue
+                track.decoded(packet, len(got))
+                for frame in got:
                     if isinstance(frame, av.VideoFrame):
                         t = frame.time if frame.time is not None else n_video / fps
                         n_video += 1
@@ -366,20 +420,34 @@ def decode(
                     elif isinstance(frame, av.AudioFrame):
                         for rf in resampler.resample(frame):
                             audio_chunks.append(rf.to_ndarray().reshape(-1))
-                if capped and aus is None:
+                if capped and (aus is None or tracks["audio"].broken):
                     break
         except av.FFmpegError as exc:
-            if not frames:
+            # The container itself stops being readable: every track ends here.
+            if not frames and not audio_chunks:
                 raise InputError(f"{path.name}: corrupt video ({_av_reason(exc)})") from None
             raise InputError(
                 f"{path.name}: truncated or corrupt video (decoding failed after {last_t:.1f} s:"
                 f" {_av_reason(exc)})"
             ) from None
 
-    if vs is not None and not frames:
-        raise InputError(f"{path.name}: truncated or corrupt video (no decodable frames)")
+    skipped = {
+        kind: f"undecodable {kind} track ({why})"
+        for kind, stream in (("video", vs), ("audio", aus))
+        if stream is not None and (why := tracks[kind].why_unusable()) is not None
+    }
+    if "video" in skipped:
+        frames, times, cuts = [], [], []
+    if "audio" in skipped:
+        audio_chunks = []
+    if vs is not None and "video" in skipped and (aus is None or "audio" in skipped):
+        raise InputError(f"{path.name}: corrupt video: {'; '.join(skipped.values())}")
+    if aus is not None and "audio" in skipped and vs is None:
+        raise InputError(f"{path.name}: corrupt audio: {skipped['audio']}")
+    for kind, why in skipped.items():
+        log.warning("%s: %s skipped: %s", path.name, kind, why)
     declared = media.duration or 0.0
-    if vs is not None and not capped and declared > 0:
+    if vs is not None and "video" not in skipped and not capped and declared > 0:
         decoded_to = last_t + 1.0 / fps
         if decoded_to < declared - max(1.0, 0.1 * declared):
             raise InputError(
@@ -394,7 +462,48 @@ def decode(
         audio=audio,
         sample_rate=audio_rate if audio is not None else None,
         cuts=np.asarray(cuts, dtype=bool) if keyframes else None,
+        skipped=skipped,
     )
+
+
+BROKEN_SHARE = 0.5
+"""A track whose packets fail to decode more often than this is broken and skipped whole;
+rarer failures (a damaged packet here and there) are decoded around."""
+BROKEN_MIN_PACKETS = 8
+"""Failures in the first packets of a track judge it before its share can be known."""
+
+
+@dataclass
+class _Track:
+    """How decoding one track goes, packet by packet."""
+
+    packets: int = 0
+    bad: int = 0
+    frames: int = 0
+    error: str = ""
+
+    @property
+    def broken(self) -> bool:
+        """So many packets failed, with none decoded, that reading on would be wasted."""
+        return self.frames == 0 and self.bad >= BROKEN_MIN_PACKETS
+
+    def failed(self, packet: av.Packet, exc: Exception) -> None:
+        self.packets += 1
+        self.bad += 1
+        self.error = self.error or _av_reason(exc)
+
+    def decoded(self, packet: av.Packet, frames: int) -> None:
+        if packet.size:  # the empty packet at the end only flushes the decoder
+            self.packets += 1
+        self.frames += frames
+
+    def why_unusable(self) -> str | None:
+        """Why the track is skipped, or ``None`` when it is used."""
+        if self.frames == 0:
+            return self.error or "no decodable frames"
+        if self.bad > BROKEN_SHARE * max(1, self.packets):
+            return f"{self.bad} of {self.packets} packets do not decode: {self.error}"
+        return None
 
 
 def grab_frames(

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 _META = "__meta__"
 
+DECODE_VERSION = "upright"
+"""Changes when decoding changes what signals see (stills turned by their EXIF orientation),
+so fingerprints cached before are recomputed."""
+
 
 @dataclass
 class Fingerprints:
@@ -42,6 +46,10 @@ class Fingerprints:
     decoded: Decoded | None = None
     keys: dict[str, str] = field(default_factory=dict)
     """Each signal's :meth:`~matcher.signals.base.Signal.config_key` when it was computed."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Tracks left out because they do not decode, with why (see
+    :attr:`~matcher.decode.Decoded.skipped`); kept in the cache, so a fingerprint read back
+    still says that its audio (say) was never heard."""
 
     def only(self, names: Iterable[str]) -> Fingerprints:
         """The same fingerprints restricted to ``names``."""
@@ -95,7 +103,7 @@ def _decode_key(settings: Settings, role: Role, sample_fps: float) -> str:
     m = settings.matcher
     return (
         f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}"
-        f"|audio={m.audio_rate}|kf={int(m.scene_keyframes)}"
+        f"|audio={m.audio_rate}|kf={int(m.scene_keyframes)}|{DECODE_VERSION}"
     )
 
 
@@ -124,6 +132,7 @@ def _load(path: Path, decode_key: str, media_path: Path) -> Fingerprints | None:
     media = Media.model_validate(meta["media"]).model_copy(update={"path": str(media_path)})
     fps = Fingerprints(media, meta["role"], signals, float(meta["sample_fps"]))
     fps.keys = {k: v for k, v in keys.items() if k in signals}
+    fps.skipped = dict(meta.get("skipped", {}))
     return fps
 
 
@@ -134,6 +143,7 @@ def _save(path: Path, decode_key: str, fps: Fingerprints) -> None:
         "role": fps.role,
         "sample_fps": fps.sample_fps,
         "media": fps.media.model_dump(mode="json"),
+        "skipped": fps.skipped,
     }
     arrays = {f"{sig}/{k}": v for sig, fp in fps.signals.items() for k, v in fp.items()}
     arrays[_META] = np.array(json.dumps(meta))
@@ -182,6 +192,7 @@ def fingerprint_file(
     )
     fps = cached or Fingerprints(decoded.media, role, {}, sample_fps)
     fps.decoded = decoded
+    fps.skipped.update(decoded.skipped)
     for s in missing:
         fps.signals[s.name] = s.fingerprint(decoded, role)
         fps.keys[s.name] = s.config_key()

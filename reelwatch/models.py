@@ -216,6 +216,12 @@ class Asset(BaseModel):
     duration: float | None = None
     talent_id: str | None = None
     added_at: datetime = Field(default_factory=utcnow)
+    notes: list[str] = Field(default_factory=list)
+    """What of the file is not used, and why ("audio skipped: undecodable audio track (...)")."""
+    face_box: tuple[int, int, int, int] | None = None
+    """Where the talent is in a face asset: x0, y0, x1, y1 in pixels of the file as shown
+    (after EXIF orientation), whatever size frames are decoded at; ``None`` when the face
+    signal chose it alone or the still holds only the talent."""
 
 
 class Segment(BaseModel):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from matcher.catalog import Catalog
+from matcher.catalog import AssetsRefused, Catalog
 from reelwatch.demo.content import DemoContent
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
@@ -72,20 +72,28 @@ def _poster() -> np.ndarray:
     return load_photo("rocket")
 
 
-def test_bad_assets_are_input_errors_and_add_nothing(
+def test_bad_assets_are_refused_one_by_one_and_leave_nothing(
     settings: Settings, demo: DemoContent, tmp_path: Path
 ) -> None:
     cat = Catalog(settings)
     cat.add_title("The Roastery")
     text = tmp_path / "notes.txt"
     text.write_text("not a video")
-    with pytest.raises(InputError, match="no such file"):
-        cat.add_assets("the-roastery", [demo.titles[1].references[0], tmp_path / "missing.mp4"])
     with pytest.raises(InputError, match=r"notes\.txt: not a video"):
         cat.add_assets("the-roastery", [text])
+    with pytest.raises(AssetsRefused, match=r"no file added: .*no such file.*notes\.txt") as err:
+        cat.add_assets("the-roastery", [tmp_path / "missing.mp4", text])
+    assert [r.path.name for r in err.value.refused] == ["missing.mp4", "notes.txt"]
     with pytest.raises(InputError, match="no title"):
         cat.add_assets("unknown-title", [demo.titles[1].references[0]])
     assert cat.is_empty()
+    assert not (settings.catalog_dir / "files").exists()
+
+    good = demo.titles[1].references[0]
+    added = cat.add_assets("the-roastery", [good, tmp_path / "missing.mp4"])
+    assert [a.name for a in added] == [good.name]
+    [refusal] = added.refused
+    assert refusal.path.name == "missing.mp4" and "no such file" in refusal.reason
 
 
 def test_a_file_that_probes_but_does_not_decode_is_not_added(
@@ -110,10 +118,12 @@ def test_a_file_that_probes_but_does_not_decode_is_not_added(
 
     cat = Catalog(settings)
     cat.add_title("The Roastery")
-    with pytest.raises(InputError, match="truncated"):
-        cat.add_assets("the-roastery", [good, cut])
+    added = cat.add_assets("the-roastery", [cut, good])
+    [refusal] = added.refused
+    assert refusal.path == cut and "truncated" in refusal.reason
     [asset] = cat.assets("the-roastery")
-    assert asset.name == good.name
+    assert added == [asset] and asset.name == good.name
+    assert len(list((settings.catalog_dir / "files").rglob("*.*"))) == 1  # no copy of cut.mp4
     assert cat.add_assets("the-roastery", [good]) == [asset]
     assert len(Catalog(settings).index("copy")) == len(cat.index("copy")) > 0
 
