@@ -492,7 +492,7 @@ class Catalog:
         paths: Iterable[Path | str],
         kind: AssetKind | str = "auto",
         talent: str | None = None,
-        face_boxes: Mapping[Path | str, Box] | None = None,
+        face_boxes: Mapping[Path, Box] | Mapping[str, Box] | None = None,
     ) -> AddedAssets:
         """Add reference files to a title and to every signal's index, incrementally.
 

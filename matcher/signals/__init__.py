@@ -11,6 +11,7 @@ from matcher.signals.base import Signal, SignalHit, SignalIndex, TextInput
 from matcher.signals.copy import PdqCopySignal
 from matcher.signals.embedding import ClipEmbeddingSignal
 from matcher.signals.face import DlibFaceSignal
+from matcher.signals.melody import BasicPitchMelodySignal
 from matcher.signals.text import MiniLmTextSignal
 from reelwatch.registry import index_by_name, lookup
 
@@ -20,6 +21,7 @@ SIGNALS: tuple[type[Signal], ...] = (
     ChromaprintAudioSignal,
     MiniLmTextSignal,
     ClipEmbeddingSignal,
+    BasicPitchMelodySignal,
 )
 _BY_NAME = index_by_name("signal", SIGNALS, lambda s: s.name)
 
@@ -31,6 +33,7 @@ def signal_class(name: str) -> type[Signal]:
 
 __all__ = [
     "SIGNALS",
+    "BasicPitchMelodySignal",
     "ChromaprintAudioSignal",
     "ClipEmbeddingSignal",
     "DlibFaceSignal",

@@ -9,7 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from reelwatch.cli import console, settings_of
+from reelwatch.cli import console, err_console, settings_of
+from reelwatch.errors import InputError
+
+Box = tuple[int, int, int, int]
 
 app = typer.Typer(
     help="Manage the IP catalog: titles and their reference media.", no_args_is_help=True
@@ -31,28 +34,101 @@ def add(
     kind: Annotated[
         str, typer.Option(help="auto|video|image|audio|face (auto: face when --talent is given)")
     ] = "auto",
+    face_box: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--face-box",
+            metavar="[PHOTO=]X0,Y0,X1,Y1",
+            help="Where the talent is in a photo, in pixels of the photo as a viewer shows it "
+            "(left, top, right, bottom). Repeatable, one per photo: PHOTO=X0,Y0,X1,Y1, where "
+            "PHOTO is one of the files given (its path or file name); the PHOTO= part may be "
+            "left out when a single file is given. Without it the face that agrees with the "
+            "rest of the talent's gallery is chosen.",
+        ),
+    ] = None,
 ) -> None:
     """Add reference media to a title (creating the title if new) and index it.
 
     Photos of an actor go in as face assets of each title they play in:
-    ``--talent 'Jane Doe' photo1.jpg photo2.jpg`` (the talent's gallery)."""
-    from matcher.catalog import Catalog
+    ``--talent 'Jane Doe' photo1.jpg photo2.jpg`` (the talent's gallery).
 
+    Every usable file is added; each file that cannot be used is named on stderr with why,
+    and leaves nothing behind. The exit status is 0 when at least one file is in the title
+    afterwards, 1 when none could be added (then a title this command created is removed
+    again)."""
+    from matcher.catalog import AssetsRefused, Catalog
+
+    boxes = _parse_face_boxes(face_box or [], paths)
     catalog = Catalog(settings_of(ctx))
+    existed = catalog.get_title(title) is not None
     t = catalog.add_title(
         title,
         owner=owner,
         aliases=alias or [],
         hashtags=hashtag or [],
         description=description,
-        talents=[talent] if talent else [],
     )
     if kind == "auto" and talent:
         kind = "face"
-    assets = catalog.add_assets(t.id, paths, kind=kind, talent=talent)
+    try:
+        assets = catalog.add_assets(t.id, paths, kind=kind, talent=talent, face_boxes=boxes)
+    except InputError as exc:
+        if not existed:
+            catalog.discard_empty_title(t.id)
+        if isinstance(exc, AssetsRefused) and len(exc.refused) > 1:
+            for r in exc.refused:
+                err_console.print(f"refused {r.reason}")
+            raise InputError(
+                f"nothing added to {t.name}: all {len(exc.refused)} files were refused"
+            ) from None
+        raise
     console.print(f"{t.name} ({t.id}): {len(assets)} asset(s) indexed", style="bold")
     for a in assets:
-        console.print(f"  {a.kind.value:6} {a.id}  {a.name}")
+        console.print(f"  {a.kind.value:6} {a.id}  {a.name}{_box_text(a.face_box)}")
+        for note in a.notes:
+            console.print(f"         note: {note}")
+    for r in assets.refused:
+        err_console.print(f"refused {r.reason}")
+
+
+def _box_text(box: Box | None) -> str:
+    return f"  face at {','.join(map(str, box))}" if box else ""
+
+
+def _parse_face_boxes(specs: list[str], paths: list[Path]) -> dict[Path, Box]:
+    """``--face-box`` values -> boxes by the path they apply to; ``InputError`` for a box
+    that is not four pixel numbers or names no file of the add."""
+    boxes: dict[Path, Box] = {}
+    for spec in specs:
+        photo, sep, coords = spec.rpartition("=")
+        if not sep:
+            if len(paths) != 1:
+                raise InputError(
+                    f"--face-box {spec}: name the photo (--face-box PHOTO=X0,Y0,X1,Y1) when "
+                    f"several files are given"
+                )
+            target = paths[0]
+        else:
+            hits = [p for p in paths if p.resolve() == Path(photo).resolve()] or [
+                p for p in paths if p.name == photo
+            ]
+            if len(set(hits)) != 1:
+                problem = "is not one of the files given" if not hits else "names several files"
+                raise InputError(f"--face-box {spec}: {photo} {problem}")
+            target = hits[0]
+        try:
+            box = tuple(int(v) for v in coords.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not 0 <= box[0] < box[2] or not 0 <= box[1] < box[3]:
+            raise InputError(
+                f"--face-box {spec}: expected X0,Y0,X1,Y1 in whole pixels with X0 < X1 and "
+                f"Y0 < Y1 (left, top, right, bottom)"
+            )
+        if target in boxes:
+            raise InputError(f"--face-box: two boxes for {target.name}")
+        boxes[target] = (box[0], box[1], box[2], box[3])
+    return boxes
 
 
 @app.command("list")
@@ -91,6 +167,13 @@ def list_(
             t.policy.describe(),
         )
     console.print(table)
+    noted = [a for t in titles for a in catalog.assets(t.id) if a.notes or a.face_box]
+    if noted:
+        console.print("assets with notes:")
+        for a in noted:
+            console.print(f"  {a.id}  {a.name}{_box_text(a.face_box)}")
+            for note in a.notes:
+                console.print(f"    note: {note}")
     status = signal_status(catalog.settings)
     console.print(
         "signals: "
