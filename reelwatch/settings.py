@@ -134,6 +134,27 @@ class EmbeddingSettings(BaseModel):
     """Cosine similarity of frame embeddings that counts as a frame hit."""
 
 
+class MelodySettings(BaseModel):
+    """The ``melody`` signal: basic-pitch notes, interval/rhythm n-grams. A lead: its score
+    stays under the high tier (see matcher/signals/melody.py)."""
+
+    model_path: Path | None = None
+    """basic-pitch's ``nmp.onnx``; defaults to the one in the installed ``basic-pitch``."""
+    threads: int = 2
+    """CPU threads of the model (onnxruntime intra-op)."""
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.3
+    min_note_s: float = 0.08
+    ngram_notes: int = 5
+    """Notes per hashed n-gram (n - 1 intervals, n - 2 rhythm ratios)."""
+    min_run: int = 4
+    """Agreeing n-grams in one chain (on one tempo line) that make a hit."""
+    min_surprise_bits: float = 10.0
+    """Bits above chance a chain must say to be a hit (see matcher/signals/melody.py)."""
+    max_score: float = 0.6
+    """The most the melody alone can score (kept under ``high_threshold``)."""
+
+
 class MatcherSettings(BaseModel):
     signals: list[str] = Field(
         default_factory=lambda: ["copy", "face", "audio", "text", "embedding"]
@@ -171,6 +192,7 @@ class MatcherSettings(BaseModel):
     audio: AudioSettings = Field(default_factory=AudioSettings)
     text: TextSettings = Field(default_factory=TextSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    melody: MelodySettings = Field(default_factory=MelodySettings)
 
 
 class StoreSettings(BaseModel):

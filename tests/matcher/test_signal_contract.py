@@ -16,6 +16,7 @@ def test_signal_names_derive_from_class_names() -> None:
     assert _name_from_class("ChromaprintAudioSignal") == "audio"
     assert _name_from_class("DlibFaceSignal") == "face"
     assert _name_from_class("MiniLmTextSignal") == "text"
+    assert _name_from_class("BasicPitchMelodySignal") == "melody"
 
 
 def test_every_registered_signal_runs_the_contract() -> None:
