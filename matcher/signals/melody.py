@@ -703,7 +703,7 @@ class BasicPitchMelodySignal(Signal):
             slope=round(float(slope), 4),
             note=(
                 f"melody: {notes} notes agree, transposed {-shift:+d} semitones, "
-                f"tempo {1 / slope:.2f}x ({bits:.0f} bits above chance)"
+                f"tempo {slope:.2f}x ({bits:.0f} bits above chance)"
             ),
         )
 

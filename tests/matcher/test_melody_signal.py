@@ -251,6 +251,7 @@ def test_a_replayed_theme_is_a_medium_lead_at_the_right_time(library: Library, n
     assert best.query_start == pytest.approx(start, abs=1.0)
     assert best.query_end <= duration
     assert f"transposed {int(kw.get('transpose', 0)):+d} semitones" in best.note
+    assert f"tempo {tempo:.2f}x" in best.note
     assert best.query_frame == -1
 
 
