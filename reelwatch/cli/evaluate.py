@@ -38,11 +38,15 @@ def evaluate(
 ) -> None:
     """Evaluate matching on a labelled set made from reference media.
 
-    Copies of each reference under the transformations re-uploaders use (crops, mirror, 9:16
-    letterbox, overlays, picture-in-picture, speed and frame-rate changes, heavy re-encoding),
-    its soundtrack under other pictures with speech on top, and distractors. Prints
-    micro-average precision (VSC 2022) per signal and fused, recall at the high tier, false
-    high-confidence matches, recall per transformation and segment timing errors.
+    Copies of each reference under the transformations re-uploaders use (crops down to 60%,
+    mirror, ±5° rotations, 9:16 letterboxes, overlays, picture-in-picture, speed changes with
+    their pitch, frame-rate changes, heavy re-encoding, an AVI whose audio track is broken),
+    its soundtrack under other pictures with a voice-over below, as loud as and 4 dB over
+    the music, group photos of a talent, and distractors. Built-in titles add re-created
+    theme melodies, other cues of the same soundtracks (distractors) and title names burned
+    into unrelated footage. Prints micro-average precision (VSC 2022) per signal and fused,
+    recall at the high tier, false high-confidence matches, recall per family and segment
+    timing errors.
     """
     from matcher.evaluation import EvalQuery, EvalReference, EvalSet, format_result, run_eval
     from reelwatch.demo.evalset import build_queries, find_references, write_builtin_references

@@ -125,19 +125,27 @@ def voice_over(
 # Music -------------------------------------------------------------------------------------
 
 
-def song(seconds: float, seed: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def song(
+    seconds: float, seed: int, sample_rate: int = SAMPLE_RATE, *, cue: int | None = None
+) -> np.ndarray:
     """A seeded stereo track ``(2, n)``: the demo melody over a bass line and hi-hats.
 
     Richer than :func:`reelwatch.demo.media.melody` alone (low and high bands carry content,
     as in real soundtracks), and long ones are cheap, so tests can cut short excerpts from
     minutes of reference audio.
+
+    ``cue`` makes another cue of the same soundtrack: same key, tempo and instruments (lead,
+    bass, hi-hats), other notes and another bass line. It resembles the track without
+    repeating any of it, as two scenes' music in one film does.
     """
     rng = np.random.default_rng(seed + 7919)
     n = round(seconds * sample_rate)
-    lead = melody(seconds, seed, sample_rate)
+    lead = melody(seconds, seed, sample_rate, notes_seed=None if cue is None else seed * 1000 + cue)
     t = np.arange(n) / sample_rate
     beat = 60.0 / rng.uniform(90, 130)
     bass_root = 55.0 * 2 ** (rng.integers(0, 12) / 12)
+    if cue is not None:
+        rng = np.random.default_rng((seed, cue))
     steps = rng.choice([0, 3, 5, 7, 10], size=int(seconds / (4 * beat)) + 2)
     bar = np.minimum((t / (4 * beat)).astype(int), len(steps) - 1)
     freq = bass_root * 2.0 ** (steps[bar] / 12)

@@ -36,7 +36,7 @@ from reelwatch.demo import audio, media
 from reelwatch.demo.media import Clip
 from reelwatch.errors import InputError
 
-SET_VERSION = 3
+SET_VERSION = 4
 MEDIA_SUFFIXES = frozenset(
     {".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi", ".jpg", ".jpeg", ".png", ".webp"}
     | {".wav", ".m4a", ".mp3", ".aac", ".flac", ".ogg", ".opus"}
@@ -122,7 +122,16 @@ BUILTIN_FACES = {
     "others": ("biden.jpg",),
 }
 """The face_recognition sdist's test photos used by the built-in set: two photos of one person
-as the talent's gallery, a third photo of them as a query, another person as a distractor."""
+as the talent's gallery, a third photo of them as a query, another person as a distractor.
+Group photos are made from them (see :data:`GROUP_PHOTOS`)."""
+GROUP_PHOTOS = {
+    "gallery": ("group-obama3-biden.jpg", "obama3.jpg", "biden.jpg"),
+    "probes": ("group-obama2-biden.jpg", "obama2.jpg", "biden.jpg"),
+}
+"""Group photos: the talent's photo beside another person's, the other person larger (a
+co-star in front). In the gallery it replaces the talent's second photo alone, so the
+talent's face must be told from the co-star's by the rest of the gallery; as a probe the
+talent must be found although the largest face is someone else's."""
 BUILTIN_TALENT = ("Starfall Station", "Talent A")
 
 
@@ -166,14 +175,36 @@ def write_builtin_references(directory: Path) -> None:
         gallery = directory / title / "faces" / talent
         probes = directory / PROBES / "faces"
         for folder, names in (
-            (gallery, BUILTIN_FACES["gallery"]),
+            (gallery, BUILTIN_FACES["gallery"][:1]),
             (probes / title / talent, BUILTIN_FACES["probes"]),
             (probes / "_others", BUILTIN_FACES["others"]),
         ):
             folder.mkdir(parents=True, exist_ok=True)
             for name in names:
                 shutil.copyfile(faces / name, folder / name)
+        for folder, (name, talent_photo, other) in (
+            (gallery, GROUP_PHOTOS["gallery"]),
+            (probes / title / talent, GROUP_PHOTOS["probes"]),
+        ):
+            group_photo(faces / talent_photo, faces / other, folder / name)
     (directory / "titles.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
+def group_photo(talent: Path, other: Path, out: Path, *, talent_share: float = 0.35) -> Path:
+    """A two-person photo: ``other`` large on the left, ``talent`` smaller on the right (its
+    height ``talent_share`` of the picture's), on a plain grey backdrop, as a JPEG."""
+    big = Image.open(other).convert("RGB")
+    small = Image.open(talent).convert("RGB")
+    height = 720
+    big = big.resize((round(big.width * height / big.height), height), Image.Resampling.LANCZOS)
+    h = round(height * talent_share)
+    small = small.resize((round(small.width * h / small.height), h), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (big.width + small.width + 40, height), (128, 128, 128))
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width + 20, (height - h) // 3))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, format="JPEG", quality=90)
+    return out
 
 
 @dataclass(frozen=True)
@@ -256,13 +287,32 @@ COPY_TRANSFORMS: dict[str, tuple[list[Callable[[Clip], Clip]], float]] = {
         [media.mirror, partial(media.crop, fraction=0.85), media.letterbox_vertical],
         1.0,
     ),
+    "rotate +5°": ([partial(media.rotate, degrees=5.0)], 1.0),
+    "rotate -5°": ([partial(media.rotate, degrees=-5.0)], 1.0),
+    "crop 60%": ([partial(media.crop, fraction=0.6)], 1.0),
+    "9:16 at 540x960": ([partial(media.letterbox_vertical, size=(540, 960))], 1.0),
 }
 """Picture-in-picture and the soundtrack cases need a second clip and are made apart."""
 
 PIP = "picture-in-picture"
+BROKEN_AUDIO = "AVI with a broken audio track"
 SOUNDTRACK = "soundtrack under other video, 60% + speech"
+SOUNDTRACKS = {
+    SOUNDTRACK: -3.0,
+    "music 60% under speech at 0 dB": 0.0,
+    "music 60% under speech +4 dB": 4.0,
+}
+"""Soundtrack families: the level of the voice-over relative to the music (60%), in dB."""
+RECREATED = "re-created theme: +3 semitones, 0.9x tempo, other instrument"
+RECREATED_NAMED = RECREATED + ", caption names the title"
+BURNED_IN = "title burned into unrelated footage"
 DISTRACTOR = "distractor"
+SAME_SOUNDTRACK = "distractor: another cue of the title's soundtrack"
 FACE = "face: another photo of the talent"
+FACE_GROUP = "face: group photo, the talent smaller"
+LEADS = frozenset({RECREATED, BURNED_IN})
+"""Families whose only evidence is a lead (a melody, words on screen): expected at the medium
+tier, never high by design (see docs/matching.md)."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +327,8 @@ class BuiltQuery:
     query_end: float
     ref_start: float
     ref_end: float
+    expect: str = "high"
+    """The tier a match of the right title should reach (``medium`` for lead families)."""
 
 
 def _face_probes(directory: Path) -> list[tuple[str | None, str | None, Path]]:
@@ -350,7 +402,8 @@ def build_queries(
     k = 0
     for ref in videos:
         # Picture-in-picture comes last: its window sits over one of the distractor clips.
-        for name, (steps, speed) in [*COPY_TRANSFORMS.items(), (PIP, ([], 1.0))]:
+        families = [*COPY_TRANSFORMS.items(), (PIP, ([], 1.0)), (BROKEN_AUDIO, ([], 1.0))]
+        for name, (steps, speed) in families:
             start = float(rng.uniform(0, ref.duration - EXCERPT_S - 0.5))
             qid = f"q{len(queries):03d}"
             note(f"{qid} {ref.title}: {name}")
@@ -359,13 +412,16 @@ def build_queries(
             clip = media.read_clip(ref.path, start, EXCERPT_S)
             for step in steps:
                 clip = step(clip)
-            media.write_clip(clip, out / f"{qid}.mp4")
+            if name == BROKEN_AUDIO:
+                path = media.write_avi_with_broken_audio(clip, out / f"{qid}.avi")
+            else:
+                path = media.write_clip(clip, out / f"{qid}.mp4")
             caption, hashtags = caption_for(ref.title, k)
             k += 1
             queries.append(
                 BuiltQuery(
                     qid,
-                    out / f"{qid}.mp4",
+                    path,
                     name,
                     ref.title,
                     caption,
@@ -376,35 +432,96 @@ def build_queries(
                     round(start + EXCERPT_S, 3),
                 )
             )
-    # Soundtracks: 10 s of each reference's audio at 60% under unrelated video, speech on top.
+    # Soundtracks: 10 s of each reference's audio at 60% under unrelated video, a voice-over
+    # below, as loud as, or louder than the music.
     for j, ref in enumerate(refs):
         if ref.duration < EXCERPT_S + 1:
             continue
-        start = float(rng.uniform(0, ref.duration - EXCERPT_S - 0.5))
-        qid = f"q{len(queries):03d}"
-        note(f"{qid} {ref.title}: {SOUNDTRACK}")
-        track = _read_audio(ref.path, start, EXCERPT_S)
-        picture = distractor_clips[(j + 2) % len(distractor_clips)]
-        picture = media.excerpt(picture, 0.0, EXCERPT_S)
-        voice = audio.voice_over(EXCERPT_S, seed=j)
-        clip = audio.with_soundtrack(
-            picture, track, volume=0.6, voice=voice, voice_volume=_voice_gain(track, voice)
+        for family, voice_db in SOUNDTRACKS.items():
+            start = float(rng.uniform(0, ref.duration - EXCERPT_S - 0.5))
+            qid = f"q{len(queries):03d}"
+            note(f"{qid} {ref.title}: {family}")
+            track = _read_audio(ref.path, start, EXCERPT_S)
+            picture = distractor_clips[(j + 2) % len(distractor_clips)]
+            picture = media.excerpt(picture, 0.0, EXCERPT_S)
+            voice = audio.voice_over(EXCERPT_S, seed=j)
+            clip = audio.with_soundtrack(
+                picture,
+                track,
+                volume=0.6,
+                voice=voice,
+                voice_volume=_voice_gain(track, voice, voice_db),
+            )
+            media.write_clip(clip, out / f"{qid}.mp4")
+            queries.append(
+                BuiltQuery(
+                    qid,
+                    out / f"{qid}.mp4",
+                    family,
+                    ref.title,
+                    "",
+                    (),
+                    0.0,
+                    EXCERPT_S,
+                    round(start, 3),
+                    round(start + EXCERPT_S, 3),
+                )
+            )
+    # Built-in titles' music is generated, so it can be re-created (the tune in another key,
+    # tempo and instrument) and answered by other cues of the same soundtrack.
+    builtin = {t.name: t for t in BUILTIN_TITLES}
+    for j, ref in enumerate(r for r in refs if r.title in builtin and r.talent is None):
+        seed = builtin[ref.title].seed
+        picture = media.excerpt(distractor_clips[(j + 3) % len(distractor_clips)], 0.0, EXCERPT_S)
+        tune = media.melody(
+            EXCERPT_S, seed, transpose=3, tempo=0.9, partials=(1.0, 0.6, 0.4, 0.25, 0.15)
         )
-        media.write_clip(clip, out / f"{qid}.mp4")
+        named = ref.title in {r.title for r in refs if r.is_audio}
+        family = RECREATED_NAMED if named else RECREATED
+        qid = f"m{j:02d}"
+        note(f"{qid} {ref.title}: {family}")
+        media.write_clip(audio.with_soundtrack(picture, tune, volume=1.0), out / f"{qid}.mp4")
+        caption, hashtags = (
+            (f"{ref.title} theme but it's AI", tuple(tags.get(ref.title, [])[:1]))
+            if named
+            else ("", ())
+        )
         queries.append(
             BuiltQuery(
                 qid,
                 out / f"{qid}.mp4",
-                SOUNDTRACK,
+                family,
                 ref.title,
-                "",
-                (),
+                caption,
+                hashtags,
                 0.0,
                 EXCERPT_S,
-                round(start, 3),
-                round(start + EXCERPT_S, 3),
+                0.0,
+                round(EXCERPT_S * 0.9, 3),
+                expect="high" if named else "medium",
             )
         )
+        qid = f"c{j:02d}"
+        note(f"{qid} {ref.title}: {SAME_SOUNDTRACK}")
+        cue = audio.song(EXCERPT_S, seed, cue=1 + j)
+        media.write_clip(audio.with_soundtrack(picture, cue, volume=0.8), out / f"{qid}.mp4")
+        queries.append(
+            BuiltQuery(qid, out / f"{qid}.mp4", SAME_SOUNDTRACK, None, "", (), 0.0, 0.0, 0.0, 0.0)
+        )
+    # Words on screen: a title's name drawn over footage that is not the title's.
+    for j, name in enumerate(
+        n for n in titles if any(r.title == n and not r.is_audio for r in refs)
+    ):
+        qid = f"t{j:02d}"
+        note(f"{qid} {name}: {BURNED_IN}")
+        picture = media.excerpt(distractor_clips[(j + 4) % len(distractor_clips)], 0.0, EXCERPT_S)
+        media.write_clip(media.overlay_text(picture, name.upper(), stickers=0), out / f"{qid}.mp4")
+        queries.append(
+            BuiltQuery(
+                qid, out / f"{qid}.mp4", BURNED_IN, name, "", (), 0.0, EXCERPT_S, 0.0, 0.0,
+                expect="medium",
+            )
+        )  # fmt: skip
     # Faces: another photo of a talent, or of someone else, filmed over a few seconds.
     for j, (title, talent, photo) in enumerate(probes):
         qid = f"f{j:02d}"
@@ -416,7 +533,8 @@ def build_queries(
                 BuiltQuery(qid, path, DISTRACTOR + " (face)", None, "", (), 0.0, 0.0, 0.0, 0.0)
             )
         else:
-            queries.append(BuiltQuery(qid, path, FACE, title, "", (), 0.0, FACE_CLIP_S, 0.0, 0.0))
+            family = FACE_GROUP if photo.name.startswith("group-") else FACE
+            queries.append(BuiltQuery(qid, path, family, title, "", (), 0.0, FACE_CLIP_S, 0.0, 0.0))
     # Distractors: unrelated clips with their own music, plain and edited like the copies;
     # some carry a title's hashtag, as fan posts about a show do.
     title_names = list(titles)
@@ -475,17 +593,14 @@ def portrait_clip(
     return Clip(tuple(frames), float(fps), audio.song(n / fps, seed))
 
 
-SPEECH_UNDER_MUSIC_DB = 3.0
-"""The voice-over of soundtrack queries sits this far below the (60 %) music, by RMS."""
-
-
-def _voice_gain(track: np.ndarray, voice: np.ndarray) -> float:
-    """Gain that puts ``voice`` :data:`SPEECH_UNDER_MUSIC_DB` under the track at 60 %."""
+def _voice_gain(track: np.ndarray, voice: np.ndarray, voice_db: float) -> float:
+    """Gain that puts ``voice`` ``voice_db`` dB above the track at 60% (by RMS; negative is
+    under it)."""
     music = float(np.sqrt(np.mean(np.square(0.6 * track)))) if track.size else 0.0
     speech = float(np.sqrt(np.mean(np.square(voice)))) if voice.size else 0.0
     if music <= 0.0 or speech <= 0.0:
         return 1.0
-    return music / speech * 10 ** (-SPEECH_UNDER_MUSIC_DB / 20)
+    return music / speech * 10 ** (voice_db / 20)
 
 
 def _str_list(value: object) -> list[str]:

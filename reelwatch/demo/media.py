@@ -15,6 +15,7 @@ triage/. Everything here is seeded; the same arguments give the same frames and 
 from __future__ import annotations
 
 import math
+import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -119,20 +120,37 @@ def _ken_burns_frames(
         return list(pool.map(render, boxes))
 
 
-def melody(seconds: float, seed: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A seeded stereo tune (pentatonic notes with harmonics and envelopes), ``(2, n)``."""
+def melody(
+    seconds: float,
+    seed: int,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    notes_seed: int | None = None,
+    transpose: int = 0,
+    tempo: float = 1.0,
+    partials: tuple[float, ...] = (1.0, 0.3),
+) -> np.ndarray:
+    """A seeded stereo tune (pentatonic notes with harmonics and envelopes), ``(2, n)``.
+
+    The key comes from ``seed``, the notes from ``notes_seed`` (default: ``seed``): another
+    ``notes_seed`` is another tune in the same key, on the same instrument. ``transpose``
+    (semitones), ``tempo`` (1.25 plays the notes 25% faster) and ``partials`` (amplitudes
+    of the harmonics: the instrument) re-play the same tune as a re-creation would.
+    """
     rng = np.random.default_rng(seed)
     n_total = round(seconds * sample_rate)
     out = np.zeros(n_total, dtype=np.float64)
-    root = 196.0 * 2 ** (rng.integers(0, 12) / 12)
+    root = 196.0 * 2 ** ((rng.integers(0, 12) + transpose) / 12)
+    if notes_seed is not None:
+        rng = np.random.default_rng(notes_seed)
     scale = np.array([0, 2, 4, 7, 9, 12, 14, 16])
     pos = 0
     while pos < n_total:
-        dur = int(sample_rate * rng.choice([0.25, 0.375, 0.5]))
+        dur = int(sample_rate * rng.choice([0.25, 0.375, 0.5]) / tempo)
         freq = root * 2 ** (rng.choice(scale) / 12)
         t = np.arange(min(dur, n_total - pos)) / sample_rate
         env = np.minimum(1.0, t / 0.01) * np.exp(-3.0 * t)
-        tone = np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(4 * np.pi * freq * t)
+        tone = sum(a * np.sin(2 * np.pi * (k + 1) * freq * t) for k, a in enumerate(partials))
         out[pos : pos + len(t)] = 0.25 * env * tone
         pos += dur
     pan = 0.15 * np.sin(np.linspace(0, 2 * np.pi, n_total))
@@ -370,6 +388,52 @@ def change_speed(clip: Clip, factor: float) -> Clip:
     else:
         audio = clip.audio
     return replace(clip, frames=frames, audio=audio.astype(np.float32))
+
+
+def rotate(clip: Clip, degrees: float) -> Clip:
+    """Turn the picture ``degrees`` counter-clockwise about its centre, same frame size, with
+    black corners: a phone filming a screen, or an edit nudged to dodge matching."""
+    return _map_frames(
+        clip,
+        lambda f: np.asarray(
+            Image.fromarray(f).rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=0)
+        ),
+    )
+
+
+def write_avi_with_broken_audio(clip: Clip, out_path: Path) -> Path:
+    """``clip`` as an AVI (MPEG-4 Part 2 video, MP3 audio) whose audio packets are garbage.
+
+    Old camcorder and screen-recorder files are like this: the video decodes, the sound
+    track does not (FFmpeg answers "invalid data" for every audio packet). The file is first
+    encoded whole, then the payload of every ``##wb`` chunk in the ``movi`` list is
+    overwritten with seeded noise, keeping chunk sizes so the container stays valid.
+    """
+    out_path = Path(out_path)
+    good = write_clip(clip, out_path.with_name(out_path.name + ".src.mp4"))
+    tmp = out_path.with_name(out_path.name + ".part.avi")
+    try:
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(good),
+             "-c:v", "mpeg4", "-q:v", "4", "-c:a", "libmp3lame", "-b:a", "128k", str(tmp)],
+            check=True,
+            timeout=300,
+        )  # fmt: skip
+        data = bytearray(tmp.read_bytes())
+    finally:
+        good.unlink(missing_ok=True)
+    rng = np.random.default_rng(7)
+    pos = data.find(b"movi") + 4
+    while 0 < pos <= len(data) - 8:
+        chunk, size = bytes(data[pos : pos + 4]), int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"idx1" or pos + 8 + size > len(data):
+            break
+        if chunk[2:] == b"wb":
+            data[pos + 8 : pos + 8 + size] = rng.integers(0, 256, size, np.uint8).tobytes()
+        pos += 8 + size + (size & 1)
+    tmp.write_bytes(bytes(data))
+    tmp.replace(out_path)
+    return out_path
 
 
 def shrink(clip: Clip, width: int = 320, fps: float = 15.0) -> Clip:

@@ -74,3 +74,19 @@ def test_score_results_counts_recall_false_highs_and_timing() -> None:
     assert r.micro_ap["audio"] == pytest.approx(0.5)
     text = "\n".join(format_result(r))
     assert "false high-confidence matches: 1" in text and "d1 -> Alpha" in text
+
+
+def test_a_lead_family_counts_at_medium_and_stays_out_of_recall_at_high() -> None:
+    melody_q = EvalQuery("m1", Path("m1.mp4"), "re-created theme", "Alpha", expect="medium")
+    copy_q = EvalQuery("q1", Path("q1.mp4"), "crop", "Alpha", query_end=8.0)
+    missed_q = EvalQuery("m2", Path("m2.mp4"), "re-created theme", "Beta", expect="medium")
+    results = [
+        QueryResult(melody_q, [_tm("Alpha", 0.6, Confidence.MEDIUM, {"melody": 0.6})]),
+        QueryResult(copy_q, [_tm("Alpha", 0.9, Confidence.HIGH, {"descriptor": 0.9})]),
+        QueryResult(missed_q, [_tm("Beta", 0.3, Confidence.LOW, {"melody": 0.3})]),
+    ]
+    r = score_results(results, ["descriptor", "melody"])
+    assert r.recall_by_transform == {"crop": (1, 1), "re-created theme": (1, 2)}
+    assert r.recall_high == 1.0  # the one copy expected at high was found there
+    text = "\n".join(format_result(r))
+    assert "copy-descriptor" in text and "re-created theme 1/2" in text
