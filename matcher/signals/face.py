@@ -16,8 +16,9 @@ reference photos (or short videos) of one talent.
   face tilted by 25-30 degrees drifts to 0.7-1.0 (cosine distance) from its own person,
   into the range of strangers, where dlib's descriptor stays at 0.4-0.5 (L2).
   ``tests/matcher/test_face_measure.py`` measures both.
-* A query face seen in consecutive sampled frames (one missed frame bridged, overlapping
-  boxes, descriptors within ``same_person``) is one track. The track's pooled descriptor, a
+* A query face seen in consecutive sampled frames (one missed frame bridged, nearby boxes,
+  descriptors within ``same_person``, or ``max_distance`` when the boxes overlap by half)
+  is one track. The track's pooled descriptor, a
   mean weighted by detection quality (YuNet score x face size, so a blurred or tiny frame
   counts less) rescaled to its faces' norm, decides the match: one bad frame neither makes
   nor breaks it. A track whose pooled descriptor misses still matches when most of its faces
@@ -256,10 +257,14 @@ def dominant_identity(faces: Sequence[Face], same_person: float) -> list[Face]:
     return [f for f, d in zip(faces, dist[centre], strict=True) if d <= same_person]
 
 
-def link_tracks(faces: Sequence[Face], positions: Sequence[int], same_person: float) -> list[int]:
+def link_tracks(
+    faces: Sequence[Face], positions: Sequence[int], same_person: float, link_distance: float
+) -> list[int]:
     """A track number per face: faces of consecutive sampled frames (``positions`` among the
-    scanned frames; one missed frame is bridged) whose boxes overlap or are near, and whose
-    descriptors are within ``same_person``, are one person on screen."""
+    scanned frames; one missed frame is bridged) whose boxes are near (centres within a face
+    side) and whose descriptors are within ``same_person`` are one person on screen; when
+    the boxes overlap by half or more, within ``link_distance`` (a blurred or turned frame
+    of a face that stayed put)."""
     track_of: list[int] = [-1] * len(faces)
     last: dict[int, int] = {}  # track -> its latest face
     order = sorted(range(len(faces)), key=lambda i: positions[i])
@@ -276,7 +281,9 @@ def link_tracks(faces: Sequence[Face], positions: Sequence[int], same_person: fl
                 cx = abs((fi.box[0] + fi.box[2]) - (fj.box[0] + fj.box[2])) / 2
                 cy = abs((fi.box[1] + fi.box[3]) - (fj.box[1] + fj.box[3])) / 2
                 near = max(cx, cy) <= max(fi.side, fj.side)
-                if d <= same_person and (near or iou(fi.box, fj.box) > 0.2):
+                # A face that stayed put may have blurred: a looser descriptor bound.
+                bound = link_distance if iou(fi.box, fj.box) >= 0.5 else same_person
+                if near and d <= bound:
                     pairs.append((d, i, t))
         taken: set[int] = set()
         for _, i, t in sorted(pairs):
@@ -582,7 +589,9 @@ class DlibFaceSignal(Signal):
         fp["quality"] = np.array([x.quality for x in found], np.float32)
         fp["frames"] = np.array([x.frame for x in found], np.int32)
         fp["times"] = np.array([x.time for x in found], np.float32)
-        fp["tracks"] = np.array(link_tracks(found, positions, f.same_person), np.int32)
+        fp["tracks"] = np.array(
+            link_tracks(found, positions, f.same_person, f.max_distance), np.int32
+        )
         if role == "reference" and still:
             fp["subject"] = np.array([_largest(fp)], np.int32)
         else:
