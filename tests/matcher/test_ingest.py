@@ -9,6 +9,7 @@ the other really decodes, so the tests below cannot pass on a file that is not b
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,10 @@ from reelwatch.models import AssetKind, Media
 from reelwatch.settings import Settings
 
 Track = Literal["audio", "video"]
+
+REPO = Path(__file__).resolve().parents[2]
+FACES = Path(os.environ.get("REELWATCH_TEST_FACES") or REPO / ".venv" / "test-data" / "faces")
+"""Real face photos made by ``make test-data``; tests that need them skip without them."""
 
 
 def write_avi(out: Path, broken: Iterable[Track] = (), *, seed: int = 7) -> Path:
@@ -247,3 +252,40 @@ def test_a_face_box_is_stored_and_a_box_outside_the_photo_is_refused(
     with pytest.raises(AssetsRefused, match="applies to face assets"):
         cat.add_assets("starfall-station", [photo], kind="image", face_boxes={photo: (0, 0, 9, 9)})
     assert cat.assets() == []
+
+
+def test_a_face_gallery_keeps_the_photos_with_a_face_and_rebuilds_the_same(
+    settings: Settings, tmp_path: Path
+) -> None:
+    face = next((s for s in Catalog(settings).signals if s.name == "face"), None)
+    if face is None or not (FACES / "obama2.jpg").is_file():
+        pytest.skip("needs the face signal and `make test-data` photos")
+    coffee = tmp_path / "coffee.jpg"
+    Image.fromarray(load_photo("coffee")).save(coffee)
+    cat = Catalog(settings)
+    cat.add_title("Starfall Station")
+    gallery = [FACES / "obama.jpg", coffee, FACES / "obama2.jpg"]
+    added = cat.add_assets("starfall-station", gallery, talent="Barack Obama", kind="face")
+    assert [a.name for a in added] == ["obama.jpg", "obama2.jpg"]
+    assert all(a.kind == AssetKind.FACE and a.talent_id == "barack-obama" for a in added)
+    [refusal] = added.refused
+    assert refusal.path == coffee and "no face found" in refusal.reason
+    assert cat.get_title("starfall-station").talents == ["Barack Obama"]  # type: ignore[union-attr]
+    entries = len(cat.index("face"))
+    assert entries > 0
+    assert Catalog(settings).build()["face"] == entries
+
+
+def test_an_empty_title_is_discarded_and_a_title_with_assets_kept(
+    settings: Settings, tmp_path: Path
+) -> None:
+    cat = Catalog(settings)
+    cat.add_title("Starfall Station")
+    cat.add_title("The Roastery")
+    poster = tmp_path / "poster.jpg"
+    Image.fromarray(load_photo("rocket")).save(poster)
+    cat.add_assets("the-roastery", [poster])
+    assert cat.discard_empty_title("starfall-station")
+    assert not cat.discard_empty_title("the-roastery")
+    assert [t.id for t in cat.titles()] == ["the-roastery"]
+    assert len(Catalog(settings).index("text")) == 1  # the removed title's card is gone too
