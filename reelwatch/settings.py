@@ -87,8 +87,9 @@ class FaceSettings(BaseModel):
     min_score: float = 0.6
     """Smallest YuNet detection score kept (tilted 20 px faces score 0.6-0.8, upright ones
     0.9; text and star fields can reach 0.6-0.8, and then match nobody)."""
-    threads: int = 2
-    """OpenCV threads for detection (process-wide; 0 leaves OpenCV's default)."""
+    threads: int = 1
+    """OpenCV threads for detection (process-wide; 0 leaves OpenCV's default). One: on 2
+    shared cores a second thread was measured no faster, and workers run one job a core."""
 
 
 class AudioSettings(BaseModel):
