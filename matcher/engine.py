@@ -20,6 +20,13 @@ from PIL import Image
 
 from matcher.catalog import Catalog
 from matcher.decode import Decoded, grab_frames
+from matcher.evidence import (
+    SOUND_WINDOW_S,
+    read_audio,
+    save_picture,
+    sound_picture,
+    strip_picture,
+)
 from matcher.fingerprint import Fingerprints, fingerprint_file, signal_status
 from matcher.signals.align import union_length
 from matcher.signals.base import Box, Signal, SignalHit, TextInput
@@ -250,6 +257,8 @@ class Matcher:
         by_title: dict[str, dict[Signal, list[SignalHit]]] = defaultdict(lambda: defaultdict(list))
         asset_of: dict[SignalHit, Asset] = {}
         visual: list[tuple[SignalHit, Asset]] = []
+        sounds: list[tuple[SignalHit, Asset]] = []
+        strips: list[tuple[SignalHit, Signal, Asset | None]] = []
         query_text = context.text
         for signal in self.catalog.signals:
             on_titles = signal.references == "titles"
@@ -271,8 +280,16 @@ class Matcher:
                     asset_of[hit] = asset
                     if signal.visual and hit.query_frame >= 0:
                         visual.append((hit, asset))
+                    if signal.needs_audio and hit.slope > 0:
+                        sounds.append((hit, asset))
+                    if hit.strip:
+                        strips.append((hit, signal, asset))
 
         evidence = self._evidence(visual, fps, path)
+        for hit, pictures in self._sound_evidence(sounds, fps, path).items():
+            evidence.setdefault(hit, []).extend(pictures)
+        for hit, picture in self._strips(strips, fps).items():
+            evidence.setdefault(hit, []).append(picture)
         matches: list[TitleMatch] = []
         for title_id, per_signal in by_title.items():
             title = self.catalog.get_title(title_id)
@@ -377,15 +394,65 @@ class Matcher:
                 log.warning("no evidence frames from %s: %s", src, exc)
                 failed.update(wanted)
 
-        home = self.settings.home
         return {
-            hit: [
-                str(p.relative_to(home)) if p.is_relative_to(home) else str(p)
-                for p in paths
-                if p not in failed
-            ]
+            hit: [self._relative(p) for p in paths if p not in failed]
             for hit, paths in shots.items()
         }
+
+    def _sound_evidence(
+        self, hits: list[tuple[SignalHit, Asset]], fps: Fingerprints, path: Path
+    ) -> dict[SignalHit, list[str]]:
+        """For each audio hit, a picture of both soundtracks at its offset (see
+        :mod:`matcher.evidence`): the post's from the decode that made the fingerprints when
+        there was one, the reference's read around its time, stretched by the hit's speed."""
+        rate = self.settings.matcher.audio_rate
+        out: dict[SignalHit, list[str]] = {}
+        decoded = fps.decoded
+        for hit, asset in hits:
+            q0 = max(0.0, hit.query_time - SOUND_WINDOW_S / 2)
+            r0 = max(0.0, hit.ref_time - hit.slope * (hit.query_time - q0))
+            dst = self._thumb_path(
+                fps.media.sha256, f"s-{asset.sha256[:12]}-{round(r0 * 1000):08d}", q0
+            )
+            if not dst.exists():
+                try:
+                    if decoded is not None and decoded.audio is not None:
+                        a0 = round(q0 * rate)
+                        query = decoded.audio[a0 : a0 + round(SOUND_WINDOW_S * rate)]
+                    else:
+                        query = read_audio(path, q0, SOUND_WINDOW_S, rate)
+                    ref = read_audio(Path(asset.path), r0, SOUND_WINDOW_S * hit.slope, rate)
+                    speed = f"{1 / hit.slope:.2f}x" if abs(hit.slope - 1) > 0.02 else ""
+                    save_picture(sound_picture(query, ref, rate, label=speed), dst)
+                except (ReelwatchError, OSError, ValueError) as exc:
+                    log.warning("no sound picture for %s: %s", asset.path, exc)
+                    continue
+            out[hit] = [self._relative(dst)]
+        return out
+
+    def _strips(
+        self, hits: list[tuple[SignalHit, Signal, Asset | None]], fps: Fingerprints
+    ) -> dict[SignalHit, str]:
+        """For each hit that tracked its pairs, a strip of how alike each sampled moment of
+        the segment is (:meth:`~matcher.signals.base.Signal.closeness`)."""
+        out: dict[SignalHit, str] = {}
+        for hit, signal, asset in hits:
+            ref = asset.sha256[:12] if asset is not None else str(hit.asset_num)
+            role = f"st-{signal.name}-{ref}-{round(hit.query_end * 1000):08d}"
+            dst = self._thumb_path(fps.media.sha256, role, hit.query_start).with_suffix(".png")
+            if not dst.exists():
+                values = [math.nan if math.isnan(d) else signal.closeness(d) for d in hit.strip]
+                try:
+                    save_picture(strip_picture(values), dst)
+                except (OSError, ValueError) as exc:
+                    log.warning("no similarity strip: %s", exc)
+                    continue
+            out[hit] = self._relative(dst)
+        return out
+
+    def _relative(self, p: Path) -> str:
+        home = self.settings.home
+        return str(p.relative_to(home)) if p.is_relative_to(home) else str(p)
 
     def _thumb_path(self, sha: str, role: str, t: float, box: Box | None = None) -> Path:
         name = f"{role}-{round(t * 1000):08d}"

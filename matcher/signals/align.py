@@ -293,6 +293,7 @@ def _line_hit(
         query_frame=int(pairs.q_frame[best]),
         slope=line.slope,
         note=describe(dist[p], False) if describe else "",
+        strip=_strip(q_t[p], dist[p], q0, q1, step),
     )
 
 
@@ -328,9 +329,23 @@ def _still_hits(
                 query_frame=int(pairs.q_frame[b]),
                 slope=0.0,
                 note=describe(dist[part], True) if describe else "",
+                strip=_strip(q_t[part], dist[part], q0, q1, step),
             )
         )
     return hits
+
+
+def _strip(
+    times: np.ndarray, dist: np.ndarray, q0: float, q1: float, step: float
+) -> tuple[float, ...]:
+    """The closest distance in each ``step`` slot of ``[q0, q1)`` (NaN for empty slots)."""
+    n = max(1, round((q1 - q0) / step))
+    out = np.full(n, np.nan)
+    slots = np.clip(np.round((times - q0) / step).astype(np.int64), 0, n - 1)
+    for k, d in zip(slots, dist, strict=True):
+        if not out[k] <= d:  # NaN or farther
+            out[k] = d
+    return tuple(round(float(v), 4) for v in out)
 
 
 def segment_score(

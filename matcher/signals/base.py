@@ -103,8 +103,9 @@ class SignalHit:
     whose :attr:`~Signal.references` are titles. ``query_time``/``ref_time``/``query_frame``
     point at the closest pair of frames inside the stretch, which the engine turns into
     evidence thumbnails (``query_frame`` is -1 when there is no frame, as for audio and text);
-    ``query_box``/``ref_box`` outline what matched inside those frames (a face), and
-    ``note`` says in words what matched ("caption names 'Bridgerton'").
+    ``query_box``/``ref_box`` outline what matched inside those frames (a face),
+    ``note`` says in words what matched ("caption names 'Bridgerton'") and ``strip`` how
+    closely each sampled moment of the stretch matched (see :meth:`Signal.closeness`).
     """
 
     asset_num: int
@@ -122,6 +123,9 @@ class SignalHit:
     query_box: Box | None = None
     ref_box: Box | None = None
     note: str = ""
+    strip: tuple[float, ...] = ()
+    """Distance of the closest pair at each sampled query time across the stretch (NaN where
+    nothing on its time line matched), for the evidence strip; empty when not tracked."""
 
 
 class SignalIndex(ABC):
@@ -259,6 +263,12 @@ class Signal(ABC):
     @abstractmethod
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
         """Fingerprint decoded media as a reference asset or as a query."""
+
+    def closeness(self, distance: float) -> float:
+        """How alike one pair at ``distance`` (a :attr:`SignalHit.distance` unit) is, in
+        [0, 1], for the evidence strip; 1 by default (the strip then shows where the stretch
+        matched at all)."""
+        return 1.0
 
     def subject_boxes(
         self, fingerprints: Sequence[Fingerprint], hints: Sequence[Box | None]

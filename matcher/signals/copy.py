@@ -519,15 +519,17 @@ class PdqCopySignal(Signal):
         """Evidence in [0, 1] (:func:`~matcher.signals.align.segment_score`: length, coverage,
         density) with this closeness:
 
-        * mean PDQ distance of aligned frames. Up to 30 bits is what PDQ calls
-          near-identical (1); above, it falls off quadratically to 0 at the frame threshold,
-          because a dozen frames on one time line at 55-60 bits (heavy overlays) are still
-          far from chance (unrelated frames sit at 90+ bits from their nearest reference);
+        * mean PDQ distance of aligned frames through :meth:`closeness`. Up to 30 bits is
+          what PDQ calls near-identical (1); above, it falls off quadratically to 0 at the
+          frame threshold, because a dozen frames on one time line at 55-60 bits (heavy
+          overlays) are still far from chance (unrelated frames sit at 90+ bits from their
+          nearest reference);
         """
+        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, self.closeness)
+
+    def closeness(self, distance: float) -> float:
+        """PDQ bits apart -> alike: up to 30 bits is what PDQ calls near-identical (1);
+        above, it falls off quadratically to 0 at the frame threshold."""
         max_d = float(self.settings.copy_max_distance)
-
-        def closeness(mean_d: float) -> float:
-            excess = min(1.0, max(0.0, (mean_d - 30.0) / max(1.0, max_d - 30.0)))
-            return 1.0 - excess * excess
-
-        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, closeness)
+        excess = min(1.0, max(0.0, (distance - 30.0) / max(1.0, max_d - 30.0)))
+        return 1.0 - excess * excess

@@ -381,14 +381,32 @@ class SegmentView:
     pictures: list[Picture]
 
 
+EVIDENCE_LABELS = {
+    "q": "query {noun}",
+    "r": "reference {noun}",
+    "s": "soundtracks at the offset (post above, reference below)",
+    "st": "similarity along the segment",
+}
+"""Evidence file names start with their role (see ``matcher.engine``): the label to show."""
+
+
+def evidence_label(path: str, signal: str, i: int) -> str:
+    """What an evidence file shows, from the role its name starts with."""
+    role = Path(path).name.split("-", 1)[0]
+    if role not in EVIDENCE_LABELS:  # named otherwise: the first two are the frame pair
+        role = ("q", "r")[i] if i < 2 else ""
+    label = EVIDENCE_LABELS.get(role)
+    if label is None:
+        return f"evidence {i + 1}"
+    return label.format(noun="face" if signal == "face" else "frame")
+
+
 def segment_views(settings: Settings, match: Match) -> list[SegmentView]:
     views = []
     for segment in match.segments:
-        noun = "face" if segment.signal == "face" else "frame"
-        labels = [f"query {noun}", f"reference {noun}"]
         pictures = [
             Picture(
-                label=labels[i] if i < len(labels) else f"evidence {i + 1}",
+                label=evidence_label(path, segment.signal, i),
                 url=evidence_url(settings, path),
                 path=path,
             )
