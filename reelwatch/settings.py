@@ -93,23 +93,27 @@ class FaceSettings(BaseModel):
 
 
 class AudioSettings(BaseModel):
-    """The ``audio`` signal: Chromaprint fingerprints with offset search."""
+    """The ``audio`` signal: spectral-peak landmarks, a speed search, strict verification."""
 
-    max_bit_error: float = 0.35
-    """Largest share of differing bits over an aligned stretch (unrelated audio sits near 0.5)."""
     min_match_s: float = 3.0
     """Shortest aligned stretch that counts as a match."""
-    min_significance: float = 5.0
-    """How far (in robust standard deviations) a match's bit error must sit below the same
-    query against the same reference at other offsets: tunes in one key can reach 0.3 bit
-    error by chance at one lucky offset, a true copy stands out from all the others."""
-    min_valley: float = 0.09
-    """How much lower a match's bit error must be than half a second either side of it. A
-    true copy is aligned in time, so shifting it breaks the match; music that is merely
-    alike (same key, same instruments) stays about as alike when shifted."""
-    lookup_max_bit_error: float = 0.33
-    """Largest share of differing bits of a 256-bit sub-fingerprint (8 items, ~1 s) that
-    proposes a candidate offset; verification then judges the whole aligned stretch."""
+    min_votes: int = 6
+    """Landmarks (hashed peak pairs) that must agree on one time offset (and speed) of one
+    reference to make it a candidate; verification then judges every peak."""
+    min_significance: float = 2.8
+    """How far a candidate's peak agreement (over its best 8 s) must stand above chance, in
+    units of the luckiest 1% of the same query's alignments with the same reference within
+    20 s (each 16 ms, same speed): music that only resembles the reference (same
+    instruments, key and tempo, other notes) lines up by luck at many offsets and reaches
+    1.2 to 1.7; a copy under a voice 4 dB louder than the music reaches 4 and more."""
+    min_peak_agreement: float = 0.04
+    """Smallest share of the query's peaks, above the chance rate, that must land on the
+    reference's peaks over the best 8 s (a copy under a voice as loud keeps about 0.1)."""
+    max_speed_change: float = 0.25
+    """Speeds searched: from ``1 / (1 + x)`` to ``1 + x`` of the reference's (0.8x to 1.25x;
+    a sped-up re-encode changes the pitch with the tempo). 0 searches the original speed."""
+    speed_step: float = 0.03
+    """Relative step of the speed grid; landmarks tolerate about half of it."""
 
 
 class TextSettings(BaseModel):

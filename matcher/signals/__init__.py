@@ -6,7 +6,7 @@ To add a signal, see :mod:`matcher.signals.base`. Signal modules import heavy li
 
 from __future__ import annotations
 
-from matcher.signals.audio import ChromaprintAudioSignal
+from matcher.signals.audio import LandmarkAudioSignal
 from matcher.signals.base import Signal, SignalHit, SignalIndex, TextInput
 from matcher.signals.copy import PdqCopySignal
 from matcher.signals.descriptor import SscdDescriptorSignal
@@ -20,7 +20,7 @@ SIGNALS: tuple[type[Signal], ...] = (
     PdqCopySignal,
     SscdDescriptorSignal,
     DlibFaceSignal,
-    ChromaprintAudioSignal,
+    LandmarkAudioSignal,
     MiniLmTextSignal,
     ClipEmbeddingSignal,
     BasicPitchMelodySignal,
@@ -36,9 +36,9 @@ def signal_class(name: str) -> type[Signal]:
 __all__ = [
     "SIGNALS",
     "BasicPitchMelodySignal",
-    "ChromaprintAudioSignal",
     "ClipEmbeddingSignal",
     "DlibFaceSignal",
+    "LandmarkAudioSignal",
     "MiniLmTextSignal",
     "PdqCopySignal",
     "Signal",
