@@ -191,6 +191,23 @@ class DescriptorSettings(BaseModel):
     """Images and videos unrelated to the catalog added to the generated background set."""
 
 
+class OcrSettings(BaseModel):
+    """The ``ocr`` signal: RapidOCR (PP-OCRv4 ONNX) on keyframes, read for title names."""
+
+    every_s: float = 3.0
+    """Besides the first frame and the first after each scene cut, one frame read every this
+    many seconds of a long shot; where the words change, the frames between are bisected."""
+    max_frames: int = 40
+    """Keyframes read per video at most (bisection may read as many again)."""
+    upscale: float = 2.0
+    """Frames are enlarged this much (cubic) before OCR: at the 512 px decode a 720p
+    caption of 20-30 px is 8-12 px high, which the detector mostly misses."""
+    min_similarity: float = 0.85
+    """Similarity ratio of a compacted name and the OCR'd words that counts as naming it."""
+    threads: int = 2
+    """onnxruntime threads per OCR call."""
+
+
 class MatcherSettings(BaseModel):
     signals: list[str] = Field(
         default_factory=lambda: ["copy", "face", "audio", "text", "embedding"]
@@ -227,6 +244,7 @@ class MatcherSettings(BaseModel):
     face: FaceSettings = Field(default_factory=FaceSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     text: TextSettings = Field(default_factory=TextSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     descriptor: DescriptorSettings = Field(default_factory=DescriptorSettings)
     melody: MelodySettings = Field(default_factory=MelodySettings)

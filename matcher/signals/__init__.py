@@ -13,6 +13,7 @@ from matcher.signals.descriptor import SscdDescriptorSignal
 from matcher.signals.embedding import ClipEmbeddingSignal
 from matcher.signals.face import DlibFaceSignal
 from matcher.signals.melody import BasicPitchMelodySignal
+from matcher.signals.ocr import RapidOcrSignal
 from matcher.signals.text import MiniLmTextSignal
 from reelwatch.registry import index_by_name, lookup
 
@@ -22,6 +23,7 @@ SIGNALS: tuple[type[Signal], ...] = (
     DlibFaceSignal,
     LandmarkAudioSignal,
     MiniLmTextSignal,
+    RapidOcrSignal,
     ClipEmbeddingSignal,
     BasicPitchMelodySignal,
 )
