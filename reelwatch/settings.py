@@ -194,11 +194,11 @@ class DescriptorSettings(BaseModel):
 class OcrSettings(BaseModel):
     """The ``ocr`` signal: RapidOCR (PP-OCRv4 ONNX) on keyframes, read for title names."""
 
-    every_s: float = 3.0
+    every_s: float = 4.0
     """Besides the first frame and the first after each scene cut, one frame read every this
     many seconds of a long shot; where the words change, the frames between are bisected."""
     max_frames: int = 40
-    """Keyframes read per video at most (bisection may read as many again)."""
+    """Keyframes read per video at most (bisection may read half as many again)."""
     upscale: float = 2.0
     """Frames are enlarged this much (cubic) before OCR: at the 512 px decode a 720p
     caption of 20-30 px is 8-12 px high, which the detector mostly misses."""

@@ -21,7 +21,8 @@ same weights, so a name on screen means what a caption naming the title means:
 * **a title hashtag** is on screen.
 
 Which frames are read (:func:`ocr_frames`): the first, the first after each scene cut
-(``Decoded.cuts``), and at most one every ``OcrSettings.every_s`` seconds in long shots. Where
+(``Decoded.cuts``), at most one every ``OcrSettings.every_s`` seconds in long shots, and the
+last. Where
 the words change between two read frames, the frames between them are bisected, so a
 caption's first and last sampled times are found exactly at a few extra reads per change.
 The frames are decoded at 512 px on the longer side, where a 20-30 px caption of a 720p video
@@ -77,6 +78,9 @@ LENGTH_SLACK = 12
 (names under 12 letters must be read at their length)."""
 MAX_LINE_CHARS = 200
 """Characters of one OCR'd line that are read (a frame of prose is not a caption)."""
+MIN_COMPARED = 3
+"""Letters a line needs to count when deciding whether the words changed between two read
+frames (and the frames between them are bisected)."""
 MIN_LINE_SCORE = 0.5
 """Recogniser confidence below which RapidOCR drops a line (its own default)."""
 
@@ -124,8 +128,9 @@ def read_frame(frame: np.ndarray, upscale: float, threads: int) -> list[tuple[st
 
 
 def ocr_frames(decoded: Decoded, every_s: float) -> list[int]:
-    """Indexes of the keyframes to read: the first, the first after each scene cut, and in
-    long shots one every ``every_s`` seconds."""
+    """Indexes of the keyframes to read: the first, the first after each scene cut, in long
+    shots one every ``every_s`` seconds, and the last (so words still on screen at the end
+    are bisected up to where they began)."""
     picked: list[int] = []
     last = -math.inf
     cuts = decoded.cuts
@@ -134,6 +139,8 @@ def ocr_frames(decoded: Decoded, every_s: float) -> list[int]:
         if not picked or cut or t - last >= every_s - 1e-6:
             picked.append(i)
             last = t
+    if picked and picked[-1] != len(decoded.times) - 1:
+        picked.append(len(decoded.times) - 1)
     return picked
 
 
@@ -145,9 +152,15 @@ def _thin(picked: list[int], budget: int) -> list[int]:
     return [picked[k] for k in keep.tolist()]
 
 
+def _words(lines: list[tuple[str, float]]) -> str:
+    """A frame's words for telling whether they changed: lines of under
+    :data:`MIN_COMPARED` letters (stray detections in textures: 'O', '公') left out."""
+    kept = (c for c in (compact(t) for t, _ in lines) if len(c) >= MIN_COMPARED)
+    return " ".join(kept)
+
+
 def _same_words(a: list[tuple[str, float]], b: list[tuple[str, float]], ratio: float) -> bool:
-    ca = compact(" ".join(t for t, _ in a))
-    cb = compact(" ".join(t for t, _ in b))
+    ca, cb = _words(a), _words(b)
     return ca == cb or SequenceMatcher(None, ca, cb).ratio() >= ratio
 
 
@@ -384,7 +397,8 @@ class RapidOcrSignal(Signal):
             ocr(i)
         # Bisect between read frames whose words differ, while the budget lasts.
         stack = list(itertools.pairwise(todo))
-        while stack and len(read) < budget * 2:
+        limit = len(read) + max(1, budget // 2)
+        while stack and len(read) < limit:
             a, b = stack.pop()
             if b - a < 2 or _same_words(read[a], read[b], o.min_similarity):
                 continue
