@@ -178,6 +178,9 @@ class DescriptorSettings(BaseModel):
     query_windows: bool = True
     """Also describe picture-in-picture windows found in query frames (the copy signal's
     :func:`~matcher.signals.copy.pip_windows`; two per 8 s of frames at most)."""
+    reference_crops: list[float] = Field(default_factory=lambda: [0.6])
+    """Centre crops of each reference frame described besides the full frame: SSCD already
+    matches crops, but a crop of a zooming shot matches its whole zoom alike (timing lost)."""
     neighbours: int = 64
     """Reference frames kept per query descriptor (the most similar)."""
     min_similarity: float = 0.35

