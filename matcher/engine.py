@@ -256,7 +256,7 @@ class Matcher:
 
         by_title: dict[str, dict[Signal, list[SignalHit]]] = defaultdict(lambda: defaultdict(list))
         asset_of: dict[SignalHit, Asset] = {}
-        visual: list[tuple[SignalHit, Asset]] = []
+        visual: list[tuple[SignalHit, Asset | None]] = []
         sounds: list[tuple[SignalHit, Asset]] = []
         strips: list[tuple[SignalHit, Signal, Asset | None]] = []
         query_text = context.text
@@ -273,6 +273,8 @@ class Matcher:
                     title = titles.get(hit.asset_num)
                     if title is not None:
                         by_title[title.id][signal].append(hit)
+                        if signal.visual and hit.query_frame >= 0:  # words on screen
+                            visual.append((hit, None))
                     continue
                 asset = assets.get(hit.asset_num)
                 if asset is not None:
@@ -363,10 +365,11 @@ class Matcher:
     # Evidence --------------------------------------------------------------------------------
 
     def _evidence(
-        self, hits: list[tuple[SignalHit, Asset]], fps: Fingerprints, path: Path
+        self, hits: list[tuple[SignalHit, Asset | None]], fps: Fingerprints, path: Path
     ) -> dict[SignalHit, list[str]]:
         """Small JPEGs of each hit's closest query frame and its reference frame (for faces:
-        crops of the two faces), content-addressed
+        crops of the two faces; for words on screen, whose hits are on titles: the post's
+        frame alone), content-addressed
         (``evidence/<sha[:2]>/<sha>/<role>-<ms>[-box].jpg``) so re-matching reuses them.
 
         Missing ones are cut with one open of each source file: query frames come from the
@@ -377,10 +380,13 @@ class Matcher:
         todo: dict[Path, dict[Path, tuple[float, int | None, Box | None]]] = defaultdict(dict)
         for hit, asset in hits:
             q = self._thumb_path(fps.media.sha256, "q", hit.query_time, hit.query_box)
-            r = self._thumb_path(asset.sha256, "r", hit.ref_time, hit.ref_box)
-            shots[hit] = [q, r]
+            shots[hit] = [q]
             if not q.exists():
                 todo[path][q] = (hit.query_time, hit.query_frame, hit.query_box)
+            if asset is None:  # a title hit (words on screen): the post's frame alone
+                continue
+            r = self._thumb_path(asset.sha256, "r", hit.ref_time, hit.ref_box)
+            shots[hit].append(r)
             if not r.exists():
                 todo[Path(asset.path)][r] = (hit.ref_time, None, hit.ref_box)
 

@@ -284,6 +284,10 @@ def test_match_file_shows_the_ocr_segment_with_its_times(
     seg = next(s for s in m.segments if s.signal == "ocr" and "names" in s.note)
     assert abs(seg.query_start - 3.0) <= 1.0 and abs(seg.query_end - 6.0) <= 1.0
     assert seg.ref_asset == "title:starfall-station"
+    # Its evidence is the post's frame where the name reads best, inside the segment.
+    [frame] = seg.evidence
+    assert Path(frame).name.startswith("q-") and (settings.home / frame).is_file()
+    assert seg.query_start <= int(Path(frame).stem.split("-")[1]) / 1000 <= seg.query_end
     assert Matcher(settings, catalog).match_file(clips["unrelated"]).matches == []
 
 
