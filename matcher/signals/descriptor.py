@@ -262,10 +262,13 @@ def background_bias(vectors: np.ndarray, s: DescriptorSettings) -> np.ndarray:
 
 
 class DescriptorIndex(RowsIndex):
-    """Frame descriptors in ``faiss.IndexIDMap2(IndexFlatIP(512))``, reference times beside.
+    """Frame descriptors in ``faiss.IndexIDMap2`` over a flat inner-product index stored in
+    float16 (``IndexScalarQuantizer(QT_fp16)``), reference times beside.
 
-    Exact search (edited copies are far-but-true matches); saved as one ``.npz`` holding
-    the serialised FAISS index and the times, replaced atomically.
+    Exhaustive search (edited copies are far-but-true matches, which approximate indexes
+    lose); float16 halves memory (1 KB a descriptor: an hour of reference at 4 fps with one
+    crop is about 29 MB) at a cosine error below 0.001. Saved as one ``.npz`` holding the
+    serialised FAISS index and the times, replaced atomically.
     """
 
     FILE = "descriptor.npz"
@@ -294,7 +297,11 @@ class DescriptorIndex(RowsIndex):
         vectors = np.ascontiguousarray(fingerprint["descriptors"], dtype=np.float32)
         if len(vectors):
             if self.index is None:
-                self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+                self.index = faiss.IndexIDMap2(
+                    faiss.IndexScalarQuantizer(
+                        vectors.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+                    )
+                )
             if vectors.shape[1] != self.index.d:
                 raise InputError(
                     f"descriptors of {vectors.shape[1]} dimensions for an index of "

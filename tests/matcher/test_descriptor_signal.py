@@ -244,6 +244,31 @@ def test_background_takes_generic_frames_down() -> None:
     assert len(generic_frames()) >= 80
 
 
+def test_index_agrees_with_brute_force_cosine(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    index = DescriptorIndex()
+    stored = {}
+    for asset in (3, 9):
+        v = rng.normal(size=(150, 512)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        index.add(asset, {"descriptors": v.astype(np.float16), "times": np.arange(150) / 4})
+        stored[asset] = v
+    index.save(tmp_path)
+    index = DescriptorIndex.load(tmp_path)
+    noise = rng.normal(scale=0.05, size=(20, 512)).astype(np.float32)
+    queries = stored[9][::7][:20] + noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    rows, ids, sims = index.nearest(queries, 5)
+    assets, times = index.decode_ids(ids)
+    every = np.concatenate([stored[3], stored[9]])
+    brute = queries @ every.T
+    for r in range(len(queries)):
+        want = np.argsort(-brute[r])[:5]
+        got = sims[rows == r]
+        assert np.allclose(got, brute[r, want], atol=2e-3)
+        assert assets[rows == r][0] == 9 and times[rows == r][0] == pytest.approx(r * 7 / 4)
+
+
 def test_descriptors_are_unit_float16_with_times(built: Built) -> None:
     fp, _ = built.queries["copy:vertical540x960"]
     v = fp["descriptors"].astype(np.float32)
