@@ -17,7 +17,9 @@ another file of the same interface.
 
 * Every image is resized to ``image_size`` squared (``cv2.INTER_AREA``) so frames of any
   shape batch together; references and queries see the same geometry.
-* References describe each sampled frame; queries describe each frame, plus the sharp
+* References describe each sampled frame and its centre crops (``reference_crops``, 60% by
+  default: SSCD matches a crop of a zooming shot to the whole zoom alike, which loses the
+  timing; the crop variant pins it); queries describe each frame, plus the sharp
   content box of letterboxed frames (:func:`~matcher.signals.copy.content_box`) and
   optionally the left-right mirror (``DescriptorSettings.query_mirror``).
 * Score normalisation as in the VSC 2022 baseline (``vsc/baseline/score_normalization.py``,
