@@ -5,8 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-APT_PACKAGES := ffmpeg redis-server libchromaprint-tools libchromaprint1 libmagic1 chromium \
-	docker-compose espeak-ng
+APT_PACKAGES := ffmpeg redis-server libmagic1 chromium docker-compose espeak-ng
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -1,6 +1,11 @@
-"""Where the time goes when one 60 s 720p post is matched with copy + audio + face + text.
+"""Where the time goes when one 60 s 720p post is matched with every signal that can run.
 
 Usage: .venv/bin/python benchmarks/match_timing.py [--write docs/benchmarks.md] [--seconds 60]
+       [--compare-with TREE]
+
+``--compare-with TREE`` first runs the same measurement with the code of another checkout
+(``git worktree add /tmp/before <commit>``) in a subprocess, then this one, and prints both
+and the ratio of their cold match times: a ratio from one run on one machine.
 
 Makes a 60 s 1280x720 H.264/AAC clip (Ken Burns moves over scikit-image photos and a photo
 of a person, with a generated song), a catalog of four titles (reference clips, a theme
@@ -18,8 +23,11 @@ Not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -58,11 +66,8 @@ def make_query(path: Path, seconds: float, person: Path | None) -> None:
     media.write_clip(audio.with_soundtrack(clip, track, volume=0.7), path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", type=Path, help="append the result to this Markdown file")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    args = parser.parse_args()
+def measure(seconds: float) -> dict[str, object]:
+    """Times of each step for a ``seconds`` long 720p post (see the module docs)."""
     faces = face_photos_dir()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -76,7 +81,7 @@ def main() -> None:
             EvalSet(titles, [EvalReference(r.title, r.path, r.kind, r.talent) for r in found], []),
         )
         query = root / "query.mp4"
-        make_query(query, args.seconds, faces / "obama2.jpg" if faces else None)
+        make_query(query, seconds, faces / "obama2.jpg" if faces else None)
 
         m = settings.matcher
         signals = enabled_signals(settings)
@@ -98,8 +103,8 @@ def main() -> None:
         context = QueryContext(caption="Starfall Station but make it 4k #starfallstation")
         for s in signals:
             t0 = time.perf_counter()
-            on_titles = s.references == "titles"
-            fp = s.fingerprint_text(context.text) if on_titles else fps[s.name]  # type: ignore[arg-type]
+            on_text = s.references == "titles" and not getattr(s, "reads_media", False)
+            fp = s.fingerprint_text(context.text) if on_text else fps[s.name]  # type: ignore[arg-type]
             s.search(catalog.index(s), fp, decoded.duration)
             rows.append(
                 (
@@ -118,21 +123,73 @@ def main() -> None:
         matcher.match_file(query, context=context)
         warm = time.perf_counter() - t0
 
-    names = ", ".join(s.name for s in signals)
+    best = report.best
+    return {
+        "signals": [s.name for s in signals],
+        "faces": faces is not None,
+        "rows": rows,
+        "cold": cold,
+        "warm": warm,
+        "result": (
+            f"{best.title} {best.score:.2f} [{best.confidence.value}] "
+            + ", ".join(f"{k} {v:.2f}" for k, v in best.signals.items())
+            if best is not None
+            else "no match"
+        ),
+    }
+
+
+def report_lines(r: dict[str, object], seconds: float, label: str = "") -> list[str]:
+    rows = r["rows"]
+    assert isinstance(rows, list)
     lines = [
-        f"- {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; {args.seconds:.0f} s 1280x720 30 fps clip; "
-        f"signals: {names}; face gallery: {'yes' if faces else 'no (make test-data)'}",
+        f"- {time.strftime('%Y-%m-%d')}{label}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; {seconds:.0f} s 1280x720 30 fps clip; "
+        f"signals: {', '.join(r['signals'])}; "  # type: ignore[arg-type]
+        f"face gallery: {'yes' if r['faces'] else 'no (make test-data)'}",
     ]
     lines += [f"  {name}: {sec:.2f} s" for name, sec in rows]
-    lines.append(f"  match_file cold (decode + all fingerprints + search + evidence): {cold:.2f} s")
-    lines.append(f"  match_file warm (fingerprints cached): {warm:.2f} s")
-    best = report.best
-    if best is not None:
-        lines.append(
-            f"  result: {best.title} {best.score:.2f} [{best.confidence.value}] "
-            + ", ".join(f"{k} {v:.2f}" for k, v in best.signals.items())
-        )
+    lines.append(
+        f"  match_file cold (decode + all fingerprints + search + evidence): {r['cold']:.2f} s"
+    )
+    lines.append(f"  match_file warm (fingerprints cached): {r['warm']:.2f} s")
+    lines.append(f"  result: {r['result']}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", type=Path, help="append the result to this Markdown file")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--compare-with", type=Path, help="a checkout to measure first")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    lines: list[str] = []
+    before: dict[str, object] | None = None
+    if args.compare_with:
+        env = {**os.environ, "PYTHONPATH": str(args.compare_with.resolve())}
+        out = subprocess.run(
+            [sys.executable, __file__, "--json", "--seconds", str(args.seconds)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        before = json.loads(out.strip().splitlines()[-1])
+        rev = subprocess.run(
+            ["git", "-C", str(args.compare_with), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        lines += report_lines(before, args.seconds, f", before (code at {rev or 'baseline'})")
+    now = measure(args.seconds)
+    if args.json:
+        print(json.dumps(now))
+        return
+    lines += report_lines(now, args.seconds, ", now" if before else "")
+    if before is not None:
+        ratio = float(now["cold"]) / float(before["cold"])  # type: ignore[arg-type]
+        lines.append(f"  cold match, now / before: {ratio:.2f}x")
     print("\n".join(lines))
     if args.write:
         with args.write.open("a") as f:

@@ -213,7 +213,16 @@ class OcrSettings(BaseModel):
 
 class MatcherSettings(BaseModel):
     signals: list[str] = Field(
-        default_factory=lambda: ["copy", "face", "audio", "text", "embedding"]
+        default_factory=lambda: [
+            "copy",
+            "descriptor",
+            "face",
+            "audio",
+            "melody",
+            "text",
+            "ocr",
+            "embedding",
+        ]
     )
     """Signals to run (those that cannot run here, like ``embedding`` without a model, are
     reported as off)."""

@@ -1,7 +1,8 @@
 """Signal plugins and their registry: one explicit tuple, checked for unique names.
 
 To add a signal, see :mod:`matcher.signals.base`. Signal modules import heavy libraries
-(dlib, transformers, chromaprint) inside their methods, so importing the registry is cheap.
+(dlib, OpenCV, onnxruntime, transformers) inside their methods, so importing the registry is
+cheap.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 How to add a signal
 -------------------
 1. Subclass :class:`Signal` in ``matcher/signals/<kind>.py``. Name the class
-   ``<Technique><Kind>Signal`` (``PdqCopySignal``, ``ChromaprintAudioSignal``): the signal's
+   ``<Technique><Kind>Signal`` (``PdqCopySignal``, ``LandmarkAudioSignal``): the signal's
    :attr:`~Signal.name` is the lower-cased word before ``Signal`` (``copy``, ``audio``), and it
    is the key of the signal in match reports, fingerprint caches and catalog indexes.
 2. Keep it stateless: configuration comes from :class:`~reelwatch.settings.MatcherSettings`,

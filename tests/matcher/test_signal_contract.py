@@ -15,7 +15,7 @@ def test_signal_names_derive_from_class_names() -> None:
     assert signal_class("copy").__name__ == "PdqCopySignal"
     assert signal_class("descriptor").__name__ == "SscdDescriptorSignal"
     assert signal_class("ocr").__name__ == "RapidOcrSignal"
-    assert _name_from_class("ChromaprintAudioSignal") == "audio"
+    assert _name_from_class("LandmarkAudioSignal") == "audio"
     assert _name_from_class("DlibFaceSignal") == "face"
     assert _name_from_class("MiniLmTextSignal") == "text"
     assert _name_from_class("BasicPitchMelodySignal") == "melody"
