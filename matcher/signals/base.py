@@ -210,6 +210,87 @@ class RowsIndex(SignalIndex):
         return int(self.index.ntotal) if self.index is not None else 0
 
 
+class VectorIndex(RowsIndex):
+    """Unit vectors of reference frames (``fingerprint[KEY]``, one row per time in
+    ``fingerprint["times"]``) in ``faiss.IndexIDMap2`` over an exhaustive inner-product index,
+    so scores are cosines.
+
+    Exhaustive, because edited copies and re-creations are far-but-true matches that
+    approximate indexes lose. Saved as one ``.npz`` (the FAISS index serialised into it, with
+    the times) replaced atomically: readers never see vectors and times of two versions.
+    Subclasses name the file and the fingerprint key, and may store vectors otherwise
+    (:meth:`new_faiss`).
+    """
+
+    FILE: ClassVar[str]
+    KEY: ClassVar[str]
+    """The fingerprint array of vectors (``embeddings``, ``descriptors``)."""
+
+    def __init__(self) -> None:
+        self.index: Any = None
+        self.times: dict[int, np.ndarray] = {}
+
+    def new_faiss(self, dim: int) -> Any:
+        """The empty FAISS index vectors of ``dim`` dimensions go in (flat, float32)."""
+        import faiss
+
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        import faiss
+
+        idx = cls()
+        path = directory / cls.FILE
+        if not path.exists():
+            return idx
+        with np.load(path) as data:
+            if data["faiss"].size:
+                idx.index = faiss.deserialize_index(data["faiss"])
+            owners, times = data["times_owner"], data["times"]
+            for a in data["assets"].tolist():
+                idx.times[int(a)] = times[owners == a]
+        return idx
+
+    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
+        from reelwatch.errors import InputError
+
+        if asset_num in self.times:
+            self.remove([asset_num])
+        vectors = np.ascontiguousarray(fingerprint[self.KEY], dtype=np.float32)
+        if len(vectors):
+            if self.index is None:
+                self.index = self.new_faiss(vectors.shape[1])
+            if vectors.shape[1] != self.index.d:
+                raise InputError(
+                    f"{self.KEY} of {vectors.shape[1]} dimensions for an index of "
+                    f"{self.index.d}: rebuild the catalog index for the new model"
+                )
+            self.index.add_with_ids(vectors, entry_ids(asset_num, len(vectors)))
+        self.times[asset_num] = fingerprint["times"].astype(np.float32)
+        return len(vectors)
+
+    def save(self, directory: Path) -> None:
+        import faiss
+
+        directory.mkdir(parents=True, exist_ok=True)
+        assets = sorted(self.times)
+        empty = np.zeros(0, np.float32)
+        arrays: dict[str, np.ndarray] = {
+            "faiss": (
+                faiss.serialize_index(self.index)
+                if self.index is not None
+                else np.zeros(0, np.uint8)
+            ),
+            "assets": np.array(assets, np.int64),
+            "times": np.concatenate([self.times[a] for a in assets]) if assets else empty,
+            "times_owner": np.repeat(
+                np.array(assets, np.int64), [len(self.times[a]) for a in assets]
+            ),
+        }
+        write_npz(directory / self.FILE, arrays)
+
+
 def faiss_selector(ids: np.ndarray) -> Any:
     """A FAISS id selector for ``ids`` (FAISS is imported only when an index changes)."""
     import faiss

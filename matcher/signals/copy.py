@@ -171,7 +171,7 @@ def _iou(a: Box, b: Box) -> float:
     return inter / union if union else 0.0
 
 
-def _centre_crop(frame: np.ndarray, fraction: float) -> np.ndarray:
+def centre_crop(frame: np.ndarray, fraction: float) -> np.ndarray:
     h, w = frame.shape[:2]
     ch, cw = round(h * fraction), round(w * fraction)
     y, x = (h - ch) // 2, (w - cw) // 2
@@ -481,7 +481,7 @@ class PdqCopySignal(Signal):
                 h, quality = pdq(frame)
                 keep(h, quality, i, FULL)
                 for k, fraction in enumerate(self.settings.reference_crops):
-                    h, quality = pdq(_centre_crop(frame, fraction))
+                    h, quality = pdq(centre_crop(frame, fraction))
                     keep(h, quality, i, CROP + k)
             else:
                 for code, (x0, y0, x1, y1) in query_regions(frame, windows[i]):

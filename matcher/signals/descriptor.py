@@ -52,14 +52,12 @@ from matcher.signals.align import index_segments, segment_score
 from matcher.signals.base import (
     Fingerprint,
     Role,
-    RowsIndex,
     Signal,
     SignalHit,
     SignalIndex,
-    entry_ids,
-    write_npz,
+    VectorIndex,
 )
-from matcher.signals.copy import _centre_crop, chunk_windows, content_box
+from matcher.signals.copy import centre_crop, chunk_windows, content_box
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 from reelwatch.settings import DescriptorSettings
@@ -263,76 +261,24 @@ def background_bias(vectors: np.ndarray, s: DescriptorSettings) -> np.ndarray:
 # Index -----------------------------------------------------------------------------------------
 
 
-class DescriptorIndex(RowsIndex):
-    """Frame descriptors in ``faiss.IndexIDMap2`` over a flat inner-product index stored in
-    float16 (``IndexScalarQuantizer(QT_fp16)``), reference times beside.
+class DescriptorIndex(VectorIndex):
+    """Frame descriptors (see :class:`~matcher.signals.base.VectorIndex`) in a flat
+    inner-product index stored in float16 (``IndexScalarQuantizer(QT_fp16)``).
 
     Exhaustive search (edited copies are far-but-true matches, which approximate indexes
     lose); float16 halves memory (1 KB a descriptor: an hour of reference at 4 fps with one
-    crop is about 29 MB) at a cosine error below 0.001. Saved as one ``.npz`` holding the
-    serialised FAISS index and the times, replaced atomically.
+    crop is about 29 MB) at a cosine error below 0.001.
     """
 
     FILE = "descriptor.npz"
+    KEY = "descriptors"
 
-    def __init__(self) -> None:
-        self.index: faiss.Index | None = None
-        self.times: dict[int, np.ndarray] = {}
-
-    @classmethod
-    def load(cls, directory: Path) -> DescriptorIndex:
-        idx = cls()
-        path = directory / cls.FILE
-        if not path.exists():
-            return idx
-        with np.load(path) as data:
-            if data["faiss"].size:
-                idx.index = faiss.deserialize_index(data["faiss"])
-            owners, times = data["times_owner"], data["times"]
-            for a in data["assets"].tolist():
-                idx.times[int(a)] = times[owners == a]
-        return idx
-
-    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
-        if asset_num in self.times:
-            self.remove([asset_num])
-        vectors = np.ascontiguousarray(fingerprint["descriptors"], dtype=np.float32)
-        if len(vectors):
-            if self.index is None:
-                self.index = faiss.IndexIDMap2(
-                    faiss.IndexScalarQuantizer(
-                        vectors.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-                    )
-                )
-            if vectors.shape[1] != self.index.d:
-                raise InputError(
-                    f"descriptors of {vectors.shape[1]} dimensions for an index of "
-                    f"{self.index.d}: rebuild the catalog index for the new model"
-                )
-            self.index.add_with_ids(vectors, entry_ids(asset_num, len(vectors)))
-        self.times[asset_num] = fingerprint["times"].astype(np.float32)
-        return len(vectors)
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        assets = sorted(self.times)
-        arrays: dict[str, np.ndarray] = {
-            "faiss": (
-                faiss.serialize_index(self.index)
-                if self.index is not None
-                else np.zeros(0, np.uint8)
-            ),
-            "assets": np.array(assets, np.int64),
-            "times": (
-                np.concatenate([self.times[a] for a in assets])
-                if assets
-                else np.zeros(0, np.float32)
-            ),
-            "times_owner": np.repeat(
-                np.array(assets, np.int64), [len(self.times[a]) for a in assets]
-            ),
-        }
-        write_npz(directory / self.FILE, arrays)
+    def new_faiss(self, dim: int) -> faiss.Index:
+        return faiss.IndexIDMap2(
+            faiss.IndexScalarQuantizer(
+                dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
+        )
 
     def nearest(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``k`` most similar indexed frames of each vector: (row, faiss id, cosine)."""
@@ -397,7 +343,7 @@ class SscdDescriptorSignal(Signal):
             regions = [(FULL, frame)]
             if role == "reference":
                 regions += [
-                    (CROP + k, _centre_crop(frame, f)) for k, f in enumerate(s.reference_crops)
+                    (CROP + k, centre_crop(frame, f)) for k, f in enumerate(s.reference_crops)
                 ]
             if role == "query":
                 box = content_box(frame)

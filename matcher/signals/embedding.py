@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from matcher.decode import Decoded
@@ -31,12 +30,10 @@ from matcher.signals.align import index_segments, segment_score
 from matcher.signals.base import (
     Fingerprint,
     Role,
-    RowsIndex,
     Signal,
     SignalHit,
     SignalIndex,
-    entry_ids,
-    write_npz,
+    VectorIndex,
 )
 from matcher.signals.copy import content_box
 from reelwatch.errors import InputError
@@ -53,69 +50,12 @@ NO_MODEL = (
 )
 
 
-class EmbeddingIndex(RowsIndex):
-    """Frame embeddings in ``faiss.IndexIDMap2(IndexFlatIP(d))``, reference times beside.
-
-    Exact search, like the copy signal's: re-creations are far-but-true matches that
-    approximate indexes tend to lose. Saved as one ``.npz`` (the FAISS index serialised into
-    it, with the times) replaced atomically: readers never see vectors and times of two
-    different versions.
-    """
+class EmbeddingIndex(VectorIndex):
+    """Frame embeddings (see :class:`~matcher.signals.base.VectorIndex`): exact search, like
+    the copy signal's, since re-creations are far-but-true matches."""
 
     FILE = "embedding.npz"
-
-    def __init__(self) -> None:
-        self.index: faiss.Index | None = None
-        self.times: dict[int, np.ndarray] = {}
-
-    @classmethod
-    def load(cls, directory: Path) -> EmbeddingIndex:
-        idx = cls()
-        path = directory / cls.FILE
-        if not path.exists():
-            return idx
-        with np.load(path) as data:
-            if data["faiss"].size:
-                idx.index = faiss.deserialize_index(data["faiss"])
-            owners, times = data["times_owner"], data["times"]
-            for a in data["assets"].tolist():
-                idx.times[int(a)] = times[owners == a]
-        return idx
-
-    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
-        if asset_num in self.times:
-            self.remove([asset_num])
-        vectors = np.ascontiguousarray(fingerprint["embeddings"], dtype=np.float32)
-        if len(vectors):
-            if self.index is None:
-                self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-            if vectors.shape[1] != self.index.d:
-                raise InputError(
-                    f"frame embeddings of {vectors.shape[1]} dimensions for an index of "
-                    f"{self.index.d}: rebuild the catalog index for the new model"
-                )
-            ids = entry_ids(asset_num, len(vectors))
-            self.index.add_with_ids(vectors, ids)
-        self.times[asset_num] = fingerprint["times"].astype(np.float32)
-        return len(vectors)
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        assets = sorted(self.times)
-        empty = np.zeros(0, np.float32)
-        arrays: dict[str, np.ndarray] = {
-            "faiss": (
-                faiss.serialize_index(self.index)
-                if self.index is not None
-                else np.zeros(0, np.uint8)
-            ),
-            "assets": np.array(assets, np.int64),
-            "times": np.concatenate([self.times[a] for a in assets]) if assets else empty,
-            "times_owner": np.repeat(
-                np.array(assets, np.int64), [len(self.times[a]) for a in assets]
-            ),
-        }
-        write_npz(directory / self.FILE, arrays)
+    KEY = "embeddings"
 
     def range_search(
         self, vectors: np.ndarray, min_similarity: float
