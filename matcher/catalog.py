@@ -32,10 +32,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matcher.decode import frame_size, probe
+from matcher.decode import frame_size, is_still, probe
 from matcher.fingerprint import Fingerprints, enabled_signals, fingerprint_file
 from matcher.signals import signal_class
-from matcher.signals.base import Box, Fingerprint, Signal, SignalIndex, TextInput
+from matcher.signals.base import (
+    TALENT,
+    Box,
+    Fingerprint,
+    Signal,
+    SignalIndex,
+    TextInput,
+    talent_array,
+)
 from reelwatch.errors import InputError
 from reelwatch.models import (
     Asset,
@@ -614,7 +622,9 @@ class Catalog:
             )
             num = int(cur.lastrowid or 0)
         asset.path = str(stored)
-        for name, fp in self._reference_fingerprints(item.fps, item.kind, item.box).items():
+        for name, fp in self._reference_fingerprints(
+            item.fps, item.kind, item.box, talent_id
+        ).items():
             self._indexes[name].add(num, fp)
         return asset
 
@@ -628,7 +638,7 @@ class Catalog:
         hints, so new stills are judged against the whole gallery. Of several signals with an
         opinion, the first (in settings order) to give a box sets it: one box per asset,
         which every signal is then restricted to, at add and at rebuild alike."""
-        max_side = self.settings.matcher.decode_max_side
+        side = self._decoded_side
         gallery: list[tuple[Fingerprints, Box | None]] = []
         for _, asset in self._asset_rows(title_id):
             if asset.kind == AssetKind.FACE and asset.talent_id == talent_id:
@@ -640,7 +650,9 @@ class Catalog:
                     )
                     continue
                 box = asset.face_box
-                gallery.append((fps, to_frame_box(box, fps.media, max_side) if box else None))
+                gallery.append(
+                    (fps, to_frame_box(box, fps.media, side(fps.media)) if box else None)
+                )
         refused: list[Refusal] = []
         for s in self._wanted(AssetKind.FACE):
             live = [f for f in faces if not any(r.path == f.path for r in refused)]
@@ -648,18 +660,23 @@ class Catalog:
                 break
             prints = [g.signals[s.name] for g, _ in gallery] + [f.fps.signals[s.name] for f in live]
             hints = [h for _, h in gallery] + [
-                to_frame_box(f.hint, f.media, max_side) if f.hint else None for f in live
+                to_frame_box(f.hint, f.media, side(f.media)) if f.hint else None for f in live
             ]
             chosen = s.subject_boxes(prints, hints)[len(gallery) :]
             for item, choice in zip(live, chosen, strict=True):
                 if isinstance(choice, str):
                     refused.append(Refusal(item.path, f"{item.path.name}: {choice}"))
                 elif choice is not None and item.box is None:
-                    item.box = to_file_box(choice, item.media, max_side)
+                    item.box = to_file_box(choice, item.media, side(item.media))
         for item in faces:  # a user's box stands even when no signal returns one
             if item.box is None and item.hint is not None:
                 item.box = item.hint
         return refused
+
+    def _decoded_side(self, media: Media) -> int:
+        """The longer side decoded frames of ``media`` have (stills are decoded larger)."""
+        m = self.settings.matcher
+        return m.still_max_side if is_still(media) else m.decode_max_side
 
     def _wanted(self, kind: AssetKind) -> list[Signal]:
         return [s for s in self.signals if s.references == "assets" and kind in s.asset_kinds]
@@ -674,17 +691,17 @@ class Catalog:
         return face is not None and not len(face.get("descriptors", []))
 
     def _reference_fingerprints(
-        self, fps: Fingerprints, kind: AssetKind, box: Box | None
+        self, fps: Fingerprints, kind: AssetKind, box: Box | None, talent_id: str | None
     ) -> dict[str, Fingerprint]:
         """What each signal indexes of an asset: its fingerprint, narrowed to the stored
-        subject ``box`` (file pixels) when there is one."""
-        frame_box = (
-            to_frame_box(box, fps.media, self.settings.matcher.decode_max_side) if box else None
-        )
-        return {
-            s.name: s.restrict(fps.signals[s.name], frame_box) if frame_box else fps.signals[s.name]
-            for s in self._wanted(kind)
-        }
+        subject ``box`` (file pixels) when there is one, with the asset's talent (``TALENT``)
+        so an index can tell a talent's own photos from other people's."""
+        frame_box = to_frame_box(box, fps.media, self._decoded_side(fps.media)) if box else None
+        out: dict[str, Fingerprint] = {}
+        for s in self._wanted(kind):
+            fp = s.restrict(fps.signals[s.name], frame_box) if frame_box else fps.signals[s.name]
+            out[s.name] = {**fp, TALENT: talent_array(talent_id)} if talent_id else fp
+        return out
 
     def discard_empty_title(self, title_id: str) -> bool:
         """Remove a title that has no assets (one made for an add that added nothing); a
@@ -706,7 +723,7 @@ class Catalog:
             for num, asset in rows:
                 fps = self._fingerprint(Path(asset.path), asset.sha256, asset.kind)
                 for name, fp in self._reference_fingerprints(
-                    fps, asset.kind, asset.face_box
+                    fps, asset.kind, asset.face_box, asset.talent_id
                 ).items():
                     self._indexes[name].add(num, fp)
             titles = self.titles()

@@ -227,6 +227,12 @@ def frame_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return _fit(width, height, max_side)
 
 
+def is_still(media: Media) -> bool:
+    """Whether ``media`` was probed as a still (one frame read by Pillow): stills are decoded
+    to ``still_max_side`` rather than ``max_side``."""
+    return media.fps is None and (media.video_codec or "").upper() in IMAGE_FORMATS
+
+
 def _still_pixels(still: Image.Image, max_side: int) -> np.ndarray:
     try:
         upright = ImageOps.exif_transpose(still)
@@ -325,6 +331,7 @@ def decode(
     sha256: str | None = None,
     keyframes: bool = False,
     max_keyframes: int | None = None,
+    still_max_side: int | None = None,
 ) -> Decoded:
     """Decode ``path`` once, keeping ``sample_fps`` frames per second (at most ``max_frames``).
 
@@ -340,6 +347,9 @@ def decode(
     ``max_keyframes`` (default a quarter of ``max_frames``), none within ``CUT_MIN_GAP_S`` of
     the previous keyframe, and they count towards ``max_frames``, so the fixed-rate samples
     keep most of the budget. ``times`` stay rising; ``Decoded.cuts`` marks the cut frames.
+
+    A still is one frame scaled to ``still_max_side`` (default ``max_side``): one frame is
+    cheap, and faces in a group photo need the pixels.
     """
     path = Path(path)
     size_bytes = check_file(path)
@@ -348,7 +358,7 @@ def decode(
     if still is not None:
         with still:
             media = _still_media(path, sha, size_bytes, still)
-            pixels = _still_pixels(still, max_side)
+            pixels = _still_pixels(still, still_max_side or max_side)
         return Decoded(media, pixels[None], np.zeros(1), is_image=True)
 
     frames: list[np.ndarray] = []
@@ -507,10 +517,14 @@ class _Track:
 
 
 def grab_frames(
-    path: Path | str, times: Sequence[float], *, max_side: int = 512
+    path: Path | str,
+    times: Sequence[float],
+    *,
+    max_side: int = 512,
+    still_max_side: int | None = None,
 ) -> list[np.ndarray]:
-    """The RGB frames shown at each of ``times`` (seconds; a still's only frame), for
-    evidence thumbnails.
+    """The RGB frames shown at each of ``times`` (seconds; a still's only frame, at
+    ``still_max_side`` as :func:`decode` makes it), for evidence thumbnails.
 
     The file is opened once for all of them; each frame seeks to the keyframe before its
     time and decodes forward, so it costs a fraction of a full decode. Raises ``InputError``
@@ -521,7 +535,7 @@ def grab_frames(
     still = _open_still(path)
     if still is not None:
         with still:
-            pixels = _still_pixels(still, max_side)
+            pixels = _still_pixels(still, still_max_side or max_side)
         return [pixels for _ in times]
     with _open_container(path) as container:
         if not container.streams.video:

@@ -480,7 +480,8 @@ class Matcher:
             if len(kept) == len(wanted):
                 return [decoded.frames[k] for k in kept]
         times = [t for t, _, _ in wanted.values()]
-        return grab_frames(src, times, max_side=self.settings.matcher.decode_max_side)
+        m = self.settings.matcher
+        return grab_frames(src, times, max_side=m.decode_max_side, still_max_side=m.still_max_side)
 
 
 def _crop(frame: np.ndarray, box: Box) -> np.ndarray:

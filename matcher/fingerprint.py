@@ -103,6 +103,7 @@ def _decode_key(settings: Settings, role: Role, sample_fps: float) -> str:
     m = settings.matcher
     return (
         f"{role}|fps={sample_fps:g}|max={m.max_frames}|side={m.decode_max_side}"
+        f"|still={m.still_max_side}"
         f"|audio={m.audio_rate}|kf={int(m.scene_keyframes)}|{DECODE_VERSION}"
     )
 
@@ -185,6 +186,7 @@ def fingerprint_file(
         sample_fps,
         m.max_frames,
         max_side=m.decode_max_side,
+        still_max_side=m.still_max_side,
         with_audio=any(s.needs_audio for s in missing),
         audio_rate=m.audio_rate,
         keyframes=m.scene_keyframes,

@@ -242,6 +242,10 @@ class MatcherSettings(BaseModel):
     re-uploads still match."""
     decode_max_side: int = 512
     """Sampled frames are scaled to this longer side; PDQ works on 64x64 anyway."""
+    still_max_side: int = 1600
+    """Photos (one frame, so cheap) are decoded up to this longer side: in a group photo or a
+    wide shot a face is a small part of the picture, and at 512 px it is too few pixels to
+    describe (a 70 px face of a 1500 px photo becomes 24 px)."""
     align_tolerance_s: float = 1.0
     """How far (in reference seconds) a frame pair may sit off a segment's time line."""
     min_segment_frames: int = 3

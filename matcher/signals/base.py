@@ -81,6 +81,21 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 Box = tuple[int, int, int, int]
 """x0, y0, x1, y1 in pixels of the decoded frame."""
 
+TALENT = "talent"
+"""Fingerprint key the catalog adds when it indexes an asset of a talent (the talent id as
+UTF-8 bytes, :func:`talent_array`): indexes that calibrate on impostors tell a talent's own
+photos from other people's by it. It is never part of a cached fingerprint."""
+
+
+def talent_array(talent_id: str) -> np.ndarray:
+    return np.frombuffer(talent_id.encode(), np.uint8).copy()
+
+
+def talent_of(fingerprint: Fingerprint) -> str | None:
+    """The talent id the catalog put in ``fingerprint``, if any."""
+    raw = fingerprint.get(TALENT)
+    return bytes(raw.astype(np.uint8)).decode() if raw is not None and len(raw) else None
+
 
 @dataclass(frozen=True)
 class TextInput:

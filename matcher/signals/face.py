@@ -63,6 +63,8 @@ from matcher.signals.base import (
     SignalIndex,
     entry_ids,
     split_ids,
+    talent_array,
+    talent_of,
     write_npz,
 )
 from reelwatch.errors import InputError
@@ -334,6 +336,8 @@ class FaceIndex(RowsIndex):
         self.boxes: dict[int, np.ndarray] = {}
         self.times: dict[int, np.ndarray] = {}
         self.descriptors: dict[int, np.ndarray] = {}
+        self.talents: dict[int, str] = {}
+        """The talent each asset shows, where the catalog said (gallery photos)."""
         self._cuts: dict[tuple[float, float, float], dict[int, float]] = {}
 
     @classmethod
@@ -347,6 +351,8 @@ class FaceIndex(RowsIndex):
                 for key in data.files:
                     if key[0] in sides and key[1:].isdigit():
                         sides[key[0]][int(key[1:])] = data[key]
+                    elif key[0] == "s" and key[1:].isdigit():
+                        idx.talents[int(key[1:])] = bytes(data[key]).decode()
         return idx
 
     def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
@@ -362,12 +368,16 @@ class FaceIndex(RowsIndex):
         self.boxes[asset_num] = fingerprint["boxes"].astype(np.int32).reshape(-1, 4)[keep]
         self.times[asset_num] = fingerprint["times"].astype(np.float32)[keep]
         self.descriptors[asset_num] = desc
+        talent = talent_of(fingerprint)
+        if talent:
+            self.talents[asset_num] = talent
         self._cuts.clear()
         return len(desc)
 
     def _forget(self, asset_num: int) -> None:
         self.boxes.pop(asset_num, None)
         self.descriptors.pop(asset_num, None)
+        self.talents.pop(asset_num, None)
         self._cuts.clear()
 
     def save(self, directory: Path) -> None:
@@ -377,14 +387,18 @@ class FaceIndex(RowsIndex):
             arrays[f"t{num}"] = times
             arrays[f"b{num}"] = self.boxes[num]
             arrays[f"d{num}"] = self.descriptors[num]
+            if num in self.talents:
+                arrays[f"s{num}"] = talent_array(self.talents[num])
         write_npz(directory / self.FILE, arrays)
 
     def cuts(self, max_distance: float, same_person: float, margin: float) -> dict[int, float]:
         """Each asset's cut, calibrated on impostors from the catalog itself.
 
-        Assets are grouped into identities (linked when any of their faces are within
-        ``same_person``: photos of one talent); the faces of every other identity are
-        impostors, and an asset's cut is ``margin`` below the closest of them, clipped to
+        Assets are grouped into identities: a talent's gallery photos are one identity (the
+        catalog says whose they are), photos of two different talents never are (lookalikes
+        stay apart), and assets without a talent join an identity when any of their faces
+        are within ``same_person`` of it. The faces of every other identity are impostors,
+        and an asset's cut is ``margin`` below the closest of them, clipped to
         [:data:`MIN_CUT`, ``max_distance``]. A catalog of one talent has no impostors and
         every cut is ``max_distance``.
         """
@@ -415,8 +429,15 @@ class FaceIndex(RowsIndex):
                     i = parent[i]
                 return i
 
+            talent = [self.talents.get(n) for n in nums]
+            for a in range(len(nums)):
+                for b in range(a):
+                    if talent[a] is not None and talent[a] == talent[b]:
+                        parent[root(a)] = root(b)
             for a, b in zip(*np.nonzero(closest <= same_person), strict=True):
-                parent[root(int(a))] = root(int(b))
+                ta, tb = talent[int(a)], talent[int(b)]
+                if ta is None or tb is None:  # two named talents are never one person
+                    parent[root(int(a))] = root(int(b))
             groups = np.array([root(i) for i in range(len(nums))])
             for a, num in enumerate(nums):
                 impostors = closest[a][groups != groups[a]]
@@ -772,8 +793,15 @@ class DlibFaceSignal(Signal):
           frame (1 s) is worth 0.57, 2 s 0.81 and 4 s 0.96.
 
         A clear face (<= 0.40) for 2 s scores 0.81, above the engine's high threshold; a
-        lookalike at 0.55 never passes 0.3.
+        lookalike at 0.55 never passes 0.3. A face on screen that several of the talent's
+        photos match counts once, by its closest photo: a larger gallery never lowers a score.
         """
+        closest: dict[tuple[float, float], SignalHit] = {}
+        for h in hits:
+            span = (h.query_start, h.query_end)
+            if span not in closest or h.distance < closest[span].distance:
+                closest[span] = h
+        hits = list(closest.values())
         if not hits:
             return 0.0
         frames = sum(h.frames for h in hits)

@@ -7,12 +7,14 @@ scikit-image's astronaut; frames are built here from them, as a wide shot would 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from matcher.decode import Decoded, decode
-from matcher.signals.base import Box
+from matcher.signals.base import TALENT, Box, SignalHit, talent_array
 from matcher.signals.face import DlibFaceSignal, FaceIndex, iou, pool_tracks
 from reelwatch.demo import media
 from reelwatch.errors import InputError
@@ -262,3 +264,57 @@ def test_each_talent_cut_sits_below_the_catalogs_closest_impostor(
     assert {h.asset_num for h in loose.search(index, query, 0.0)} == {3}
     index.remove([3])
     assert index.cuts(f.max_distance, f.same_person, f.impostor_margin) == {1: 0.95, 2: 0.95}
+
+
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.standard_normal(128)
+    return (v / np.linalg.norm(v) * 0.6).astype(np.float32)
+
+
+def _reference(desc: np.ndarray, talent: str | None = None) -> dict[str, np.ndarray]:
+    fp = {
+        "descriptors": desc[None],
+        "boxes": np.array([[0, 0, 40, 40]], np.int32),
+        "times": np.zeros(1, np.float32),
+    }
+    if talent is not None:
+        fp[TALENT] = talent_array(talent)
+    return fp
+
+
+def test_a_talents_own_photos_are_never_impostors_and_two_talents_never_one_person(
+    tmp_path: Path,
+) -> None:
+    """Photos of one talent years apart can sit further apart than ``same_person``; the
+    catalog says whose they are, so they stay one identity. Two named talents closer than
+    ``same_person`` (lookalikes) stay two, so each one's cut falls below the other."""
+    rng = np.random.default_rng(1)
+    young, base = _unit(rng), _unit(rng)
+    old = (young + 0.75 * (base - young)).astype(np.float32)  # far from ``young``
+    twin = (young + 0.08 * (base - young)).astype(np.float32)  # a lookalike of ``young``
+    f = FaceSettings()
+    assert np.linalg.norm(young - old) > f.same_person
+    assert np.linalg.norm(young - twin) < f.same_person
+    index = FaceIndex()
+    index.add(1, _reference(young, "talent-a"))
+    index.add(2, _reference(old, "talent-a"))
+    assert index.cuts(f.max_distance, f.same_person, f.impostor_margin) == {
+        1: f.max_distance,
+        2: f.max_distance,
+    }
+    index.add(3, _reference(twin, "talent-b"))
+    cuts = index.cuts(f.max_distance, f.same_person, f.impostor_margin)
+    assert cuts[1] < f.max_distance and cuts[3] < f.max_distance
+    index.save(tmp_path)
+    assert FaceIndex.load(tmp_path).talents == {1: "talent-a", 2: "talent-a", 3: "talent-b"}
+
+
+def test_a_face_several_gallery_photos_match_counts_once_by_the_closest(
+    signal: DlibFaceSignal,
+) -> None:
+    def hit(asset: int, distance: float) -> SignalHit:
+        return SignalHit(asset, 0.0, 3.0, 0.0, 0.0, distance, 3, 1.0, 1.0, 0.0, 1)
+
+    alone = signal.score([hit(1, 0.40)], 6.0)
+    assert alone > 0.75
+    assert signal.score([hit(1, 0.40), hit(2, 0.52)], 6.0) == alone
