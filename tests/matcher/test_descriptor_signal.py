@@ -329,6 +329,47 @@ class TestDescriptorContract(SignalContract):
 # Measurement: python -m tests.matcher.test_descriptor_signal [OUT_DIR] ---------------------
 
 
+def test_a_cropped_copy_of_a_zooming_shot_keeps_normal_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSCD ignores crops, so in a zoom a cropped copy's closest reference frames drift
+    later and the fitted line comes out 15 % too flat (10 s of copy over 8.4 s of reference,
+    1 s off at its end); the line through the frames themselves is the normal-speed one."""
+    from matcher.catalog import Catalog
+    from matcher.engine import Matcher
+    from reelwatch.settings import load_settings
+
+    ref = media.make_reference_clip(
+        ("chelsea", "grass", "gravel", "retina"),
+        tmp_path / "ref.mp4",
+        seconds_per_photo=8.0,
+        seed=31,
+    )
+    clip = media.read_clip(ref, 6.178, 10.0)
+    for step in (media.mirror, partial(media.crop, fraction=0.85), media.letterbox_vertical):
+        clip = step(clip)
+    query = media.write_clip(clip, tmp_path / "copy.mp4")
+
+    def segment(home: Path) -> tuple[float, float, float]:
+        settings = load_settings(home=home)
+        settings.matcher.signals = ["descriptor"]
+        settings.ensure_home()
+        catalog = Catalog(settings)
+        catalog.add_assets(catalog.add_title("Whiskers").id, [ref])
+        report = Matcher(settings, catalog).match_file(query)
+        assert report.best is not None
+        [seg] = report.best.segments
+        return seg.ref_start, seg.ref_end, seg.query_end - seg.query_start
+
+    start, end, length = segment(tmp_path / "home")
+    assert length == pytest.approx(10.0, abs=0.6)
+    assert abs(start - 6.178) < 0.5 and abs(end - 16.178) < 0.5
+    # Without the comparison of the two lines, the flat line stands.
+    monkeypatch.setattr("matcher.signals.descriptor.UNIT_SPEED_SLACK", -1.0)
+    start, end, _ = segment(tmp_path / "home-fitted")
+    assert end - start < 9.2
+
+
 def _percentiles(x: np.ndarray) -> str:
     if not x.size:
         return "none"
