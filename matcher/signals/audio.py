@@ -685,6 +685,13 @@ class LandmarkAudioSignal(Signal):
         ends = np.concatenate([breaks, [len(idx) - 1]])
         runs = [(int(idx[a]), int(idx[b]) + 1) for a, b in zip(starts, ends, strict=True)]
         a, b = max(runs, key=lambda r: m[r[0] : r[1]].sum() - expected[r[0] : r[1]].sum())
+        # Once the copy stands, its ends need less: neighbouring seconds whose matched peaks
+        # beat the average chance (a voice-over drowning the music there) belong to it.
+        weak = m >= np.maximum(2.0, expected + np.sqrt(expected) + 1)
+        while a > 0 and weak[a - 1]:
+            a -= 1
+        while b < n and weak[b]:
+            b += 1
         # Tighten to the first and last matched peaks inside the run.
         sel = matched & (qt >= a) & (qt < b)
         t0, t1 = float(qt[sel].min()), float(qt[sel].max()) + HOP_S

@@ -83,6 +83,9 @@ MIN_COMPARED = 3
 frames (and the frames between them are bisected)."""
 MIN_LINE_SCORE = 0.5
 """Recogniser confidence below which RapidOCR drops a line (its own default)."""
+MAX_READ_SIDE = 1024
+"""Frames are enlarged before reading up to this longer side: a 512 px video frame twice, a
+photo decoded at full size not at all."""
 
 _HASHTAG = re.compile(r"#([^\s#]+)")
 
@@ -114,10 +117,14 @@ def load_ocr(threads: int, side: int) -> Any:
 
 
 def read_frame(frame: np.ndarray, upscale: float, threads: int) -> list[tuple[str, float]]:
-    """Lines of text in an RGB frame with the recogniser's confidence, top to bottom."""
+    """Lines of text in an RGB frame with the recogniser's confidence, top to bottom.
+
+    Frames are enlarged by up to ``upscale``, never past :data:`MAX_READ_SIDE` (a photo
+    decoded at full size is read as it is)."""
     import cv2
 
     h, w = frame.shape[:2]
+    upscale = min(upscale, MAX_READ_SIDE / max(1, h, w))
     if upscale > 1.0:
         size = (round(w * upscale), round(h * upscale))
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
