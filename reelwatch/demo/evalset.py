@@ -115,6 +115,9 @@ REFERENCE_SECONDS = 32.0
 FACE_CLIP_S = 6.0
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 PROBES = ".eval-probes"
+BUILTIN_MARK = ".eval-builtin"
+"""Written into a folder filled with the built-in titles: their music is generated from known
+seeds, so only there can themes be re-created and other cues of a soundtrack be made."""
 
 BUILTIN_FACES = {
     "gallery": ("obama.jpg", "obama3.jpg"),
@@ -188,6 +191,7 @@ def write_builtin_references(directory: Path) -> None:
         ):
             group_photo(faces / talent_photo, faces / other, folder / name)
     (directory / "titles.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (directory / BUILTIN_MARK).write_text("built-in evaluation titles\n")
 
 
 def group_photo(talent: Path, other: Path, out: Path, *, talent_share: float = 0.35) -> Path:
@@ -310,9 +314,10 @@ DISTRACTOR = "distractor"
 SAME_SOUNDTRACK = "distractor: another cue of the title's soundtrack"
 FACE = "face: another photo of the talent"
 FACE_GROUP = "face: group photo, the talent smaller"
-LEADS = frozenset({RECREATED, BURNED_IN})
-"""Families whose only evidence is a lead (a melody, words on screen): expected at the medium
-tier, never high by design (see docs/matching.md)."""
+LEADS = {RECREATED: "medium", BURNED_IN: "low"}
+"""Families whose only evidence is a lead, and the tier they are expected at: a re-created
+melody is a medium lead; a title's name on screen over other footage names the title as a
+caption does, a low lead (see docs/matching.md). Neither is high alone, by design."""
 
 
 @dataclass(frozen=True)
@@ -372,6 +377,8 @@ def build_queries(
     probes = _face_probes(directory)
     n_distractors = max(1, min(distractors, len(DISTRACTOR_PHOTOS)))
     key = _recipe_key(refs, probes) + f"-d{n_distractors}"
+    if (directory / BUILTIN_MARK).exists():
+        key += "-builtin"
     if manifest.exists():
         try:
             data = json.loads(manifest.read_text())
@@ -469,7 +476,7 @@ def build_queries(
             )
     # Built-in titles' music is generated, so it can be re-created (the tune in another key,
     # tempo and instrument) and answered by other cues of the same soundtrack.
-    builtin = {t.name: t for t in BUILTIN_TITLES}
+    builtin = {t.name: t for t in BUILTIN_TITLES} if (directory / BUILTIN_MARK).exists() else {}
     for j, ref in enumerate(r for r in refs if r.title in builtin and r.talent is None):
         seed = builtin[ref.title].seed
         picture = media.excerpt(distractor_clips[(j + 3) % len(distractor_clips)], 0.0, EXCERPT_S)
@@ -498,7 +505,7 @@ def build_queries(
                 EXCERPT_S,
                 0.0,
                 round(EXCERPT_S * 0.9, 3),
-                expect="high" if named else "medium",
+                expect="high" if named else LEADS[RECREATED],
             )
         )
         qid = f"c{j:02d}"
@@ -519,7 +526,7 @@ def build_queries(
         queries.append(
             BuiltQuery(
                 qid, out / f"{qid}.mp4", BURNED_IN, name, "", (), 0.0, EXCERPT_S, 0.0, 0.0,
-                expect="medium",
+                expect=LEADS[BURNED_IN],
             )
         )  # fmt: skip
     # Faces: another photo of a talent, or of someone else, filmed over a few seconds.

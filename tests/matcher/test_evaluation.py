@@ -90,3 +90,23 @@ def test_a_lead_family_counts_at_medium_and_stays_out_of_recall_at_high() -> Non
     assert r.recall_high == 1.0  # the one copy expected at high was found there
     text = "\n".join(format_result(r))
     assert "copy-descriptor" in text and "re-created theme 1/2" in text
+
+
+def test_timing_judges_where_a_segment_says_the_post_shows_the_reference() -> None:
+    from matcher.evaluation import _timing_error
+
+    q = EvalQuery(
+        "q", Path("q.mp4"), "speed 1.25x", "Alpha", query_end=8.0, ref_start=5.0, ref_end=15.0
+    )
+
+    def seg(q0: float, q1: float, r0: float, r1: float) -> Segment:
+        return Segment(
+            signal="audio", query_start=q0, query_end=q1, ref_asset="a", ref_start=r0, ref_end=r1
+        )
+
+    # Music heard for the first 6 s only: shorter, and right where it is.
+    assert _timing_error(q, [seg(0.0, 6.0, 5.0, 12.5)]) == 0.0
+    # Aligned 1.5 s late in the reference.
+    assert _timing_error(q, [seg(0.0, 6.0, 6.5, 14.0)]) == 1.5
+    # Reaching 2 s past the copied stretch of the post.
+    assert _timing_error(q, [seg(0.0, 10.0, 5.0, 17.5)]) == 2.0
