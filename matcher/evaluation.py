@@ -97,7 +97,10 @@ class EvalResult:
     recall_by_transform: dict[str, tuple[int, int]]
     """Transformation -> (found at its expected tier, copies): high, or a lead's tier."""
     timing_errors: list[float]
-    """Per copy found at high: the largest of its four segment time errors, in seconds."""
+    """Per copy found at high: its longest timed segment's time error (see
+    :func:`_timing_error`), in seconds."""
+    timing_by_signal: dict[str, list[float]] = field(default_factory=dict)
+    """The same, per signal, from each signal's own longest segment."""
     errors: list[str] = field(default_factory=list)
     seconds_per_query: float = 0.0
 
@@ -122,6 +125,15 @@ class EvalResult:
                 "checked": len(self.timing_errors),
                 "within_1s": self.timing_within_1s,
                 "max_error_s": max(self.timing_errors, default=0.0),
+                "by_signal": {
+                    name: {
+                        "checked": len(errs),
+                        "within_1s": sum(e <= 1.0 for e in errs) / len(errs),
+                        "max_error_s": max(errs),
+                    }
+                    for name, errs in self.timing_by_signal.items()
+                    if errs
+                },
             },
             "errors": self.errors,
             "seconds_per_query": self.seconds_per_query,
@@ -147,7 +159,9 @@ def micro_average_precision(predictions: Iterable[tuple[float, bool]], positives
     return total / positives
 
 
-def _timing_error(q: EvalQuery, segments: Sequence[Segment]) -> float | None:
+def _timing_error(
+    q: EvalQuery, segments: Sequence[Segment], signals: Sequence[str] = TIMED_SIGNALS
+) -> float | None:
     """How wrong the longest timed segment's times are, in seconds: how far it reaches
     outside the copied stretch of the post, and how far the reference times it gives for its
     two ends are from the reference times those moments of the post truly show.
@@ -155,7 +169,7 @@ def _timing_error(q: EvalQuery, segments: Sequence[Segment]) -> float | None:
     A segment shorter than the copy (music drowned by a voice for its last seconds) is not
     wrong where it says the post shows the reference: coverage is what the score measures.
     """
-    timed = [s for s in segments if s.signal in TIMED_SIGNALS and s.timed]
+    timed = [s for s in segments if s.signal in signals and s.timed]
     if not timed:
         return None
     s = max(timed, key=lambda s: s.query_end - s.query_start)
@@ -182,6 +196,7 @@ def score_results(results: Sequence[QueryResult], signals: Sequence[str]) -> Eva
     false_high: list[str] = []
     by_transform: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     timing: list[float] = []
+    by_signal_timing: dict[str, list[float]] = defaultdict(list)
     found_high = 0
     expect_high = sum(r.query.expect == Confidence.HIGH.value for r in copies)
     for r in results:
@@ -202,6 +217,10 @@ def score_results(results: Sequence[QueryResult], signals: Sequence[str]) -> Eva
                     err = _timing_error(q, m.segments)
                     if err is not None:
                         timing.append(err)
+                    for name in set(signals) & set(TIMED_SIGNALS):
+                        err = _timing_error(q, m.segments, (name,))
+                        if err is not None:
+                            by_signal_timing[name].append(err)
                 else:
                     false_high.append(f"{q.id} -> {m.title}")
     seconds = [r.seconds for r in results if r.error is None]
@@ -217,6 +236,7 @@ def score_results(results: Sequence[QueryResult], signals: Sequence[str]) -> Eva
         false_high=false_high,
         recall_by_transform={k: (a, b) for k, (a, b) in sorted(by_transform.items())},
         timing_errors=timing,
+        timing_by_signal=dict(sorted(by_signal_timing.items())),
         errors=[f"{r.query.id}: {r.error}" for r in results if r.error],
         seconds_per_query=round(sum(seconds) / len(seconds), 3) if seconds else 0.0,
     )
@@ -278,7 +298,12 @@ def format_result(result: EvalResult) -> list[str]:
         "micro-average precision (VSC 2022):",
     ]
     for name, value in result.micro_ap.items():
-        lines.append(f"  {DISPLAY_NAMES.get(name, name):16} {value:.4f}")
+        line = f"  {DISPLAY_NAMES.get(name, name):16} {value:.4f}"
+        errors = result.timing_by_signal.get(name)
+        if errors:
+            within = sum(e <= 1.0 for e in errors) / len(errors)
+            line += f"   segment times: {len(errors)} checked, {within:.0%} within 1 s"
+        lines.append(line)
     lines.append(f"recall at the high tier: {result.recall_high:.4f}")
     lines.append(f"false high-confidence matches: {len(result.false_high)}")
     lines.extend(f"  {pair}" for pair in result.false_high)

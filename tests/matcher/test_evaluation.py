@@ -110,3 +110,26 @@ def test_timing_judges_where_a_segment_says_the_post_shows_the_reference() -> No
     assert _timing_error(q, [seg(0.0, 6.0, 6.5, 14.0)]) == 1.5
     # Reaching 2 s past the copied stretch of the post.
     assert _timing_error(q, [seg(0.0, 10.0, 5.0, 17.5)]) == 2.0
+
+
+def test_each_signal_reports_its_own_segment_times() -> None:
+    q = EvalQuery("q", Path("q.mp4"), "crop", "Alpha", query_end=8.0, ref_start=10.0, ref_end=18.0)
+
+    def seg(signal: str, shift: float) -> Segment:
+        return Segment(
+            signal=signal,
+            query_start=0.0,
+            query_end=8.0,
+            ref_asset="a",
+            ref_start=10.0 + shift,
+            ref_end=18.0 + shift,
+        )
+
+    match = _tm("Alpha", 0.99, Confidence.HIGH, {"copy": 0.9, "descriptor": 0.9, "text": 0.4})
+    match.segments = [seg("copy", 0.2), seg("descriptor", 1.5)]
+    r = score_results([QueryResult(q, [match])], ["copy", "descriptor", "text"])
+    assert r.timing_by_signal == {"copy": [0.2], "descriptor": [1.5]}
+    text = "\n".join(format_result(r))
+    assert "copy-pdq         1.0000   segment times: 1 checked, 100% within 1 s" in text
+    assert "copy-descriptor  1.0000   segment times: 1 checked, 0% within 1 s" in text
+    assert r.to_json()["timing"]["by_signal"]["descriptor"]["max_error_s"] == 1.5
