@@ -420,7 +420,7 @@ def build_queries(
             for step in steps:
                 clip = step(clip)
             if name == BROKEN_AUDIO:
-                path = media.write_avi_with_broken_audio(clip, out / f"{qid}.avi")
+                path = media.write_avi(clip, out / f"{qid}.avi", broken=["audio"])
             else:
                 path = media.write_clip(clip, out / f"{qid}.mp4")
             caption, hashtags = caption_for(ref.title, k)

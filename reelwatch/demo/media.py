@@ -15,8 +15,7 @@ triage/. Everything here is seeded; the same arguments give the same frames and 
 from __future__ import annotations
 
 import math
-import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -401,37 +400,48 @@ def rotate(clip: Clip, degrees: float) -> Clip:
     )
 
 
-def write_avi_with_broken_audio(clip: Clip, out_path: Path) -> Path:
-    """``clip`` as an AVI (MPEG-4 Part 2 video, MP3 audio) whose audio packets are garbage.
+def write_avi(clip: Clip, out_path: Path, broken: Iterable[str] = (), *, seed: int = 7) -> Path:
+    """``clip`` as an AVI (MPEG-4 Part 2 video, MP3 audio) whose ``broken`` tracks
+    (``"audio"``, ``"video"``) carry seeded noise instead of their coded packets, timing kept.
 
-    Old camcorder and screen-recorder files are like this: the video decodes, the sound
-    track does not (FFmpeg answers "invalid data" for every audio packet). The file is first
-    encoded whole, then the payload of every ``##wb`` chunk in the ``movi`` list is
-    overwritten with seeded noise, keeping chunk sizes so the container stays valid.
+    Old camcorder and screen-recorder files are like this: one track decodes, the other does
+    not (FFmpeg answers "invalid data" for its packets).
     """
     out_path = Path(out_path)
-    good = write_clip(clip, out_path.with_name(out_path.name + ".src.mp4"))
-    tmp = out_path.with_name(out_path.name + ".part.avi")
-    try:
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(good),
-             "-c:v", "mpeg4", "-q:v", "4", "-c:a", "libmp3lame", "-b:a", "128k", str(tmp)],
-            check=True,
-            timeout=300,
-        )  # fmt: skip
-        data = bytearray(tmp.read_bytes())
-    finally:
-        good.unlink(missing_ok=True)
-    rng = np.random.default_rng(7)
-    pos = data.find(b"movi") + 4
-    while 0 < pos <= len(data) - 8:
-        chunk, size = bytes(data[pos : pos + 4]), int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"idx1" or pos + 8 + size > len(data):
-            break
-        if chunk[2:] == b"wb":
-            data[pos + 8 : pos + 8 + size] = rng.integers(0, 256, size, np.uint8).tobytes()
-        pos += 8 + size + (size & 1)
-    tmp.write_bytes(bytes(data))
+    w, h = clip.size
+    w, h = w - w % 2, h - h % 2
+    broken = set(broken)
+    noise = np.random.default_rng(seed)
+    tmp = out_path.with_name(out_path.name + ".part")
+    with av.open(str(tmp), "w", format="avi") as container:
+        vs = container.add_stream("mpeg4", rate=Fraction(clip.fps).limit_denominator(1001))
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = container.add_stream("mp3", rate=clip.sample_rate)
+        aus.layout = "stereo"
+
+        def mux(stream: av.stream.Stream, packets: list[av.Packet]) -> None:
+            for packet in packets:
+                if stream.type in broken:
+                    junk = av.Packet(noise.integers(0, 256, packet.size, np.uint8).tobytes())
+                    junk.pts, junk.dts, junk.duration = packet.pts, packet.dts, packet.duration
+                    junk.time_base = packet.time_base
+                    junk.stream = stream
+                    packet = junk
+                container.mux(packet)
+
+        for frame in clip.frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
+            mux(vs, vs.encode(vf))
+        mux(vs, vs.encode(None))
+        audio = np.clip(clip.audio, -1, 1).astype(np.float32)
+        step = aus.codec_context.frame_size or 1152
+        for i in range(0, audio.shape[1], step):
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(audio[:, i : i + step]), format="fltp", layout="stereo"
+            )
+            af.sample_rate, af.pts = clip.sample_rate, i
+            mux(aus, aus.encode(af))
+        mux(aus, aus.encode(None))
     tmp.replace(out_path)
     return out_path
 

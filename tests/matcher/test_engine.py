@@ -145,12 +145,15 @@ def test_report_json_has_the_architecture_shape(
     seg = next(s for s in m["segments"] if s["signal"] == "copy")
     assert set(seg) >= {"signal", "query_start", "query_end", "ref_asset", "ref_start", "ref_end"}
     audio = next(s for s in m["segments"] if s["signal"] == "audio")
-    assert audio["evidence"] == [] and "offset" in audio["note"]
-    # Evidence: a query frame and a reference frame, small JPEGs under the data home.
-    assert len(seg["evidence"]) == 2
-    for rel in seg["evidence"]:
+    assert "offset" in audio["note"]
+    # Evidence, small files under the data home named by their role: the audio segment's
+    # picture of both soundtracks; the copy segment's query and reference frames and its
+    # similarity strip.
+    assert [Path(p).name[:2] for p in audio["evidence"]] == ["s-"]
+    assert [Path(p).name.split("-")[0] for p in seg["evidence"]] == ["q", "r", "st"]
+    for rel in [*audio["evidence"], *seg["evidence"]]:
         path = demo_settings.home / rel
-        assert path.suffix == ".jpg" and 0 < path.stat().st_size < 60_000
+        assert path.suffix in {".jpg", ".png"} and 0 < path.stat().st_size < 60_000
     assert reports[demo.unrelated[0].id].to_json()["matches"] == []
 
 

@@ -24,6 +24,7 @@ from matcher.catalog import AssetsRefused, Catalog, to_file_box, to_frame_box
 from matcher.decode import decode, grab_frames, probe
 from matcher.engine import Matcher
 from matcher.fingerprint import fingerprint_file
+from reelwatch.demo import media
 from reelwatch.demo.media import load_photo, make_reference_clip, read_clip
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind, Media
@@ -48,35 +49,7 @@ def write_avi(out: Path, broken: Iterable[Track] = (), *, seed: int = 7) -> Path
     )
     clip = read_clip(source)
     source.unlink()
-    broken = set(broken)
-    noise = np.random.default_rng(seed)
-    with av.open(str(out), "w", format="avi") as container:
-        vs = container.add_stream("mpeg4", rate=24)
-        vs.width, vs.height, vs.pix_fmt = 320, 180, "yuv420p"
-        aus = container.add_stream("mp3", rate=clip.sample_rate)
-        aus.layout = "stereo"
-
-        def mux(stream: av.stream.Stream, packets: list[av.Packet]) -> None:
-            for packet in packets:
-                if stream.type in broken:
-                    junk = av.Packet(noise.integers(0, 256, packet.size, np.uint8).tobytes())
-                    junk.pts, junk.dts, junk.duration = packet.pts, packet.dts, packet.duration
-                    junk.time_base = packet.time_base
-                    junk.stream = stream
-                    packet = junk
-                container.mux(packet)
-
-        for frame in clip.frames:
-            mux(vs, vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), "rgb24")))
-        mux(vs, vs.encode(None))
-        step = aus.codec_context.frame_size or 1152
-        for i in range(0, clip.audio.shape[1], step):
-            chunk = np.ascontiguousarray(clip.audio[:, i : i + step])
-            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            af.sample_rate, af.pts = clip.sample_rate, i
-            mux(aus, aus.encode(af))
-        mux(aus, aus.encode(None))
-    return out
+    return media.write_avi(clip, out, broken, seed=seed)
 
 
 def decodes(path: Path, track: Track) -> bool:
