@@ -43,7 +43,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,7 +55,6 @@ from matcher.signals.base import (
     SignalHit,
     SignalIndex,
     TextInput,
-    write_npz,
 )
 from matcher.signals.text import (
     MIN_HIDDEN_NAME,
@@ -65,6 +63,7 @@ from matcher.signals.text import (
     NAME_IN_HASHTAG,
     SCORE_CAP,
     TITLE_HASHTAG,
+    TitleCards,
     clean_label,
     compact,
     normalise_words,
@@ -306,59 +305,10 @@ def _find(lines: Sequence[str], index: OcrIndex, min_ratio: float) -> dict[int, 
 # Index -------------------------------------------------------------------------------------
 
 
-class OcrIndex(SignalIndex):
-    """Title cards as the rules read them: normalised names, display names and compact
-    hashtags per title number, saved as one ``.npz`` replaced atomically."""
+class OcrIndex(TitleCards):
+    """Title cards as the rules read them (:class:`~matcher.signals.text.TitleCards`)."""
 
     FILE = "ocr.npz"
-    KEYS = ("names", "labels", "hashtags")
-
-    def __init__(self) -> None:
-        self.names: dict[int, np.ndarray] = {}
-        self.labels: dict[int, np.ndarray] = {}
-        self.hashtags: dict[int, np.ndarray] = {}
-
-    @classmethod
-    def load(cls, directory: Path) -> OcrIndex:
-        idx = cls()
-        path = directory / cls.FILE
-        if not path.exists():
-            return idx
-        with np.load(path) as data:
-            for key in cls.KEYS:
-                values, owners = data[key], data[key + "_owner"]
-                target = getattr(idx, key)
-                for t in data["titles"].tolist():
-                    target[int(t)] = values[owners == t]
-        return idx
-
-    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
-        for key in self.KEYS:
-            getattr(self, key)[asset_num] = fingerprint[key]
-        return 1
-
-    def remove(self, asset_nums: Iterable[int]) -> int:
-        nums = [n for n in set(asset_nums) if n in self.names]
-        for n in nums:
-            del self.names[n], self.labels[n], self.hashtags[n]
-        return len(nums)
-
-    def asset_nums(self) -> set[int]:
-        return set(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def save(self, directory: Path) -> None:
-        titles = sorted(self.names)
-        arrays: dict[str, np.ndarray] = {"titles": np.array(titles, np.int64)}
-        for key in self.KEYS:
-            per: dict[int, np.ndarray] = getattr(self, key)
-            arrays[key] = _strings(str(v) for t in titles for v in per[t].tolist())
-            arrays[key + "_owner"] = np.array(
-                [t for t in titles for _ in range(per[t].size)], np.int64
-            )
-        write_npz(directory / self.FILE, arrays)
 
 
 # Signal ------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import faiss
 import numpy as np
@@ -114,41 +115,93 @@ def _strings(values: Iterable[str]) -> np.ndarray:
     return np.array(items, dtype=str) if items else np.zeros(0, "<U1")
 
 
-class TextIndex(SignalIndex):
-    """Title cards: their embeddings in ``faiss.IndexIDMap2(IndexFlatIP(d))`` (ids are title
-    numbers; vectors are unit length, so inner product is cosine) and their rule data
-    (normalised names, display names, compact hashtags) per title.
+class TitleCards(SignalIndex):
+    """Title cards as the rules read them: normalised names, display names and compact
+    hashtags per title number, saved as one ``.npz`` replaced atomically. Subclasses add what
+    else they keep of a card (:meth:`_load_more`, :meth:`_save_more`)."""
 
-    Saved as one ``.npz`` (the FAISS index serialised into it) replaced atomically, so a
-    reader never sees the vectors of one version with the names of another.
-    """
-
-    FILE = "text.npz"
+    FILE: ClassVar[str]
+    KEYS = ("names", "labels", "hashtags")
 
     def __init__(self) -> None:
-        self.index: faiss.Index | None = None
         self.names: dict[int, np.ndarray] = {}
         self.labels: dict[int, np.ndarray] = {}
         self.hashtags: dict[int, np.ndarray] = {}
 
     @classmethod
-    def load(cls, directory: Path) -> TextIndex:
+    def load(cls, directory: Path) -> Self:
         idx = cls()
         path = directory / cls.FILE
         if not path.exists():
             return idx
         with np.load(path) as data:
-            if data["faiss"].size:
-                idx.index = faiss.deserialize_index(data["faiss"])
             titles = data["titles"].tolist()
-            for key, target in (("names", idx.names), ("labels", idx.labels)):
+            for key in cls.KEYS:
                 values, owners = data[key], data[key + "_owner"]
+                target: dict[int, np.ndarray] = getattr(idx, key)
                 for t in titles:
-                    target[t] = values[owners == t]
-            values, owners = data["hashtags"], data["hashtags_owner"]
-            for t in titles:
-                idx.hashtags[t] = values[owners == t]
+                    target[int(t)] = values[owners == t]
+            idx._load_more(data)
         return idx
+
+    def _load_more(self, data: Any) -> None:
+        """Read what a subclass saved besides the cards (nothing by default)."""
+
+    def _save_more(self) -> dict[str, np.ndarray]:
+        """Arrays a subclass saves besides the cards (none by default)."""
+        return {}
+
+    def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
+        for key in self.KEYS:
+            getattr(self, key)[asset_num] = fingerprint[key]
+        return 1
+
+    def remove(self, asset_nums: Iterable[int]) -> int:
+        nums = [n for n in set(asset_nums) if n in self.names]
+        for n in nums:
+            del self.names[n], self.labels[n], self.hashtags[n]
+        return len(nums)
+
+    def asset_nums(self) -> set[int]:
+        return set(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        titles = sorted(self.names)
+        arrays: dict[str, np.ndarray] = {"titles": np.array(titles, np.int64), **self._save_more()}
+        for key in self.KEYS:
+            per: dict[int, np.ndarray] = getattr(self, key)
+            arrays[key] = _strings(str(v) for t in titles for v in per[t].tolist())
+            arrays[key + "_owner"] = np.array(
+                [t for t in titles for _ in range(per[t].size)], np.int64
+            )
+        write_npz(directory / self.FILE, arrays)
+
+
+class TextIndex(TitleCards):
+    """Title cards (:class:`TitleCards`) and their embeddings in
+    ``faiss.IndexIDMap2(IndexFlatIP(d))`` (ids are title numbers; vectors are unit length,
+    so inner product is cosine), in one ``.npz``: a reader never sees the vectors of one
+    version with the names of another.
+    """
+
+    FILE = "text.npz"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index: faiss.Index | None = None
+
+    def _load_more(self, data: Any) -> None:
+        if data["faiss"].size:
+            self.index = faiss.deserialize_index(data["faiss"])
+
+    def _save_more(self) -> dict[str, np.ndarray]:
+        if self.index is None:
+            return {"faiss": np.zeros(0, np.uint8)}
+        return {"faiss": faiss.serialize_index(self.index)}
 
     def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
         if asset_num in self.names:
@@ -161,50 +214,15 @@ class TextIndex(SignalIndex):
                 f"text card of {vec.shape[1]} dimensions for an index of {self.index.d}"
             )
         self.index.add_with_ids(vec, np.array([asset_num], np.int64))
-        self.names[asset_num] = fingerprint["names"]
-        self.labels[asset_num] = fingerprint["labels"]
-        self.hashtags[asset_num] = fingerprint["hashtags"]
-        return 1
+        return super().add(asset_num, fingerprint)
 
     def remove(self, asset_nums: Iterable[int]) -> int:
         nums = [n for n in set(asset_nums) if n in self.names]
         if not nums or self.index is None:
             return 0
         removed = int(self.index.remove_ids(faiss.IDSelectorBatch(np.array(nums, np.int64))))
-        for n in nums:
-            del self.names[n], self.labels[n], self.hashtags[n]
+        super().remove(nums)
         return removed
-
-    def asset_nums(self) -> set[int]:
-        return set(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        titles = sorted(self.names)
-
-        def flat(per: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-            values = [str(v) for t in titles for v in per[t].tolist()]
-            owners = [t for t in titles for _ in range(per[t].size)]
-            return _strings(values), np.array(owners, np.int64)
-
-        arrays: dict[str, np.ndarray] = {
-            "faiss": (
-                faiss.serialize_index(self.index)
-                if self.index is not None
-                else np.zeros(0, np.uint8)
-            ),
-            "titles": np.array(titles, np.int64),
-        }
-        for key, per in (
-            ("names", self.names),
-            ("labels", self.labels),
-            ("hashtags", self.hashtags),
-        ):
-            arrays[key], arrays[key + "_owner"] = flat(per)
-        write_npz(directory / self.FILE, arrays)
 
     def similarities(self, vector: np.ndarray, min_similarity: float) -> dict[int, float]:
         """Cosine of ``vector`` with every card at or above ``min_similarity``."""
