@@ -516,6 +516,20 @@ class _Track:
         return None
 
 
+def resample_audio(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """Mono float32 ``audio`` from ``rate`` to ``new_rate`` with FFmpeg's resampler."""
+    a = np.ascontiguousarray(np.asarray(audio, np.float32).reshape(-1))
+    if rate == new_rate or a.size == 0:
+        return a
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=new_rate)
+    frame = av.AudioFrame.from_ndarray(a[None], format="flt", layout="mono")
+    frame.sample_rate = rate
+    frame.pts = 0
+    chunks = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
 def grab_frames(
     path: Path | str,
     times: Sequence[float],

@@ -66,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.decode import Decoded
+from matcher.decode import Decoded, resample_audio
 from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex, write_npz
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
@@ -152,20 +152,6 @@ _FULL_EXCESS = 0.15
 # Peaks -----------------------------------------------------------------------------------------
 
 
-def _resample(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Mono float32 ``audio`` at :data:`RATE` (FFmpeg's resampler)."""
-    import av
-
-    a = np.ascontiguousarray(audio, np.float32).reshape(-1)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-    frame = av.AudioFrame.from_ndarray(a[None], format="flt", layout="mono")
-    frame.sample_rate = rate
-    frame.pts = 0
-    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
-
-
 def _sliding_max(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
     """Maximum over ``[i - radius, i + radius]`` along ``axis`` (edges padded with -inf)."""
     pad = [(0, 0)] * x.ndim
@@ -202,7 +188,7 @@ def spectral_peaks(
     """
     a = np.asarray(audio, np.float32).reshape(-1)
     if sample_rate != RATE and a.size:
-        a = _resample(a, sample_rate)
+        a = resample_audio(a, sample_rate, RATE)
     empty = np.zeros(0, np.float32), np.zeros(0, np.float32)
     peak = float(np.max(np.abs(a))) if a.size else 0.0
     if a.size < N_FFT or peak <= 0.0:

@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from matcher.decode import resample_audio
 from reelwatch.demo.media import SAMPLE_RATE, Clip, melody
 from reelwatch.errors import InputError
 
@@ -231,18 +232,12 @@ def silent(clip: Clip) -> Clip:
 
 
 def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
-    """Mono float32 ``audio`` from ``rate`` to ``new_rate`` with FFmpeg's resampler."""
-    a = np.ascontiguousarray(np.asarray(audio, np.float32).reshape(-1))
-    if rate == new_rate or a.size == 0:
-        return a
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=new_rate)
-    frame = av.AudioFrame.from_ndarray(a[None], format="flt", layout="mono")
-    frame.sample_rate = rate
-    frame.pts = 0
-    chunks = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    out = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return fit_length(out.astype(np.float32), round(a.size * new_rate / rate))
+    """Mono float32 ``audio`` from ``rate`` to ``new_rate`` (FFmpeg's resampler), exactly as
+    long as the same duration at ``new_rate``."""
+    out = resample_audio(audio, rate, new_rate)
+    if rate == new_rate:
+        return out
+    return fit_length(out, round(np.asarray(audio).size * new_rate / rate))
 
 
 def write_audio(
