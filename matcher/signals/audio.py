@@ -67,7 +67,15 @@ from pathlib import Path
 import numpy as np
 
 from matcher.decode import Decoded, resample_audio
-from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex, write_npz
+from matcher.signals.base import (
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    load_per_asset,
+    save_per_asset,
+)
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 
@@ -308,10 +316,8 @@ class LandmarkIndex(SignalIndex):
         path = directory / cls.FILE
         if path.exists():
             with np.load(path) as data:
-                for key in data.files:
-                    if key.endswith("_t"):
-                        num = int(key[1:].removesuffix("_t"))
-                        idx._add(num, data[key], data[f"a{num}_f"])
+                for num, arrays in load_per_asset(data).items():
+                    idx._add(num, arrays["t"], arrays["f"])
             idx._merge()
         return idx
 
@@ -361,11 +367,10 @@ class LandmarkIndex(SignalIndex):
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
-        for num, times in self.times.items():
-            arrays[f"a{num}_t"] = times
-            arrays[f"a{num}_f"] = self.freqs[num]
-        write_npz(directory / self.FILE, arrays)
+        save_per_asset(
+            directory / self.FILE,
+            {num: {"t": t, "f": self.freqs[num]} for num, t in self.times.items()},
+        )
 
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every indexed landmark with one of ``hashes``: (row in ``hashes``, asset, anchor

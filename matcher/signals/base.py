@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -76,6 +76,31 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with tmp.open("wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
+
+
+def save_per_asset(
+    path: Path,
+    per_asset: Mapping[int, Mapping[str, np.ndarray]],
+    extra: Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """Write named arrays of each asset (``a<num>_<name>``) and ``extra`` ones as one
+    ``.npz``, atomically (:func:`write_npz`)."""
+    arrays: dict[str, np.ndarray] = dict(extra or {})
+    for num, named in per_asset.items():
+        for name, array in named.items():
+            arrays[f"a{num}_{name}"] = array
+    write_npz(path, arrays)
+
+
+def load_per_asset(data: Any) -> dict[int, dict[str, np.ndarray]]:
+    """The named arrays of each asset in an ``.npz`` written by :func:`save_per_asset`, by
+    asset number (rising)."""
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for key in data.files:
+        found = re.fullmatch(r"a(\d+)_(\w+)", key)
+        if found:
+            out.setdefault(int(found[1]), {})[found[2]] = data[key]
+    return dict(sorted(out.items()))
 
 
 Box = tuple[int, int, int, int]

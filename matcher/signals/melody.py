@@ -73,7 +73,15 @@ from typing import Any
 import numpy as np
 
 from matcher.decode import Decoded
-from matcher.signals.base import Fingerprint, Role, Signal, SignalHit, SignalIndex, write_npz
+from matcher.signals.base import (
+    Fingerprint,
+    Role,
+    Signal,
+    SignalHit,
+    SignalIndex,
+    load_per_asset,
+    save_per_asset,
+)
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 
@@ -401,10 +409,8 @@ class MelodyIndex(SignalIndex):
             with np.load(path) as data:
                 if "ngram_notes" in data.files:
                     idx.ngram_notes = int(data["ngram_notes"])
-                for key in data.files:
-                    if key.endswith("_onset"):
-                        num = int(key[1:].removesuffix("_onset"))
-                        idx._add(num, data[key], data[f"a{num}_pitch"])
+                for num, arrays in load_per_asset(data).items():
+                    idx._add(num, arrays["onset"], arrays["pitch"])
         return idx
 
     def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
@@ -439,11 +445,11 @@ class MelodyIndex(SignalIndex):
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {"ngram_notes": np.array(self.ngram_notes)}
-        for num, onset in self.onsets.items():
-            arrays[f"a{num}_onset"] = onset
-            arrays[f"a{num}_pitch"] = self.pitches[num]
-        write_npz(directory / self.FILE, arrays)
+        save_per_asset(
+            directory / self.FILE,
+            {num: {"onset": o, "pitch": self.pitches[num]} for num, o in self.onsets.items()},
+            {"ngram_notes": np.array(self.ngram_notes)},
+        )
 
     def background(self) -> tuple[np.ndarray, np.ndarray, int]:
         """How much each step says, from the catalog's own melodies: bits of an interval
