@@ -428,7 +428,8 @@ class Matcher:
                     else:
                         query = read_audio(path, q0, SOUND_WINDOW_S, rate)
                     ref = read_audio(Path(asset.path), r0, SOUND_WINDOW_S * hit.slope, rate)
-                    speed = f"{1 / hit.slope:.2f}x" if abs(hit.slope - 1) > 0.02 else ""
+                    # slope: reference seconds per post second, i.e. the post's speed
+                    speed = f"post at {hit.slope:.2f}x" if abs(hit.slope - 1) > 0.02 else ""
                     save_picture(sound_picture(query, ref, rate, label=speed), dst)
                 except (ReelwatchError, OSError, ValueError) as exc:
                     log.warning("no sound picture for %s: %s", asset.path, exc)
