@@ -262,6 +262,9 @@ _LUMA_FORMATS = frozenset(
 )
 """8-bit pixel formats whose first plane is luma: cut detection reads it without conversion."""
 
+AUDIO_GAP_S = 0.02
+"""A decoded audio frame that starts this much later than the samples so far is placed at
+its time, silence filling the gap."""
 CUT_MIN_DIFF = 12.0
 """Mean absolute grey difference (0-255, on a 64 px thumbnail) below which no cut is seen."""
 CUT_RATIO = 4.0
@@ -365,6 +368,8 @@ def decode(
     times: list[float] = []
     cuts: list[bool] = []
     audio_chunks: list[np.ndarray] = []
+    audio_len = 0
+    """Samples of the soundtrack placed so far."""
     step = 1.0 / sample_fps
     next_t = 0.0
     last_t = 0.0
@@ -396,9 +401,6 @@ def decode(
                     got = packet.decode()
                 except av.FFmpegError as exc:
                     track.failed(packet, exc)
-                    if packet.stream is aus and packet.duration and packet.time_base:
-                        gap = round(float(packet.duration * packet.time_base) * audio_rate)
-                        audio_chunks.append(np.zeros(gap, np.float32))  # keep the timeline
                     continue
                 track.decoded(packet, len(got))
                 for frame in got:
@@ -428,8 +430,17 @@ def decode(
                                 last_key_t = t
                             capped = len(frames) >= max_frames
                     elif isinstance(frame, av.AudioFrame):
+                        # Placed by its time: packets that failed, and frames a decoder drops
+                        # after them without a word (MP3's bit reservoir), leave silence,
+                        # never a shift of everything after them.
+                        if frame.time is not None:
+                            at = round(frame.time * audio_rate)
+                            if at - audio_len > AUDIO_GAP_S * audio_rate:
+                                audio_chunks.append(np.zeros(at - audio_len, np.float32))
+                                audio_len = at
                         for rf in resampler.resample(frame):
                             audio_chunks.append(rf.to_ndarray().reshape(-1))
+                            audio_len += len(audio_chunks[-1])
                 if capped and (aus is None or tracks["audio"].broken):
                     break
         except av.FFmpegError as exc:

@@ -400,9 +400,17 @@ def rotate(clip: Clip, degrees: float) -> Clip:
     )
 
 
-def write_avi(clip: Clip, out_path: Path, broken: Iterable[str] = (), *, seed: int = 7) -> Path:
+def write_avi(
+    clip: Clip,
+    out_path: Path,
+    broken: Iterable[str] = (),
+    *,
+    seed: int = 7,
+    every: int = 1,
+) -> Path:
     """``clip`` as an AVI (MPEG-4 Part 2 video, MP3 audio) whose ``broken`` tracks
-    (``"audio"``, ``"video"``) carry seeded noise instead of their coded packets, timing kept.
+    (``"audio"``, ``"video"``) carry seeded noise instead of their coded packets (every
+    ``every``-th packet of them; all by default), timing kept.
 
     Old camcorder and screen-recorder files are like this: one track decodes, the other does
     not (FFmpeg answers "invalid data" for its packets).
@@ -419,9 +427,12 @@ def write_avi(clip: Clip, out_path: Path, broken: Iterable[str] = (), *, seed: i
         aus = container.add_stream("mp3", rate=clip.sample_rate)
         aus.layout = "stereo"
 
+        counts = {"audio": 0, "video": 0}
+
         def mux(stream: av.stream.Stream, packets: list[av.Packet]) -> None:
             for packet in packets:
-                if stream.type in broken:
+                counts[stream.type] += 1
+                if stream.type in broken and counts[stream.type] % every == 0:
                     junk = av.Packet(noise.integers(0, 256, packet.size, np.uint8).tobytes())
                     junk.pts, junk.dts, junk.duration = packet.pts, packet.dts, packet.duration
                     junk.time_base = packet.time_base

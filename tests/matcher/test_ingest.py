@@ -262,3 +262,25 @@ def test_an_empty_title_is_discarded_and_a_title_with_assets_kept(
     assert not cat.discard_empty_title("the-roastery")
     assert [t.id for t in cat.titles()] == ["the-roastery"]
     assert len(Catalog(settings).index("text")) == 1  # the removed title's card is gone too
+
+
+def test_a_partly_broken_audio_track_keeps_its_timeline(tmp_path: Path) -> None:
+    """A fifth of the MP3 packets are noise: they fail, and the decoder drops the frames
+    after them that leaned on their bit reservoir without a word. What decodes must stay
+    at its time (silence in the holes), or every later match lands early."""
+    rate, seconds = 22050, 8.0
+    t = np.arange(round(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    burst = (t >= 6.0) & (t < 6.05)
+    tone[burst] += 0.6 * np.sin(2 * np.pi * 2000 * t[burst])
+    audio = np.stack([tone, tone]).astype(np.float32)
+    frames = tuple(np.full((64, 96, 3), i % 255, np.uint8) for i in range(round(seconds * 24)))
+    avi = media.write_avi(
+        media.Clip(frames, 24.0, audio), tmp_path / "holes.avi", ["audio"], every=5
+    )
+    d = decode(avi, 2, 600, with_audio=True)
+    assert d.skipped == {} and d.audio is not None
+    assert abs(len(d.audio) / 16000 - seconds) < 0.15
+    assert np.mean(np.abs(d.audio) < 1e-6) > 0.15  # the holes are there, as silence
+    # The burst is where it was (MP3's encoder delay is about 50 ms).
+    assert abs(np.argmax(np.abs(np.diff(d.audio))) / 16000 - 6.05) < 0.1
