@@ -45,6 +45,7 @@ from reelwatch.models import (
     slugify,
 )
 from reelwatch.settings import Settings
+from reelwatch.timing import stage
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,9 @@ class Matcher:
                 fp = fps.signals.get(signal.name)
             if fp is None:
                 continue
-            for hit in signal.search(self.catalog.index(signal), fp, duration):
+            with stage(f"search.{signal.name}"):
+                hits = signal.search(self.catalog.index(signal), fp, duration)
+            for hit in hits:
                 if on_titles:
                     title = titles.get(hit.asset_num)
                     if title is not None:
@@ -287,11 +290,12 @@ class Matcher:
                     if hit.strip:
                         strips.append((hit, signal, asset))
 
-        evidence = self._evidence(visual, fps, path)
-        for hit, pictures in self._sound_evidence(sounds, fps, path).items():
-            evidence.setdefault(hit, []).extend(pictures)
-        for hit, picture in self._strips(strips, fps).items():
-            evidence.setdefault(hit, []).append(picture)
+        with stage("evidence"):
+            evidence = self._evidence(visual, fps, path)
+            for hit, pictures in self._sound_evidence(sounds, fps, path).items():
+                evidence.setdefault(hit, []).extend(pictures)
+            for hit, picture in self._strips(strips, fps).items():
+                evidence.setdefault(hit, []).append(picture)
         matches: list[TitleMatch] = []
         for title_id, per_signal in by_title.items():
             title = self.catalog.get_title(title_id)

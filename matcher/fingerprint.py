@@ -21,6 +21,7 @@ from matcher.signals import Signal, signal_class
 from matcher.signals.base import Fingerprint, Role, write_npz
 from reelwatch.models import Media
 from reelwatch.settings import Settings
+from reelwatch.timing import stage
 
 log = logging.getLogger(__name__)
 
@@ -181,22 +182,24 @@ def fingerprint_file(
     missing = [s for s in wanted if cached is None or cached.keys.get(s.name) != s.config_key()]
     if cached is not None and not missing:
         return cached.only(s.name for s in wanted)
-    decoded = decode(
-        path,
-        sample_fps,
-        m.max_frames,
-        max_side=m.decode_max_side,
-        still_max_side=m.still_max_side,
-        with_audio=any(s.needs_audio for s in missing),
-        audio_rate=m.audio_rate,
-        keyframes=m.scene_keyframes,
-        sha256=sha,
-    )
+    with stage("decode"):
+        decoded = decode(
+            path,
+            sample_fps,
+            m.max_frames,
+            max_side=m.decode_max_side,
+            still_max_side=m.still_max_side,
+            with_audio=any(s.needs_audio for s in missing),
+            audio_rate=m.audio_rate,
+            keyframes=m.scene_keyframes,
+            sha256=sha,
+        )
     fps = cached or Fingerprints(decoded.media, role, {}, sample_fps)
     fps.decoded = decoded
     fps.skipped.update(decoded.skipped)
     for s in missing:
-        fps.signals[s.name] = s.fingerprint(decoded, role)
+        with stage(f"signal.{s.name}"):
+            fps.signals[s.name] = s.fingerprint(decoded, role)
         fps.keys[s.name] = s.config_key()
     _save(cache, decode_key, fps)
     return fps.only(s.name for s in wanted)

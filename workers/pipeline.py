@@ -36,6 +36,7 @@ from reelwatch.models import (
     utcnow,
 )
 from reelwatch.settings import Settings
+from reelwatch.timing import stage
 from reelwatch.watches import WatchOptions
 from triage.alerts import deliver
 from triage.notifiers import EmailNotifier, build_notifiers
@@ -215,8 +216,9 @@ class Pipeline:
                     return post.media_sha256
                 except PermanentError:
                     pass
-            got = download(self.settings, post.url)
-            media = probe(got.path, sha256=got.sha256)
+            with stage("download"):
+                got = download(self.settings, post.url)
+                media = probe(got.path, sha256=got.sha256)
             self.store.upsert_media(media)
             self.store.set_post_state(key, PostState.DOWNLOADED, media_sha256=got.sha256)
             return got.sha256
@@ -250,14 +252,15 @@ class Pipeline:
         """
         threshold = min_confidence or self.settings.alerts.min_confidence
         with self._recording(key) as post:
-            ai = ai_flags(
-                media_path=self.media_path(self._sha(post)),
-                ai_label=post.ai_label,
-                is_ai_labelled=post.is_ai_labelled,
-                hashtags=post.hashtags,
-                caption=post.caption,
-                trust_anchors=trust_anchors_pem(self.settings.matcher.c2pa_trust_anchors),
-            )
+            with stage("provenance"):
+                ai = ai_flags(
+                    media_path=self.media_path(self._sha(post)),
+                    ai_label=post.ai_label,
+                    is_ai_labelled=post.is_ai_labelled,
+                    hashtags=post.hashtags,
+                    caption=post.caption,
+                    trust_anchors=trust_anchors_pem(self.settings.matcher.c2pa_trust_anchors),
+                )
             landed = [
                 Match(
                     **dict(tm),
@@ -276,7 +279,8 @@ class Pipeline:
                 for tm in matches
             ]
             # One batch per post: a bulk request on Elasticsearch, one by one on SQLite.
-            self.store.upsert_matches(landed)
+            with stage("land"):
+                self.store.upsert_matches(landed)
             alert_ids = [m.id for m in landed if m.confidence.at_least(threshold)]
             self.store.set_post_state(key, PostState.MATCHED)
             return alert_ids
