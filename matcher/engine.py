@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -505,6 +506,7 @@ def _write_thumb(frame: np.ndarray, dst: Path) -> None:
     img = Image.fromarray(frame)
     img.thumbnail((THUMB_SIDE, THUMB_SIDE))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
+    # A unique name: two workers (on one machine or sharing the folder) may write it at once.
+    tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.tmp")
     img.save(tmp, format="JPEG", quality=80)
     tmp.replace(dst)

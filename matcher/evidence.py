@@ -13,6 +13,7 @@ the board, the emails and the evidence packs show them like any other evidence f
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -129,9 +130,10 @@ def strip_picture(closeness: Sequence[float]) -> Image.Image:
 
 
 def save_picture(img: Image.Image, dst: Path) -> None:
-    """Write ``img`` atomically (PNG or JPEG by the suffix of ``dst``)."""
+    """Write ``img`` atomically (PNG or JPEG by the suffix of ``dst``); the temporary name is
+    unique, so workers writing the same picture at once (on a shared folder too) never mix."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
+    tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.tmp")
     if dst.suffix == ".png":
         img.save(tmp, format="PNG", optimize=True)
     else:

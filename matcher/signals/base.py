@@ -29,8 +29,8 @@ How to add a signal
 
 from __future__ import annotations
 
-import os
 import re
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,10 +69,11 @@ def split_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` atomically: readers (and a crash) see the old file or the
-    new one, never half of one. The temporary name carries the pid, so two writers never
-    share it."""
+    new one, never half of one. The temporary name is unique (not just the pid, which
+    processes on two machines sharing the folder can have alike), so two writers never share
+    it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     with tmp.open("wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
