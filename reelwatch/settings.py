@@ -308,6 +308,16 @@ class BeatSettings(BaseModel):
     """How often alerts that a mail server that was away left pending are retried."""
 
 
+class WorkerSettings(BaseModel):
+    """How the per-post chain is spread over ``reelwatch worker`` processes."""
+
+    match_queue: Literal["match", "gpu"] = "match"
+    """Queue of the fingerprint and match tasks: ``match``, served by CPU workers, or ``gpu``
+    when the deployment runs GPU workers (``reelwatch worker --queues gpu`` on a machine with
+    CUDA). Every process that sends or runs tasks must see the same value
+    (``REELWATCH_WORKERS__MATCH_QUEUE``); with ``gpu`` and no GPU worker, posts wait there."""
+
+
 class KibanaSettings(BaseModel):
     """Where ``reelwatch kibana import`` finds Kibana and how it logs in (``api_key`` wins
     over ``username``/``password``)."""
@@ -352,6 +362,7 @@ class Settings(BaseSettings):
     beat: BeatSettings = Field(default_factory=BeatSettings)
     board: BoardSettings = Field(default_factory=BoardSettings)
     kibana: KibanaSettings = Field(default_factory=KibanaSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @classmethod
     def settings_customise_sources(

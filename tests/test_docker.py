@@ -13,18 +13,31 @@ from typing import Any
 import pytest
 import yaml
 
+from reelwatch.settings import Settings
+from workers.app import QUEUES, task_routes
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
+MATCH_QUEUE_VAR = "REELWATCH_WORKERS__MATCH_QUEUE"
 
 needs_compose = pytest.mark.skipif(
     shutil.which("docker-compose") is None, reason="docker-compose not installed"
 )
 
 
-def _config(*args: str, token: str | None = "t0ken") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REELWATCH_BOARD_TOKEN"}
+def _config(
+    *args: str, token: str | None = "t0ken", **interpolated: str
+) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` with only the variables given (``interpolated``) set among
+    those the compose file reads."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REELWATCH_BOARD_TOKEN", "REELWATCH_MATCH_QUEUE")
+    }
     if token is not None:
         env["REELWATCH_BOARD_TOKEN"] = token
+    env.update(interpolated)
     return subprocess.run(
         ["docker-compose", "-f", str(COMPOSE), *args, "config"],
         capture_output=True,
@@ -33,8 +46,8 @@ def _config(*args: str, token: str | None = "t0ken") -> subprocess.CompletedProc
     )
 
 
-def _services(*args: str) -> dict[str, Any]:
-    out = _config(*args)
+def _services(*args: str, **interpolated: str) -> dict[str, Any]:
+    out = _config(*args, **interpolated)
     assert out.returncode == 0, out.stderr
     services: dict[str, Any] = yaml.safe_load(out.stdout)["services"]
     return services
@@ -83,6 +96,50 @@ def test_the_gpu_worker_runs_the_gpu_image_on_a_reserved_gpu() -> None:
     assert gpu["command"][:3] == ["worker", "--queues", "gpu"]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
+
+
+def _queues(service: dict[str, Any]) -> list[str]:
+    command: list[str] = service["command"]
+    return command[command.index("--queues") + 1].split(",")
+
+
+def _match_queue(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where this service's processes send fingerprint and match: the settings read from its
+    environment, then the routes built from them."""
+    with monkeypatch.context() as m:
+        m.setenv(MATCH_QUEUE_VAR, service["environment"][MATCH_QUEUE_VAR])
+        return task_routes(Settings())["reelwatch.match"]["queue"]
+
+
+def _senders(services: dict[str, Any]) -> list[str]:
+    """The services that send or run tasks (those on the broker)."""
+    return [n for n, s in services.items() if "REELWATCH_BROKER_URL" in s.get("environment", {})]
+
+
+@needs_compose
+def test_cpu_workers_serve_match_and_only_the_gpu_worker_serves_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = _services("--profile", "gpu", "--profile", "cli")
+    cpu, gpu = _queues(services["worker"]), _queues(services["worker-gpu"])
+    assert sorted(cpu) == ["crawl", "land", "match", "media"]
+    assert gpu == ["gpu"]
+    assert set(cpu) | set(gpu) == set(QUEUES)
+    senders = _senders(services)
+    assert {"worker", "worker-gpu", "beat", "board", "setup", "cli"} <= set(senders)
+    # By default every process routes fingerprint and match to the CPU workers' match queue.
+    assert {_match_queue(services[n], monkeypatch) for n in senders} == {"match"}
+
+
+@needs_compose
+def test_one_variable_moves_fingerprint_and_match_to_the_gpu_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = _services("--profile", "gpu", "--profile", "cli", REELWATCH_MATCH_QUEUE="gpu")
+    senders = _senders(services)
+    assert {_match_queue(services[n], monkeypatch) for n in senders} == {"gpu"}
+    assert _queues(services["worker-gpu"]) == ["gpu"]
+    assert "gpu" not in _queues(services["worker"])
 
 
 @needs_compose

@@ -2,8 +2,10 @@
 
 Without ``broker_url`` tasks run eagerly in the calling process (the embedded default);
 with ``REELWATCH_BROKER_URL=redis://...`` the same tasks run on ``reelwatch worker``
-processes. Queues: ``crawl`` (spiders), ``media`` (downloads), ``gpu`` (fingerprint and
-match: the heavy part, put GPU workers here), ``land`` (store and alerts).
+processes. Queues: ``crawl`` (spiders), ``media`` (downloads), ``match`` (fingerprint and
+match, the heavy part, on CPU workers), ``gpu`` (the same two tasks when
+``workers.match_queue`` sends them to GPU workers instead), ``land`` (store and alerts).
+Only a machine with a usable CUDA device serves ``gpu`` (:func:`gpu_unavailable_reason`).
 """
 
 from __future__ import annotations
@@ -14,19 +16,46 @@ from celery import Celery
 
 from reelwatch.settings import Settings, get_settings
 
-QUEUES = ("crawl", "media", "gpu", "land")
+QUEUES = ("crawl", "media", "match", "gpu", "land")
+DEFAULT_WORKER_QUEUES = ("crawl", "media", "match", "land")
+"""What ``reelwatch worker`` serves without ``--queues``: every queue a CPU machine can run."""
 
-TASK_ROUTES = {
-    "reelwatch.crawl": {"queue": "crawl"},
-    "reelwatch.watch": {"queue": "crawl"},
-    "reelwatch.download": {"queue": "media"},
-    "reelwatch.fingerprint": {"queue": "gpu"},
-    "reelwatch.match": {"queue": "gpu"},
-    "reelwatch.land": {"queue": "land"},
-    "reelwatch.alert": {"queue": "land"},
-    "reelwatch.flush_alerts": {"queue": "land"},
-    "reelwatch.sources_check": {"queue": "crawl"},
+MATCH_TASKS = ("reelwatch.fingerprint", "reelwatch.match")
+"""The tasks that go to ``workers.match_queue`` (``match`` or ``gpu``)."""
+
+_FIXED_ROUTES = {
+    "reelwatch.crawl": "crawl",
+    "reelwatch.watch": "crawl",
+    "reelwatch.download": "media",
+    "reelwatch.land": "land",
+    "reelwatch.alert": "land",
+    "reelwatch.flush_alerts": "land",
+    "reelwatch.sources_check": "crawl",
 }
+
+
+def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each task's queue. Fingerprint and match go to ``settings.workers.match_queue``.
+
+    Celery routes a chain's next step in the process that finishes the step before it, so
+    every process that sends or runs tasks (workers, beat, the CLI) must see the same setting.
+    """
+    routes = {name: {"queue": queue} for name, queue in _FIXED_ROUTES.items()}
+    for name in MATCH_TASKS:
+        routes[name] = {"queue": settings.workers.match_queue}
+    return routes
+
+
+def gpu_unavailable_reason() -> str | None:
+    """Why this machine cannot serve the ``gpu`` queue, or ``None`` when it can: some part
+    of the matcher (onnxruntime, faiss or torch) must be able to use CUDA here
+    (:func:`matcher.accel.cuda_available`)."""
+    from matcher.accel import cuda_available, cuda_missing
+
+    if cuda_available():
+        return None
+    return "; ".join(cuda_missing()) or "no CUDA device"
+
 
 LONGEST_TASK_S = 30 * 60
 
@@ -46,7 +75,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_routes": TASK_ROUTES,
+        "task_routes": task_routes(settings),
         "task_default_queue": "land",
         "task_serializer": "json",
         "result_serializer": "json",

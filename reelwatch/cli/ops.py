@@ -223,34 +223,67 @@ def watch_run(
 
 def worker(
     ctx: typer.Context,
-    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "crawl,media,gpu,land",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated queues: crawl, media, match, land, and gpu on a machine with "
+            "CUDA (fingerprint and match go to gpu when workers.match_queue is gpu)."
+        ),
+    ] = "crawl,media,match,land",
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
-    """Run a Celery worker (needs REELWATCH_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
-    from workers.app import QUEUES, configure
+    """Run a Celery worker (needs REELWATCH_BROKER_URL, e.g. redis://127.0.0.1:6379/0).
+
+    Several workers, on one machine or many, may serve the same queues of one broker; each
+    task runs on one of them. Workers on other machines need the same data home (a shared
+    mount; see docs/architecture.md, "Scaling out").
+    """
+    import logging
+    import os
+
+    from workers.app import QUEUES, configure, gpu_unavailable_reason
 
     settings = settings_of(ctx)
     if settings.eager:
         raise InputError("no broker: set REELWATCH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    unknown = set(queues.split(",")) - set(QUEUES)
-    if unknown:
-        raise InputError(f"unknown queue(s): {', '.join(sorted(unknown))}; known: {QUEUES}")
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = set(wanted) - set(QUEUES)
+    if unknown or not wanted:
+        named = ", ".join(sorted(unknown)) or repr(queues)
+        raise InputError(f"unknown queue(s): {named}; known: {', '.join(QUEUES)}")
+    if "gpu" in wanted:
+        why = gpu_unavailable_reason()
+        if why:
+            raise InputError(f"this machine cannot serve the gpu queue (no usable CUDA): {why}")
+        if settings.workers.match_queue != "gpu":
+            typer.echo(
+                "reelwatch: warning: fingerprint and match go to the match queue "
+                "(workers.match_queue); set REELWATCH_WORKERS__MATCH_QUEUE=gpu everywhere "
+                "for this worker's gpu queue to get work",
+                err=True,
+            )
     settings.ensure_home()
     app = configure(settings)
+    # The CLI keeps Celery's loggers at WARNING unless -v; a worker logs at its own level
+    # (each task received and done, and the post each step works on).
+    for name in ("celery", "workers"):
+        logging.getLogger(name).setLevel(loglevel.upper())
+    served = ",".join(wanted)
     app.worker_main(
         [
             "worker",
             "-Q",
-            queues,
+            served,
             "-c",
             str(concurrency),
             "--loglevel",
             loglevel,
             "--without-gossip",
             "--without-mingle",
+            # Unique per process, so several workers on one host keep their own reply queues.
             "-n",
-            f"reelwatch-{queues.replace(',', '-')}@%h",
+            f"reelwatch-{served.replace(',', '-')}-{os.getpid()}@%h",
         ]
     )
 
