@@ -68,12 +68,16 @@ class PostStepTask(PipelineTask):
 
     ``None`` means the post dropped out earlier, so the step passes ``None`` on; a post whose
     failure is recorded (``StepSkipped``) drops out the same way. When retries on a transient
-    fault run out, the post records why.
+    fault run out, the post records why. Each run logs ``<task name> <post key>`` (INFO), so
+    a worker's log says which posts it worked on (Celery's own lines name only task ids).
     """
 
     def __call__(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
         if arg is None:
             return None
+        key = _post_key(arg)
+        if key is not None:
+            log.info("%s %s", self.name, key)
         try:
             return super().__call__(arg, *args, **kwargs)
         except StepSkipped:
