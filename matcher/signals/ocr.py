@@ -84,6 +84,10 @@ MIN_LINE_SCORE = 0.5
 """Recogniser confidence below which RapidOCR drops a line (its own default)."""
 GATE_BOX_SCORE = 0.3
 """Detector box score from which a frame at its decoded size is worth reading enlarged."""
+BAND_MIN_MARGIN = 4
+"""Decoded pixels at least above and below a text box in the band read enlarged."""
+BAND_SHARE = 0.5
+"""Bands of text covering less than this share of a frame's height are read alone."""
 MAX_READ_SIDE = 1024
 """Frames are enlarged before reading up to this longer side: a 512 px video frame twice, a
 photo decoded at full size not at all."""
@@ -119,37 +123,61 @@ def load_ocr(threads: int, side: int, gate: bool = False) -> Any:
     )
 
 
-def has_text(frame: np.ndarray, threads: int) -> bool:
-    """Whether the detector finds any text box in ``frame`` as decoded (no enlarging, no
-    recognition): a quarter of the pixels of a read at twice the size, so a frame without
-    words costs a fraction of a read. With the lower box score it finds the captions the
-    enlarged read finds, down to letters 8 px high (tests/matcher/test_ocr_signal.py)."""
+def text_bands(frame: np.ndarray, threads: int) -> list[tuple[int, int]]:
+    """Rows of ``frame`` (as decoded: no enlarging, no recognition) where the detector finds
+    text, as merged ``(top, bottom)`` bands with a margin of half a line; empty when it finds
+    none. A quarter of the pixels of a read at twice the size, so a frame without words
+    costs a fraction of a read; with the lower box score it finds the captions the enlarged
+    read finds, down to letters 8 px high (tests/matcher/test_ocr_signal.py)."""
     bgr = np.ascontiguousarray(frame[..., ::-1])
-    boxes, _ = load_ocr(threads, max(bgr.shape[:2]), gate=True)(
-        bgr, use_det=True, use_cls=False, use_rec=False
-    )
-    return bool(boxes is not None and len(boxes))
+    engine = load_ocr(threads, max(bgr.shape[:2]), gate=True)
+    boxes, _ = engine(bgr, use_det=True, use_cls=False, use_rec=False)
+    if boxes is None or not len(boxes):
+        return []
+    h = frame.shape[0]
+    spans: list[tuple[int, int]] = []
+    for quad in np.asarray(boxes, np.float32).reshape(-1, 4, 2):
+        top, bottom = float(quad[:, 1].min()), float(quad[:, 1].max())
+        pad = max(BAND_MIN_MARGIN, (bottom - top) / 2)
+        spans.append((max(0, math.floor(top - pad)), min(h, math.ceil(bottom + pad))))
+    bands: list[tuple[int, int]] = []
+    for top, bottom in sorted(spans):
+        if bands and top <= bands[-1][1]:
+            bands[-1] = (bands[-1][0], max(bands[-1][1], bottom))
+        else:
+            bands.append((top, bottom))
+    return bands
 
 
 def read_frame(frame: np.ndarray, upscale: float, threads: int) -> list[tuple[str, float]]:
     """Lines of text in an RGB frame with the recogniser's confidence, top to bottom.
 
     Frames are enlarged by up to ``upscale``, never past :data:`MAX_READ_SIDE` (a photo
-    decoded at full size is read as it is); a frame where :func:`has_text` finds no text at
-    its decoded size is not enlarged and read at all."""
+    decoded at full size is read as it is). A frame is enlarged only where
+    :func:`text_bands` finds text at its decoded size: not read at all when it finds none,
+    and only those bands (full width, so the detector splits their lines at full size) when
+    they cover under :data:`BAND_SHARE` of the frame."""
     import cv2
 
     h, w = frame.shape[:2]
     upscale = min(upscale, MAX_READ_SIDE / max(1, h, w))
+    parts = [frame]
     if upscale > 1.0:
-        if not has_text(frame, threads):
+        bands = text_bands(frame, threads)
+        if not bands:
             return []
         size = (round(w * upscale), round(h * upscale))
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
-    # RapidOCR takes OpenCV's BGR order.
-    bgr = np.ascontiguousarray(frame[..., ::-1])
-    result, _ = load_ocr(threads, max(bgr.shape[:2]))(bgr)
-    return [(str(text)[:MAX_LINE_CHARS], float(score)) for _, text, score in result or []]
+        parts = [frame]
+        if sum(b - a for a, b in bands) < BAND_SHARE * h:
+            parts = [frame[round(a * upscale) : round(b * upscale)] for a, b in bands]
+    engine = load_ocr(threads, max(frame.shape[:2]))
+    lines: list[tuple[str, float]] = []
+    for part in parts:
+        # RapidOCR takes OpenCV's BGR order.
+        result, _ = engine(np.ascontiguousarray(part[..., ::-1]))
+        lines.extend((str(text)[:MAX_LINE_CHARS], float(score)) for _, text, score in result or [])
+    return lines
 
 
 def ocr_frames(decoded: Decoded, every_s: float) -> list[int]:
@@ -337,7 +365,7 @@ class RapidOcrSignal(Signal):
     """Title names, aliases and hashtags burned into keyframes (see the module docs)."""
 
     name = "ocr"
-    version = 2
+    version = 3
     references = "titles"
     reads_media = True
     visual = True

@@ -19,7 +19,7 @@ from matcher.catalog import Catalog
 from matcher.decode import Decoded, decode
 from matcher.engine import Matcher
 from matcher.signals.base import Fingerprint, SignalHit
-from matcher.signals.ocr import OcrIndex, RapidOcrSignal, has_text, ocr_frames, read_frame
+from matcher.signals.ocr import OcrIndex, RapidOcrSignal, ocr_frames, read_frame, text_bands
 from matcher.signals.text import NAME_IN_CAPTION, SCORE_CAP, TITLE_HASHTAG
 from reelwatch.demo import media
 from reelwatch.settings import MatcherSettings, load_settings
@@ -329,10 +329,10 @@ def test_the_text_gate_passes_small_captions_and_skips_plain_frames(
     o = signal.settings.ocr
     frame = decode(still("Starfall Station", px, tmp_path), 2.0, 10, still_max_side=512).frames[0]
     assert max(frame.shape[:2]) == 512
-    assert has_text(frame, o.threads)
+    assert text_bands(frame, o.threads)
     # Read enlarged (at 8 px the reader may take an f for a t; the ocr signal's similarity
     # rules are for that).
     assert "station" in " ".join(t.lower() for t, _ in read_frame(frame, o.upscale, o.threads))
     plain = np.asarray(Image.fromarray(media.load_photo("chelsea")).resize((512, 288)))
-    assert not has_text(plain, o.threads)
+    assert text_bands(plain, o.threads) == []
     assert read_frame(plain, o.upscale, o.threads) == []
