@@ -12,7 +12,8 @@ then skipped by the remaining steps; ``TransientError`` propagates so Celery can
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -316,3 +317,59 @@ class Pipeline:
         if not post.media_sha256:
             raise PermanentError("post has no downloaded media")
         return post.media_sha256
+
+
+DOWNLOAD_AHEAD = 2
+"""Posts an in-process run downloads ahead of the one it is matching."""
+
+
+def _download_quietly(pipeline: Pipeline, key: str) -> None:
+    """Download one post ahead of its chain. A failure is recorded on the post (as the
+    chain's own download step records it) or, when worth retrying, left to that step."""
+    try:
+        pipeline.download(key)
+    except (StepSkipped, ReelwatchError) as exc:
+        log.debug("download ahead of %s left to its chain: %s", key, exc)
+    except Exception:  # the chain's own download step meets it again and reports it
+        log.debug("download ahead of %s failed", key, exc_info=True)
+
+
+@contextmanager
+def downloads_ahead(
+    settings: Settings, keys: Sequence[str], ahead: int = DOWNLOAD_AHEAD
+) -> Iterator[Callable[[str], None]]:
+    """While posts are processed one after another in this process, download the next
+    ``ahead`` of ``keys`` in a background thread, so the network and the decoder's reads
+    overlap with the matching of the post before.
+
+    Yields ``ready(key)``: call it before starting ``key``'s chain; it waits for that post's
+    download (never raises) and starts the next one. The chain's download step then finds
+    the media in the store and goes on. With a broker (the chain runs on workers), or one
+    post, it does nothing.
+    """
+    if not settings.eager or ahead <= 0 or len(keys) < 2:
+        yield lambda key: None
+        return
+    fetcher = Pipeline(settings)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="reelwatch-download")
+    queued: dict[str, Future[None]] = {}
+    upcoming = iter(keys)
+
+    def queue_next() -> None:
+        key = next(upcoming, None)
+        if key is not None:
+            queued[key] = pool.submit(_download_quietly, fetcher, key)
+
+    def ready(key: str) -> None:
+        job = queued.pop(key, None)
+        if job is not None:
+            job.result()
+        queue_next()
+
+    for _ in range(ahead):
+        queue_next()
+    try:
+        yield ready
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        fetcher.close()

@@ -106,14 +106,18 @@ def process_posts(
     progress: Progress,
     label: str,
 ) -> list[str]:
-    """Start the per-post chain of each key (in-process or on the queue), with progress."""
+    """Start the per-post chain of each key (in-process or on the queue), with progress;
+    in-process, the next posts download while one is matched."""
+    from workers.pipeline import downloads_ahead
     from workers.tasks import start_post
 
     verb = "process" if settings.eager else "queue"
     work = progress.add_task(f"{verb} {label}", total=len(keys))
-    for key in keys:
-        start_post(key, watch)
-        progress.advance(work)
+    with downloads_ahead(settings, keys) as ready:
+        for key in keys:
+            ready(key)
+            start_post(key, watch)
+            progress.advance(work)
     return list(keys)
 
 

@@ -197,3 +197,39 @@ def test_crawl_command_processes_and_counts_what_failed(world_settings: Settings
     with CrawlState.of_home(world_settings.home) as state:
         [run] = state.runs()
     assert (run.found, run.new, run.failed, run.stop) == (4, 4, 1, "exhausted")
+
+
+def test_posts_download_ahead_of_their_chains(world_settings: Settings) -> None:
+    """In-process, the next posts download in a background thread while one is matched;
+    a download that fails for good is recorded on its post as the chain would record it."""
+    from reelwatch.models import Post
+    from workers.pipeline import Pipeline, downloads_ahead
+
+    configure(world_settings)
+    pipeline = Pipeline(world_settings)
+    _, todo = pipeline.discover("replica", TAG)
+    base = str(ReplicaSource.configured_base_url(world_settings)).rstrip("/")
+    gone = Post(platform="replica", post_id="7300000000000000098", url=f"{base}/@x/video/1")
+    pipeline.store.upsert_post(gone)
+    keys = [gone.key, *todo]
+    with downloads_ahead(world_settings, keys, ahead=2) as ready:
+        ready(gone.key)
+        ready(todo[0])
+    states = {k: pipeline.store.get_post(k) for k in keys}
+    failed = states[gone.key]
+    assert failed is not None and failed.state == PostState.FAILED and failed.error
+    first = states[todo[0]]
+    assert first is not None and first.state == PostState.DOWNLOADED and first.media_sha256
+    assert pipeline.media_path(first.media_sha256).is_file()
+    # Nothing but downloads ran: no post went further, and posts never asked for nor
+    # queued (at most `ahead` past the last one asked for) were left alone.
+    assert not any(p is not None and p.state == PostState.MATCHED for p in states.values())
+    assert states[todo[-1]] is not None and states[todo[-1]].state == PostState.DISCOVERED  # type: ignore[union-attr]
+    pipeline.close()
+
+    world_settings.broker_url = "redis://127.0.0.1:1/0"  # chains run on workers: nothing here
+    with downloads_ahead(world_settings, todo) as ready:
+        ready(todo[-1])
+    with open_store(world_settings) as store:
+        last = store.get_post(todo[-1])
+    assert last is not None and last.state == PostState.DISCOVERED
