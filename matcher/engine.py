@@ -12,6 +12,7 @@ import logging
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from matcher.evidence import (
     sound_picture,
     strip_picture,
 )
-from matcher.fingerprint import Fingerprints, fingerprint_file, signal_status
+from matcher.fingerprint import Fingerprints, fingerprint_file, fingerprint_files, signal_status
 from matcher.signals.align import union_length
 from matcher.signals.base import Box, Signal, SignalHit, TextInput
 from matcher.signals.provenance import ai_flags, trust_anchors_pem
@@ -233,6 +234,14 @@ class Matcher:
         return fingerprint_file(
             path, self.settings, sha256, role="query", signals=self.query_signals()
         )
+
+    def fingerprint_many(
+        self, items: Sequence[tuple[Path | str, str | None]]
+    ) -> list[Fingerprints | InputError]:
+        """:meth:`fingerprint` of several posts' ``(path, sha256)`` at once: models see
+        their frames in shared batches; a file that cannot be read gives its error in its
+        place (:func:`~matcher.fingerprint.fingerprint_files`)."""
+        return fingerprint_files(items, self.settings, role="query", signals=self.query_signals())
 
     def match_file(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy as np
 from matcher.decode import Decoded, check_file, decode, sha256_file
 from matcher.signals import Signal, signal_class
 from matcher.signals.base import Fingerprint, Role, write_npz
+from reelwatch.errors import InputError
 from reelwatch.models import Media
 from reelwatch.settings import Settings
 from reelwatch.timing import stage
@@ -170,36 +171,86 @@ def fingerprint_file(
     file once more and computes only that signal. Raises ``InputError`` for missing or
     unreadable media.
     """
-    path = Path(path)
-    check_file(path)
-    sha = sha256 or sha256_file(path)
+    [result] = fingerprint_files([(path, sha256)], settings, role=role, signals=signals)
+    if isinstance(result, InputError):
+        raise result
+    return result
+
+
+@dataclass
+class _Pending:
+    """One file of :func:`fingerprint_files` whose cache lacks some signals."""
+
+    slot: int
+    cache: Path
+    fps: Fingerprints
+    decoded: Decoded
+    missing: list[Signal]
+
+
+def fingerprint_files(
+    items: Sequence[tuple[Path | str, str | None]],
+    settings: Settings,
+    *,
+    role: Role = "query",
+    signals: list[Signal] | None = None,
+) -> list[Fingerprints | InputError]:
+    """:func:`fingerprint_file` of several ``(path, sha256 or None)`` items at once, in
+    order; an item that cannot be read gives its ``InputError`` in its place and the others
+    go on.
+
+    Each file is decoded once; then each signal fingerprints every file that lacks it in one
+    call (:meth:`~matcher.signals.base.Signal.fingerprint_many`), so models run on batches
+    of frames from several posts.
+    """
     m = settings.matcher
     sample_fps = m.reference_sample_fps if role == "reference" else m.sample_fps
     wanted = media_signals(enabled_signals(settings) if signals is None else signals)
     decode_key = _decode_key(settings, role, sample_fps)
-    cache = _cache_path(settings, sha, role)
-    cached = _load(cache, decode_key, path) if cache.exists() else None
-    missing = [s for s in wanted if cached is None or cached.keys.get(s.name) != s.config_key()]
-    if cached is not None and not missing:
-        return cached.only(s.name for s in wanted)
-    with stage("decode"):
-        decoded = decode(
-            path,
-            sample_fps,
-            m.max_frames,
-            max_side=m.decode_max_side,
-            still_max_side=m.still_max_side,
-            with_audio=any(s.needs_audio for s in missing),
-            audio_rate=m.audio_rate,
-            keyframes=m.scene_keyframes,
-            sha256=sha,
-        )
-    fps = cached or Fingerprints(decoded.media, role, {}, sample_fps)
-    fps.decoded = decoded
-    fps.skipped.update(decoded.skipped)
-    for s in missing:
+    results: list[Fingerprints | InputError | None] = [None] * len(items)
+    pending: list[_Pending] = []
+    for slot, (raw_path, sha256) in enumerate(items):
+        path = Path(raw_path)
+        try:
+            check_file(path)
+            sha = sha256 or sha256_file(path)
+            cache = _cache_path(settings, sha, role)
+            cached = _load(cache, decode_key, path) if cache.exists() else None
+            missing = [
+                s for s in wanted if cached is None or cached.keys.get(s.name) != s.config_key()
+            ]
+            if cached is not None and not missing:
+                results[slot] = cached.only(s.name for s in wanted)
+                continue
+            with stage("decode"):
+                decoded = decode(
+                    path,
+                    sample_fps,
+                    m.max_frames,
+                    max_side=m.decode_max_side,
+                    still_max_side=m.still_max_side,
+                    with_audio=any(s.needs_audio for s in missing),
+                    audio_rate=m.audio_rate,
+                    keyframes=m.scene_keyframes,
+                    sha256=sha,
+                )
+        except InputError as exc:
+            results[slot] = exc
+            continue
+        fps = cached or Fingerprints(decoded.media, role, {}, sample_fps)
+        fps.decoded = decoded
+        fps.skipped.update(decoded.skipped)
+        pending.append(_Pending(slot, cache, fps, decoded, missing))
+    for s in wanted:
+        todo = [p for p in pending if s in p.missing]
+        if not todo:
+            continue
         with stage(f"signal.{s.name}"):
-            fps.signals[s.name] = s.fingerprint(decoded, role)
-        fps.keys[s.name] = s.config_key()
-    _save(cache, decode_key, fps)
-    return fps.only(s.name for s in wanted)
+            prints = s.fingerprint_many([p.decoded for p in todo], role)
+        for p, fp in zip(todo, prints, strict=True):
+            p.fps.signals[s.name] = fp
+            p.fps.keys[s.name] = s.config_key()
+    for p in pending:
+        _save(p.cache, decode_key, p.fps)
+        results[p.slot] = p.fps.only(s.name for s in wanted)
+    return [r for r in results if r is not None]

@@ -316,6 +316,11 @@ class WorkerSettings(BaseModel):
     when the deployment runs GPU workers (``reelwatch worker --queues gpu`` on a machine with
     CUDA). Every process that sends or runs tasks must see the same value
     (``REELWATCH_WORKERS__MATCH_QUEUE``); with ``gpu`` and no GPU worker, posts wait there."""
+    batch_posts: int = Field(default=4, ge=1, le=64)
+    """Posts an in-process run fingerprints together: each is decoded once, then each
+    signal's model takes the frames of all of them in one batch (on a GPU, batches are what
+    keep it busy; on a CPU the gain is small). Their decoded frames are held together, about
+    50 MB for a minute of video."""
 
 
 class KibanaSettings(BaseModel):

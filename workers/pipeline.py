@@ -231,6 +231,25 @@ class Pipeline:
             self.store.set_post_state(key, PostState.FINGERPRINTED)
             return sha
 
+    def fingerprint_many(self, keys: Sequence[str]) -> int:
+        """Fingerprint several downloaded posts together, so the models see their frames in
+        shared batches; their chains' fingerprint steps then read the cache. Posts not yet
+        downloaded, failed earlier or whose media does not decode are left to their chains
+        (which record why). Returns how many were fingerprinted."""
+        items: list[tuple[Path, str]] = []
+        for key in keys:
+            post = self.store.get_post(key)
+            if post is None or post.state == PostState.FAILED or not post.media_sha256:
+                continue
+            try:
+                items.append((self.media_path(post.media_sha256), post.media_sha256))
+            except PermanentError:
+                continue
+        if not items:
+            return 0
+        results = self.matcher.fingerprint_many(items)
+        return sum(not isinstance(r, InputError) for r in results)
+
     def match(self, key: str) -> list[TitleMatch]:
         with self._recording(key) as post:
             sha = self._sha(post)

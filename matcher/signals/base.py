@@ -386,6 +386,12 @@ class Signal(ABC):
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
         """Fingerprint decoded media as a reference asset or as a query."""
 
+    def fingerprint_many(self, decoded: Sequence[Decoded], role: Role) -> list[Fingerprint]:
+        """:meth:`fingerprint` of several media at once, in order. Signals whose model gains
+        from larger batches (a GPU above all) override it to run every item's images
+        through the model together; the result is the same as one call per item."""
+        return [self.fingerprint(d, role) for d in decoded]
+
     def closeness(self, distance: float) -> float:
         """How alike one pair at ``distance`` (a :attr:`SignalHit.distance` unit) is, in
         [0, 1], for the evidence strip; 1 by default (the strip then shows where the stretch

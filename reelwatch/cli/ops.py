@@ -106,18 +106,26 @@ def process_posts(
     progress: Progress,
     label: str,
 ) -> list[str]:
-    """Start the per-post chain of each key (in-process or on the queue), with progress;
-    in-process, the next posts download while one is matched."""
-    from workers.pipeline import downloads_ahead
-    from workers.tasks import start_post
+    """Start the per-post chain of each key (in-process or on the queue), with progress.
+
+    In-process, posts go in groups of ``workers.batch_posts``: the next posts download
+    while a group is matched, and a group is fingerprinted together (shared model batches)
+    before each post's chain runs on the cached fingerprints."""
+    from workers.pipeline import DOWNLOAD_AHEAD, downloads_ahead
+    from workers.tasks import pipeline, start_post
 
     verb = "process" if settings.eager else "queue"
     work = progress.add_task(f"{verb} {label}", total=len(keys))
-    with downloads_ahead(settings, keys) as ready:
-        for key in keys:
-            ready(key)
-            start_post(key, watch)
-            progress.advance(work)
+    size = settings.workers.batch_posts if settings.eager else 1
+    with downloads_ahead(settings, keys, max(DOWNLOAD_AHEAD, size)) as ready:
+        for group in (keys[i : i + size] for i in range(0, len(keys), size)):
+            for key in group:
+                ready(key)
+            if len(group) > 1:
+                pipeline().fingerprint_many(group)
+            for key in group:
+                start_post(key, watch)
+                progress.advance(work)
     return list(keys)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import matcher.engine
@@ -165,6 +166,39 @@ def test_fingerprints_are_cached_by_content(demo: DemoContent, settings: Setting
     assert cached.decoded is None
     assert cached.media == first.media
     assert (cached.signals["copy"]["hashes"] == first.signals["copy"]["hashes"]).all()
+
+
+def test_fingerprinting_several_files_at_once_equals_one_by_one(
+    demo: DemoContent, settings: Settings, tmp_path: Path
+) -> None:
+    from reelwatch import timing
+
+    settings.matcher.signals = ["copy", "descriptor", "audio"]
+    good = [demo.posts[1].path, demo.posts[6].path]
+    cut = tmp_path / "cut.mp4"
+    data = good[0].read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    timing.reset()
+    together = matcher.fingerprint.fingerprint_files(
+        [(good[0], None), (cut, None), (good[1], None)], settings
+    )
+    calls = timing.totals()
+    # Each file decoded once; each signal called once for both readable files.
+    assert calls["decode"].calls == 3
+    assert {calls[f"signal.{n}"].calls for n in settings.matcher.signals} == {1}
+    first, error, second = together
+    assert isinstance(error, InputError) and "truncated" in str(error)
+    alone = settings.model_copy(update={"home": tmp_path / "alone"})
+    alone.ensure_home()
+    for batched, path in ((first, good[0]), (second, good[1])):
+        assert not isinstance(batched, InputError)
+        single = fingerprint_file(path, alone)
+        assert single.decoded is not None  # computed afresh in another data home
+        assert batched.media.sha256 == single.media.sha256
+        assert batched.signals.keys() == single.signals.keys() == {"copy", "descriptor", "audio"}
+        for name, fp in single.signals.items():
+            for key, arr in fp.items():
+                assert np.array_equal(batched.signals[name][key], arr), (name, key)
 
 
 def test_rematching_from_the_cache_gives_the_same_report(
