@@ -12,6 +12,10 @@ Two encoders live here: a sentence encoder (the ``text`` signal's MiniLM) and an
   signals and creating Signal instances stays cheap and a worker loads each model once.
 * **Device.** ``auto`` means CUDA in fp16 when there is a GPU (2x faster, half the memory,
   embeddings within ~1e-3 cosine of fp32), else CPU in fp32 (CPU fp16 is slow and lossy).
+  The signals pass their own setting (``text.device``, ``embedding.device``), or
+  ``matcher.device`` when that is left at ``auto`` (:func:`matcher.accel.torch_device`).
+  fp16 rather than bf16 even where bf16 runs: these small encoders never overflow fp16,
+  and its 3 more mantissa bits keep them closer to fp32.
 
 Image preprocessing is done here from the checkpoint's ``preprocessor_config.json`` (resize,
 centre crop, rescale, normalise with PIL and numpy) rather than by transformers' image

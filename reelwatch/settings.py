@@ -226,6 +226,12 @@ class MatcherSettings(BaseModel):
     )
     """Signals to run (those that cannot run here, like ``embedding`` without a model, are
     reported as off)."""
+    device: str = "auto"
+    """Where the learned models (SSCD, basic-pitch, RapidOCR, MiniLM, CLIP, YuNet) and the
+    FAISS searches run: ``auto`` (CUDA for each part that can use it here, else the CPU),
+    ``cpu``, or ``cuda``/``cuda:N`` (an ``InputError`` naming what is missing when
+    onnxruntime has no CUDAExecutionProvider, faiss has no GPU or torch no CUDA device).
+    ``text.device`` and ``embedding.device`` left at ``auto`` follow it (matcher/accel.py)."""
     sample_fps: float = 2.0
     max_frames: int = 600
     copy_max_distance: int = 80

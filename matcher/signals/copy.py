@@ -39,6 +39,7 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.signals.align import index_segments, segment_score
 from matcher.signals.base import (
@@ -426,9 +427,10 @@ class PdqIndex(RowsIndex):
         tmp.replace(directory / self.FILE)
 
     def range_search(
-        self, hashes: np.ndarray, max_distance: int
+        self, hashes: np.ndarray, max_distance: int, device: str = "cpu"
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All indexed hashes within ``max_distance`` (inclusive) of each query hash.
+        """All indexed hashes within ``max_distance`` (inclusive) of each query hash,
+        searched on ``device`` (a ``matcher.device``; see :func:`matcher.accel.search_index`).
 
         Returns (query row, faiss id, distance) arrays, one entry per pair.
         """
@@ -436,7 +438,7 @@ class PdqIndex(RowsIndex):
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
         # FAISS's binary range search keeps distances strictly below the radius.
-        lims, dist, ids = self.index.range_search(
+        lims, dist, ids = accel.search_index(self.index, device).range_search(
             np.ascontiguousarray(hashes, dtype=np.uint8), max_distance + 1
         )
         counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)
@@ -510,7 +512,7 @@ class PdqCopySignal(Signal):
     ) -> list[SignalHit]:
         assert isinstance(index, PdqIndex)
         s = self.settings
-        found = index.range_search(fingerprint["hashes"], s.copy_max_distance)
+        found = index.range_search(fingerprint["hashes"], s.copy_max_distance, s.device)
         return index_segments(index, fingerprint, found, s, query_duration, snap_unit_speed=True)
 
     # Scoring -----------------------------------------------------------------------------------

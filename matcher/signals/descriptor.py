@@ -49,6 +49,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.signals.align import index_segments, segment_score
 from matcher.signals.base import (
@@ -103,23 +104,28 @@ def model_file(s: DescriptorSettings) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _session(path: str, threads: int) -> Any:
+def _session(path: str, threads: int, device: str) -> Any:
+    """One session per model, thread count and device (its providers: see
+    :func:`matcher.accel.onnx_providers`)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return accel.inference_session(path, opts, device)
 
 
-def describe(images: Sequence[np.ndarray], s: DescriptorSettings) -> np.ndarray:
-    """Unit SSCD descriptors ``(n, 512)`` float32 of RGB ``uint8`` images of any shapes."""
+def describe(
+    images: Sequence[np.ndarray], s: DescriptorSettings, device: str = "auto"
+) -> np.ndarray:
+    """Unit SSCD descriptors ``(n, 512)`` float32 of RGB ``uint8`` images of any shapes,
+    ``batch_size`` at a time, on ``device`` (a ``matcher.device`` setting)."""
     import cv2
 
     if not images:
         return np.zeros((0, DIM), np.float32)
-    session = _session(str(model_file(s)), s.threads)
+    session = _session(str(model_file(s)), s.threads, accel.parse_device(device).name)
     name = session.get_inputs()[0].name
     side = s.image_size
     out = []
@@ -233,8 +239,8 @@ def _folder_images(folder: Path, max_side: int, per_video: int) -> list[np.ndarr
 
 
 @functools.lru_cache(maxsize=4)
-def _background(key: tuple[str, str, str, int, int]) -> np.ndarray:
-    model, model_path, folder, size, threads = key
+def _background(key: tuple[str, str, str, int, int, str]) -> np.ndarray:
+    model, model_path, folder, size, threads, device = key
     s = DescriptorSettings(
         model=model,  # type: ignore[arg-type]
         model_path=Path(model_path) if model_path else None,
@@ -244,19 +250,19 @@ def _background(key: tuple[str, str, str, int, int]) -> np.ndarray:
     images = generic_frames()
     if folder:
         images += _folder_images(Path(folder), 512, per_video=8)
-    return describe(images, s)
+    return describe(images, s, device)
 
 
-def background_descriptors(s: DescriptorSettings) -> np.ndarray:
-    """Descriptors of the background set (computed once per process and settings)."""
+def background_descriptors(s: DescriptorSettings, device: str = "auto") -> np.ndarray:
+    """Descriptors of the background set (computed once per process, settings and device)."""
     folder = str(Path(s.background_dir).expanduser()) if s.background_dir else ""
-    key = (s.model, str(s.model_path or ""), folder, s.image_size, s.threads)
+    key = (s.model, str(s.model_path or ""), folder, s.image_size, s.threads, device)
     return _background(key)
 
 
-def background_bias(vectors: np.ndarray, s: DescriptorSettings) -> np.ndarray:
+def background_bias(vectors: np.ndarray, s: DescriptorSettings, device: str = "auto") -> np.ndarray:
     """``beta`` x each vector's similarity to its nearest background image (never below 0)."""
-    bg = background_descriptors(s)
+    bg = background_descriptors(s, device)
     if not len(vectors) or not len(bg) or s.background_beta <= 0:
         return np.zeros(len(vectors), np.float32)
     nearest = (vectors @ bg.T).max(axis=1)
@@ -318,12 +324,16 @@ class DescriptorIndex(VectorIndex):
             best[row] = max(best.get(row, -1.0), sim)
         return float(np.mean(list(best.values())))
 
-    def nearest(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ``k`` most similar indexed frames of each vector: (row, faiss id, cosine)."""
+    def nearest(
+        self, vectors: np.ndarray, k: int, device: str = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``k`` most similar indexed frames of each vector: (row, faiss id, cosine),
+        searched on ``device`` (a ``matcher.device``; see :func:`matcher.accel.search_index`)."""
         if self.index is None or not len(vectors) or not len(self):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         k = min(k, len(self))
-        sims, ids = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        found = accel.search_index(self.index, device)
+        sims, ids = found.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         rows = np.repeat(np.arange(len(vectors), dtype=np.int64), k)
         ids, sims = ids.reshape(-1).astype(np.int64), sims.reshape(-1).astype(np.float32)
         keep = ids >= 0
@@ -397,7 +407,7 @@ class SscdDescriptorSignal(Signal):
                 variants.append(code)
         idx = np.array(frames, np.int64)
         return {
-            "descriptors": describe(images, s).astype(np.float16),
+            "descriptors": describe(images, s, self.settings.device).astype(np.float16),
             "times": decoded.times[idx].astype(np.float32) if idx.size else np.zeros(0, np.float32),
             "frames": idx.astype(np.int32),
             "variants": np.array(variants, np.uint8),
@@ -412,10 +422,11 @@ class SscdDescriptorSignal(Signal):
         nearest reference frames, kept when at least ``min_similarity``."""
         s = self.settings.descriptor
         vectors = fingerprint["descriptors"].astype(np.float32)
-        rows, ids, sims = index.nearest(vectors, s.neighbours)
+        device = self.settings.device
+        rows, ids, sims = index.nearest(vectors, s.neighbours, device)
         if not rows.size:
             return rows, ids, sims
-        nsims = sims - background_bias(vectors, s)[rows]
+        nsims = sims - background_bias(vectors, s, device)[rows]
         keep = nsims >= s.min_similarity
         return rows[keep], ids[keep], nsims[keep]
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.models import load_image_encoder, model_digest, resolve_model_dir
 from matcher.signals.align import index_segments, segment_score
@@ -58,10 +59,11 @@ class EmbeddingIndex(VectorIndex):
     KEY = "embeddings"
 
     def range_search(
-        self, vectors: np.ndarray, min_similarity: float
+        self, vectors: np.ndarray, min_similarity: float, device: str = "cpu"
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indexed frames with cosine >= ``min_similarity`` to each query vector, at most
-        :data:`MAX_PAIRS_PER_FRAME` (the closest) per query row.
+        :data:`MAX_PAIRS_PER_FRAME` (the closest) per query row, searched on ``device`` (a
+        ``matcher.device``; see :func:`matcher.accel.search_index`).
 
         Returns (query row, faiss id, similarity) arrays, one entry per pair.
         """
@@ -69,7 +71,8 @@ class EmbeddingIndex(VectorIndex):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         q = np.ascontiguousarray(vectors, dtype=np.float32)
         # FAISS keeps inner products strictly above the radius.
-        lims, sims, ids = self.index.range_search(q, float(min_similarity) - 1e-6)
+        found = accel.search_index(self.index, device)
+        lims, sims, ids = found.range_search(q, float(min_similarity) - 1e-6)
         counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)
         rows = np.repeat(np.arange(len(q), dtype=np.int64), counts)
         ids, sims = ids.astype(np.int64), sims.astype(np.float32)
@@ -101,7 +104,7 @@ class ClipEmbeddingSignal(Signal):
     def unavailable(self) -> str | None:
         try:
             self._model_dir()
-            device = self.settings.embedding.device.strip().lower()
+            device = accel.torch_device(self.settings.embedding.device, self.settings.device)
             if device not in ("auto", "cpu"):
                 from matcher.models import resolve_device
 
@@ -126,7 +129,8 @@ class ClipEmbeddingSignal(Signal):
         """One unit vector per sampled frame (plus the content box of letterboxed query
         frames), with its time and frame number."""
         s = self.settings.embedding
-        encoder = load_image_encoder(str(self._model_dir()), s.device)
+        device = accel.torch_device(s.device, self.settings.device)
+        encoder = load_image_encoder(str(self._model_dir()), device)
         images: list[np.ndarray] = []
         times: list[float] = []
         frames: list[int] = []
@@ -163,7 +167,9 @@ class ClipEmbeddingSignal(Signal):
         if "embeddings" not in fingerprint:
             return []
         s = self.settings
-        rows, ids, sims = index.range_search(fingerprint["embeddings"], s.embedding.min_similarity)
+        rows, ids, sims = index.range_search(
+            fingerprint["embeddings"], s.embedding.min_similarity, s.device
+        )
         distances = 1.0 - sims.astype(np.float64)
         return index_segments(
             index, fingerprint, (rows, ids, distances), s, query_duration, describe=_describe

@@ -51,6 +51,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.signals.align import union_length
 from matcher.signals.base import (
@@ -146,8 +147,9 @@ def _load_models(model_dir: str) -> _Models:
 
 
 @lru_cache(maxsize=8)
-def _load_detector(path: str, min_score: float, threads: int) -> Any:
-    """A YuNet detector, once per process and configuration.
+def _load_detector(path: str, min_score: float, threads: int, cuda: int | None = None) -> Any:
+    """A YuNet detector, once per process and configuration, on CUDA device ``cuda`` in fp16
+    when given (an OpenCV built with CUDA; see :func:`matcher.accel.opencv_cuda`).
 
     ``cv2.setNumThreads`` is process-wide: with one face job per core (the embedded default on
     a small machine), more threads than cores only adds switching.
@@ -156,7 +158,19 @@ def _load_detector(path: str, min_score: float, threads: int) -> Any:
 
     if threads > 0:
         cv2.setNumThreads(threads)
-    return cv2.FaceDetectorYN.create(path, "", (320, 320), min_score, 0.3, 5000)
+    if cuda is None:
+        return cv2.FaceDetectorYN.create(path, "", (320, 320), min_score, 0.3, 5000)
+    cv2.cuda.setDevice(cuda)
+    return cv2.FaceDetectorYN.create(
+        path,
+        "",
+        (320, 320),
+        min_score,
+        0.3,
+        5000,
+        cv2.dnn.DNN_BACKEND_CUDA,
+        cv2.dnn.DNN_TARGET_CUDA_FP16,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -520,7 +534,12 @@ class DlibFaceSignal(Signal):
         f = self.settings.face
         return (
             _load_models(str(folder.resolve())),
-            _load_detector(str(detector.resolve()), f.min_score, f.threads),
+            _load_detector(
+                str(detector.resolve()),
+                f.min_score,
+                f.threads,
+                accel.opencv_cuda(self.settings.device),
+            ),
         )
 
     def config_key(self) -> str:

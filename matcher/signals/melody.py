@@ -72,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.signals.base import (
     Fingerprint,
@@ -173,13 +174,15 @@ def default_model_path() -> Path | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _session(path: str, threads: int) -> Any:
+def _session(path: str, threads: int, device: str) -> Any:
+    """One session per model, thread count and device (its providers: see
+    :func:`matcher.accel.onnx_providers`)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return accel.inference_session(path, opts, device)
 
 
 def to_model_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -194,7 +197,7 @@ def to_model_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def posteriorgrams(
-    audio: np.ndarray, sample_rate: int, model: Path, threads: int = 2
+    audio: np.ndarray, sample_rate: int, model: Path, threads: int = 2, device: str = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
     """basic-pitch's (note, onset) posteriorgrams of mono ``audio``: ``(frames, 88)`` each,
     frame ``k`` at ``k * FRAME_S`` seconds, bin ``b`` at MIDI ``LOWEST_MIDI + b``.
@@ -216,7 +219,7 @@ def posteriorgrams(
     padded = np.zeros((n_windows - 1) * step + WINDOW_SAMPLES, np.float32)
     padded[lead : lead + y.size] = y
     windows = np.lib.stride_tricks.sliding_window_view(padded, WINDOW_SAMPLES)[::step]
-    session = _session(str(model), threads)
+    session = _session(str(model), threads, accel.parse_device(device).name)
     notes: list[np.ndarray] = []
     onsets: list[np.ndarray] = []
     keep = slice(OVERLAP_FRAMES // 2, OVERLAP_FRAMES // 2 + KEPT_FRAMES)
@@ -592,7 +595,7 @@ class BasicPitchMelodySignal(Signal):
         path = self.model_path()
         if path is None:
             raise InputError("melody: the basic-pitch model is missing")
-        note, onset = posteriorgrams(audio, sample_rate, path, s.threads)
+        note, onset = posteriorgrams(audio, sample_rate, path, s.threads, self.settings.device)
         return extract_notes(note, onset, s.onset_threshold, s.frame_threshold, s.min_note_s)
 
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:

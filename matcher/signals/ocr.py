@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.signals.base import (
     Fingerprint,
@@ -104,14 +105,16 @@ def _strings(values: Iterable[str]) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def load_ocr(threads: int, side: int, gate: bool = False) -> Any:
-    """One RapidOCR engine per process and shape: ``threads`` onnxruntime threads, detection
-    at ``side`` pixels on the longer side (frames are given at that size, so it never
-    resizes them again), no angle classifier (burned-in text is upright; it costs a
-    recogniser-sized pass per line for nothing). ``gate=True`` is the engine of
+def load_ocr(threads: int, side: int, cuda: bool = False, gate: bool = False) -> Any:
+    """One RapidOCR engine per process, shape and device: ``threads`` onnxruntime threads,
+    detection at ``side`` pixels on the longer side (frames are given at that size, so it
+    never resizes them again), no angle classifier (burned-in text is upright; it costs a
+    recogniser-sized pass per line for nothing), detector and recogniser on CUDA (GPU 0)
+    when ``cuda`` (see :func:`matcher.accel.ocr_on_cuda`). ``gate=True`` is the engine of
     :func:`has_text`: its detector keeps boxes down to :data:`GATE_BOX_SCORE`."""
     from rapidocr_onnxruntime import RapidOCR
 
+    on_gpu = {"det_use_cuda": True, "rec_use_cuda": True} if cuda else {}
     return RapidOCR(
         intra_op_num_threads=threads,
         inter_op_num_threads=1,
@@ -120,17 +123,18 @@ def load_ocr(threads: int, side: int, gate: bool = False) -> Any:
         det_limit_side_len=side,
         det_box_thresh=GATE_BOX_SCORE if gate else 0.5,
         text_score=MIN_LINE_SCORE,
+        **on_gpu,
     )
 
 
-def text_bands(frame: np.ndarray, threads: int) -> list[tuple[int, int]]:
+def text_bands(frame: np.ndarray, threads: int, cuda: bool = False) -> list[tuple[int, int]]:
     """Rows of ``frame`` (as decoded: no enlarging, no recognition) where the detector finds
     text, as merged ``(top, bottom)`` bands with a margin of half a line; empty when it finds
     none. A quarter of the pixels of a read at twice the size, so a frame without words
     costs a fraction of a read; with the lower box score it finds the captions the enlarged
     read finds, down to letters 8 px high (tests/matcher/test_ocr_signal.py)."""
     bgr = np.ascontiguousarray(frame[..., ::-1])
-    engine = load_ocr(threads, max(bgr.shape[:2]), gate=True)
+    engine = load_ocr(threads, max(bgr.shape[:2]), cuda, gate=True)
     boxes, _ = engine(bgr, use_det=True, use_cls=False, use_rec=False)
     if boxes is None or not len(boxes):
         return []
@@ -149,8 +153,11 @@ def text_bands(frame: np.ndarray, threads: int) -> list[tuple[int, int]]:
     return bands
 
 
-def read_frame(frame: np.ndarray, upscale: float, threads: int) -> list[tuple[str, float]]:
-    """Lines of text in an RGB frame with the recogniser's confidence, top to bottom.
+def read_frame(
+    frame: np.ndarray, upscale: float, threads: int, device: str = "auto"
+) -> list[tuple[str, float]]:
+    """Lines of text in an RGB frame with the recogniser's confidence, top to bottom, read
+    on ``device`` (a ``matcher.device``).
 
     Frames are enlarged by up to ``upscale``, never past :data:`MAX_READ_SIDE` (a photo
     decoded at full size is read as it is). A frame is enlarged only where
@@ -161,9 +168,10 @@ def read_frame(frame: np.ndarray, upscale: float, threads: int) -> list[tuple[st
 
     h, w = frame.shape[:2]
     upscale = min(upscale, MAX_READ_SIDE / max(1, h, w))
+    cuda = accel.ocr_on_cuda(device)
     parts = [frame]
     if upscale > 1.0:
-        bands = text_bands(frame, threads)
+        bands = text_bands(frame, threads, cuda)
         if not bands:
             return []
         size = (round(w * upscale), round(h * upscale))
@@ -171,7 +179,7 @@ def read_frame(frame: np.ndarray, upscale: float, threads: int) -> list[tuple[st
         parts = [frame]
         if sum(b - a for a, b in bands) < BAND_SHARE * h:
             parts = [frame[round(a * upscale) : round(b * upscale)] for a, b in bands]
-    engine = load_ocr(threads, max(frame.shape[:2]))
+    engine = load_ocr(threads, max(frame.shape[:2]), cuda)
     lines: list[tuple[str, float]] = []
     for part in parts:
         # RapidOCR takes OpenCV's BGR order.
@@ -393,7 +401,7 @@ class RapidOcrSignal(Signal):
 
         def ocr(i: int) -> list[tuple[str, float]]:
             if i not in read:
-                read[i] = read_frame(decoded.frames[i], o.upscale, o.threads)
+                read[i] = read_frame(decoded.frames[i], o.upscale, o.threads, self.settings.device)
             return read[i]
 
         todo = _thin(ocr_frames(decoded, o.every_s), budget) if n else []

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Self
 import faiss
 import numpy as np
 
+from matcher import accel
 from matcher.decode import Decoded
 from matcher.models import (
     default_text_model,
@@ -279,7 +280,8 @@ class MiniLmTextSignal(Signal):
         return f"{self.name}-v{self.version}-{name}-{digest}"
 
     def _embed(self, text: str) -> np.ndarray:
-        encoder = load_sentence_encoder(str(self._model_dir()), self.settings.text.device)
+        device = accel.torch_device(self.settings.text.device, self.settings.device)
+        encoder = load_sentence_encoder(str(self._model_dir()), device)
         return encoder.encode([text[:MODEL_CHARS]])
 
     # Fingerprints ------------------------------------------------------------------------------

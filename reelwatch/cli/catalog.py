@@ -137,6 +137,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List titles and their assets."""
+    from matcher.accel import describe as describe_device
     from matcher.catalog import Catalog
     from matcher.fingerprint import signal_status
 
@@ -179,6 +180,7 @@ def list_(
         "signals: "
         + ", ".join(name if why is None else f"{name} (off: {why})" for name, why in status.items())
     )
+    console.print(describe_device(catalog.settings.matcher.device), markup=False)
 
 
 @app.command("policy")
