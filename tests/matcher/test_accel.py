@@ -345,3 +345,23 @@ def test_sscd_batches_give_the_descriptors_of_single_images() -> None:
     one = describe(images, DescriptorSettings(batch_size=1), "cpu")
     many = describe(images, DescriptorSettings(batch_size=4), "auto")
     np.testing.assert_allclose(np.sum(one * many, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_cpu_and_gpu_extras_never_install_two_builds_of_one_module() -> None:
+    """faiss-cpu/faiss-gpu and onnxruntime/onnxruntime-gpu each provide one module: a CPU
+    build installed beside the GPU one hides its CUDA provider or its GPUs."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    cpu_builds, gpu_builds = {"faiss-cpu", "onnxruntime"}, {"faiss-gpu", "onnxruntime-gpu"}
+    extras = {name: names(reqs) for name, reqs in project["optional-dependencies"].items()}
+    assert not names(project["dependencies"]) & (cpu_builds | gpu_builds)
+    assert cpu_builds <= extras["cpu"] and not extras["cpu"] & gpu_builds
+    assert gpu_builds <= extras["gpu"] and not extras["gpu"] & cpu_builds
+    assert '".[cpu,dev]"' in (root / "Makefile").read_text()
