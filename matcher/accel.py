@@ -363,6 +363,7 @@ class GpuSearch:
         self.d = int(index.d)
         self.metric_type = index.metric_type
         self.range_k = GPU_RANGE_K
+        self._lock = threading.Lock()  # FAISS GPU indexes are not safe to search from threads
 
     def _labels(self, positions: np.ndarray) -> np.ndarray:
         if self.ids is None:
@@ -378,7 +379,8 @@ class GpuSearch:
         if k > GPU_MAX_K and cpu is not None:
             result: tuple[np.ndarray, np.ndarray] = cpu.search(x, k)
             return result
-        distances, positions = self.device.search(x, k)
+        with self._lock:
+            distances, positions = self.device.search(x, k)
         return distances, self._labels(positions)
 
     def range_search(self, x: np.ndarray, radius: float) -> tuple[np.ndarray, ...]:
@@ -386,9 +388,10 @@ class GpuSearch:
         CPU index's ``range_search`` returns them (same entries, same order, same dtypes)."""
         from faiss.contrib.exhaustive_search import range_search_gpu
 
-        lims, distances, positions = range_search_gpu(
-            x, radius, self.device, self.flat, gpu_k=self.range_k
-        )
+        with self._lock:
+            lims, distances, positions = range_search_gpu(
+                x, radius, self.device, self.flat, gpu_k=self.range_k
+            )
         lims = np.asarray(lims, np.int64)
         rows = np.repeat(np.arange(len(x), dtype=np.int64), np.diff(lims))
         order = np.lexsort((positions, rows))
