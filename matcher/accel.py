@@ -342,6 +342,11 @@ def index_stamp(index: Any) -> tuple[int, int, int]:
     return n, ids_crc, codes_crc
 
 
+_gpu_search_lock = threading.Lock()
+"""FAISS GPU indexes, and the resources they share, are not safe to use from two threads at
+once (in-process runs download in a background thread): GPU searches go one at a time."""
+
+
 class GpuSearch:
     """A device copy of a flat FAISS index, searched like the CPU index it was made from.
 
@@ -363,7 +368,6 @@ class GpuSearch:
         self.d = int(index.d)
         self.metric_type = index.metric_type
         self.range_k = GPU_RANGE_K
-        self._lock = threading.Lock()  # FAISS GPU indexes are not safe to search from threads
 
     def _labels(self, positions: np.ndarray) -> np.ndarray:
         if self.ids is None:
@@ -379,7 +383,7 @@ class GpuSearch:
         if k > GPU_MAX_K and cpu is not None:
             result: tuple[np.ndarray, np.ndarray] = cpu.search(x, k)
             return result
-        with self._lock:
+        with _gpu_search_lock:
             distances, positions = self.device.search(x, k)
         return distances, self._labels(positions)
 
@@ -388,7 +392,7 @@ class GpuSearch:
         CPU index's ``range_search`` returns them (same entries, same order, same dtypes)."""
         from faiss.contrib.exhaustive_search import range_search_gpu
 
-        with self._lock:
+        with _gpu_search_lock:
             lims, distances, positions = range_search_gpu(
                 x, radius, self.device, self.flat, gpu_k=self.range_k
             )
