@@ -253,11 +253,15 @@ class Catalog:
         return st.st_mtime_ns, st.st_ino, st.st_size
 
     def _save_indexes(self) -> None:
+        """Save every index, first re-made as ``matcher.index`` asks (see
+        :meth:`SignalIndex.settle`: an approximate one is trained here, on what it holds)."""
         signals: dict[str, dict[str, object]] = {}
         for s in self.signals:
             idx = self._indexes.get(s.name)
             if idx is None:
                 continue
+            if idx.settle(self.settings.matcher.index):
+                log.info("the %s index is now %s (%d entries)", s.name, idx.kind(), len(idx))
             idx.save(self.index_dir)
             signals[s.name] = {"key": s.config_key(), "entries": len(idx)}
         manifest = {"format": MANIFEST_FORMAT, "signals": signals}
@@ -281,6 +285,16 @@ class Catalog:
             return
         self._indexes = {s.name: s.load_index(self.index_dir) for s in self.signals}
         self._loaded_stamp = stamp
+        wanted = self.settings.matcher.index
+        for name, idx in self._indexes.items():
+            if idx.kind() != idx.target_kind(wanted):
+                log.warning(
+                    "the %s index is %s but matcher.index asks for %s: it serves as it is "
+                    "until `reelwatch catalog build` (or the next catalog change) re-makes it",
+                    name,
+                    idx.kind(),
+                    wanted,
+                )
 
     def index(self, signal: Signal | str) -> SignalIndex:
         """The up-to-date index of a signal (reloaded if another process changed it)."""

@@ -232,6 +232,16 @@ class MatcherSettings(BaseModel):
     ``cpu``, or ``cuda``/``cuda:N`` (an ``InputError`` naming what is missing when
     onnxruntime has no CUDAExecutionProvider, faiss has no GPU or torch no CUDA device).
     ``text.device`` and ``embedding.device`` left at ``auto`` follow it (matcher/accel.py)."""
+    index: Literal["exact", "approximate"] = "exact"
+    """How the copy (PDQ) and descriptor (SSCD) catalog indexes search. ``exact`` compares
+    every reference frame (the same results as brute force). ``approximate`` makes them
+    inverted files (FAISS IVF) trained on the frames present when the catalog saves its
+    indexes (``reelwatch catalog build`` trains on the whole catalog; adds go into the trained
+    lists, and it trains again once the index has grown 16-fold): many times faster on
+    millions of frames, at a recall measured in docs/matching.md ("Index types"). An index
+    under 4096 entries stays exact. An index saved as the other kind keeps serving, with a
+    warning, until the catalog next saves its indexes (any add or removal, or ``reelwatch
+    catalog build``), which re-makes it. Other signals' indexes are always exact."""
     sample_fps: float = 2.0
     max_frames: int = 600
     copy_max_distance: int = 80

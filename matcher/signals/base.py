@@ -29,6 +29,7 @@ How to add a signal
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -169,6 +170,82 @@ class SignalHit:
     nothing on its time line matched), for the evidence strip; empty when not tracked."""
 
 
+IndexKind = Literal["exact", "approximate"]
+"""How a catalog index searches (``MatcherSettings.index``): ``exact`` compares every entry,
+``approximate`` only the entries in the inverted lists (IVF) nearest the query."""
+
+APPROXIMATE_MIN_ENTRIES = 4096
+"""Below this many entries an index stays exact whatever ``MatcherSettings.index`` says:
+k-means has too few points to train on, and a flat scan of a few thousand entries costs
+less than the coarse quantizer it would replace."""
+
+IVF_POINTS_PER_LIST = 64
+"""Entries per inverted list at least (and training points per centroid at most)."""
+
+IVF_REGROW = 4
+"""An approximate index is trained again when its size calls for this many times the lists
+it has (16 times the entries it was trained on): its lists grew long, and its centroids
+describe what was indexed then."""
+
+
+def ivf_lists(entries: int) -> int:
+    """Inverted lists for an approximate index of ``entries``: FAISS's rule of thumb
+    ``4 * sqrt(n)`` (4000 at a million), with at least :data:`IVF_POINTS_PER_LIST` entries a
+    list so every centroid has points to train on, and at least 16 lists."""
+    return max(16, min(round(4 * math.sqrt(entries)), entries // IVF_POINTS_PER_LIST))
+
+
+def ivf_sample(entries: int, nlist: int) -> np.ndarray:
+    """Sorted positions of the entries k-means trains on (:data:`IVF_POINTS_PER_LIST` a
+    list at most; the same positions for the same sizes)."""
+    rng = np.random.default_rng(0)
+    n = min(entries, nlist * IVF_POINTS_PER_LIST)
+    return np.sort(rng.choice(entries, n, replace=False))
+
+
+def ivf_centroids(train: np.ndarray, nlist: int, *, spherical: bool) -> np.ndarray:
+    """``nlist`` k-means centroids of the float32 rows ``train``.
+
+    Two-level k-means (FAISS's ``two_level_clustering``: ``sqrt(nlist)`` coarse clusters,
+    then each split in proportion to its points) costs ``sqrt(nlist)`` times less than one
+    k-means over all centroids, which at 4000 lists is minutes against seconds. ``spherical``
+    keeps centroids on the unit sphere, for inner-product indexes.
+    """
+    from faiss.contrib.clustering import two_level_clustering
+
+    coarse = max(1, min(nlist, round(math.sqrt(nlist))))
+    centroids, _ = two_level_clustering(
+        np.ascontiguousarray(train, dtype=np.float32),
+        coarse,
+        nlist,
+        clustering_niter=10,
+        spherical=spherical,
+        seed=1234,
+        min_points_per_centroid=1,
+    )
+    return np.ascontiguousarray(centroids, dtype=np.float32)
+
+
+def ivf_contents(ivf: Any, codes: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, ids) of every entry in the inverted lists of an IVF index (float or binary),
+    in list order: codes as ``uint8`` rows of the lists' code size (none when ``codes`` is
+    false)."""
+    import faiss
+
+    lists = ivf.invlists
+    size = lists.code_size if codes else 0
+    code_parts: list[np.ndarray] = [np.zeros((0, size), np.uint8)]
+    id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
+    for number in range(ivf.nlist):
+        n = lists.list_size(number)
+        if n:
+            id_parts.append(faiss.rev_swig_ptr(lists.get_ids(number), n).astype(np.int64))
+            if codes:
+                raw = faiss.rev_swig_ptr(lists.get_codes(number), n * size)
+                code_parts.append(np.array(raw, np.uint8).reshape(n, size))
+    return np.concatenate(code_parts), np.concatenate(id_parts)
+
+
 class SignalIndex(ABC):
     """Reference fingerprints of the catalog, keyed by integer asset numbers.
 
@@ -201,6 +278,22 @@ class SignalIndex(ABC):
     def save(self, directory: Path) -> None:
         """Persist atomically under ``directory``."""
 
+    def kind(self) -> IndexKind:
+        """How the index searches now: ``exact`` unless :meth:`settle` made it approximate."""
+        return "exact"
+
+    def target_kind(self, wanted: IndexKind) -> IndexKind:
+        """The kind :meth:`settle` makes of this index when ``MatcherSettings.index`` is
+        ``wanted``: always ``exact`` for indexes without an approximate form (all but the
+        copy and descriptor indexes) and below :data:`APPROXIMATE_MIN_ENTRIES` entries."""
+        return "exact"
+
+    def settle(self, wanted: IndexKind) -> bool:
+        """Re-make the index as :meth:`target_kind` says, training an approximate one on the
+        entries present; returns whether anything changed. The catalog calls it before each
+        save, so a build trains on the whole catalog and later adds go into trained lists."""
+        return False
+
 
 class RowsIndex(SignalIndex):
     """A FAISS index whose entries are rows of per-asset arrays, with ids from
@@ -209,10 +302,48 @@ class RowsIndex(SignalIndex):
     Subclasses set ``index`` (a FAISS index with ``remove_ids``, or ``None`` while empty) and
     fill ``times`` in :meth:`add`; removing, counting and reference lengths come from here.
     Side data kept per asset besides ``times`` is dropped in :meth:`_forget`.
+
+    Subclasses with an approximate form set :attr:`APPROXIMATE` and implement
+    :meth:`_remake`; when to re-make (:meth:`settle`) is decided here: an index turns
+    approximate from :data:`APPROXIMATE_MIN_ENTRIES` entries, is trained again after growing
+    :data:`IVF_REGROW` times its lists, and turns exact again only when the setting says so.
     """
 
     index: Any
     times: dict[int, np.ndarray]
+    APPROXIMATE: ClassVar[bool] = False
+    """Whether :meth:`settle` may make this index an inverted-file (IVF) one."""
+
+    def kind(self) -> IndexKind:
+        return "approximate" if self.lists() else "exact"
+
+    def target_kind(self, wanted: IndexKind) -> IndexKind:
+        if wanted == "exact" or not self.APPROXIMATE:
+            return "exact"
+        if self.lists() or len(self) >= APPROXIMATE_MIN_ENTRIES:
+            return "approximate"
+        return "exact"
+
+    def settle(self, wanted: IndexKind) -> bool:
+        lists = self.lists()
+        if self.target_kind(wanted) == "exact":
+            if lists:
+                self._remake(0)
+            return bool(lists)
+        wanted_lists = ivf_lists(len(self))
+        if lists and wanted_lists < IVF_REGROW * lists:
+            return False
+        self._remake(wanted_lists)
+        return True
+
+    def lists(self) -> int:
+        """Inverted lists of the FAISS index; 0 while it is exact."""
+        return int(getattr(self.index, "nlist", 0)) if self.index is not None else 0
+
+    def _remake(self, nlist: int) -> None:
+        """Replace ``index`` by one holding the same entries: approximate with ``nlist``
+        lists trained on them, or exact for ``nlist == 0``."""
+        raise NotImplementedError(f"{type(self).__name__} has no approximate form")
 
     def remove(self, asset_nums: Iterable[int]) -> int:
         removed = 0
@@ -222,7 +353,7 @@ class RowsIndex(SignalIndex):
             if times is None or not len(times) or self.index is None:
                 continue
             ids = entry_ids(num, len(times))
-            removed += int(self.index.remove_ids(faiss_selector(ids)))
+            removed += int(self.index.remove_ids(faiss_selector(ids, self.index)))
         return removed
 
     def decode_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,16 +387,21 @@ class VectorIndex(RowsIndex):
     ``fingerprint["times"]``) in ``faiss.IndexIDMap2`` over an exhaustive inner-product index,
     so scores are cosines.
 
-    Exhaustive, because edited copies and re-creations are far-but-true matches that
-    approximate indexes lose. Saved as one ``.npz`` (the FAISS index serialised into it, with
-    the times) replaced atomically: readers never see vectors and times of two versions.
+    Exhaustive by default, because edited copies and re-creations are far-but-true matches
+    that approximate indexes lose. Subclasses that set :attr:`~RowsIndex.APPROXIMATE` (the
+    descriptor index) become an inverted file (:meth:`new_ivf`, :attr:`PROBES` lists searched)
+    when ``MatcherSettings.index`` is ``approximate`` (:meth:`~RowsIndex.settle`). Saved as one
+    ``.npz`` (the FAISS index serialised into it, with the times) replaced atomically: readers
+    never see vectors and times of two versions; the serialised index says its own type.
     Subclasses name the file and the fingerprint key, and may store vectors otherwise
-    (:meth:`new_faiss`).
+    (:meth:`new_faiss`, :meth:`new_ivf`).
     """
 
     FILE: ClassVar[str]
     KEY: ClassVar[str]
     """The fingerprint array of vectors (``embeddings``, ``descriptors``)."""
+    PROBES: ClassVar[int] = 64
+    """Inverted lists an approximate index searches per query (``nprobe``)."""
 
     def __init__(self) -> None:
         self.index: Any = None
@@ -276,6 +412,47 @@ class VectorIndex(RowsIndex):
         import faiss
 
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    def new_ivf(self, dim: int, nlist: int) -> Any:
+        """The empty approximate FAISS index (inverted file, inner product, its quantizer not
+        yet trained) for vectors of ``dim`` dimensions in ``nlist`` lists: IVF-Flat here.
+        It must keep ids in a hash table (``DirectMap.Hashtable``), so entries can be
+        reconstructed and removed by id."""
+        import faiss
+
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        return ivf
+
+    def _remake(self, nlist: int) -> None:
+        import faiss
+
+        old = self.index
+        if self.lists():
+            ids = ivf_contents(old, codes=False)[1]
+
+            def read(positions: np.ndarray) -> np.ndarray:
+                return np.asarray(old.reconstruct_batch(ids[positions]), np.float32)
+
+        else:
+            inner = faiss.downcast_index(old.index)
+            ids = faiss.vector_to_array(old.id_map).astype(np.int64)
+
+            def read(positions: np.ndarray) -> np.ndarray:
+                return np.asarray(inner.reconstruct_batch(positions), np.float32)
+
+        if nlist:
+            new = self.new_ivf(old.d, nlist)
+            train = read(ivf_sample(len(ids), nlist))
+            new.quantizer.add(ivf_centroids(train, nlist, spherical=True))
+            new.train(train)  # the quantizer is trained: only the vector codec is
+            new.nprobe = self.PROBES
+        else:
+            new = self.new_faiss(old.d)
+        for start in range(0, len(ids), 65536):
+            positions = np.arange(start, min(len(ids), start + 65536))
+            new.add_with_ids(read(positions), ids[positions])
+        self.index = new
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -288,6 +465,8 @@ class VectorIndex(RowsIndex):
         with np.load(path) as data:
             if data["faiss"].size:
                 idx.index = faiss.deserialize_index(data["faiss"])
+                if idx.lists():
+                    idx.index.nprobe = cls.PROBES
             owners, times = data["times_owner"], data["times"]
             for a in data["assets"].tolist():
                 idx.times[int(a)] = times[owners == a]
@@ -332,10 +511,15 @@ class VectorIndex(RowsIndex):
         write_npz(directory / self.FILE, arrays)
 
 
-def faiss_selector(ids: np.ndarray) -> Any:
-    """A FAISS id selector for ``ids`` (FAISS is imported only when an index changes)."""
+def faiss_selector(ids: np.ndarray, index: Any = None) -> Any:
+    """A FAISS id selector for ``ids`` to remove from ``index`` (FAISS is imported only when
+    an index changes): a hashed batch, except for an IVF index that finds ids through a hash
+    table (its direct map), which takes only an array (and looks each id up at once)."""
     import faiss
 
+    direct = getattr(index, "direct_map", None)
+    if direct is not None and direct.type == faiss.DirectMap.Hashtable:  # type: ignore[attr-defined]
+        return faiss.IDSelectorArray(np.ascontiguousarray(ids, dtype=np.int64))
     return faiss.IDSelectorBatch(ids)
 
 

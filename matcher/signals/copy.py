@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -50,6 +51,9 @@ from matcher.signals.base import (
     SignalHit,
     SignalIndex,
     entry_ids,
+    ivf_centroids,
+    ivf_contents,
+    ivf_sample,
     write_npz,
 )
 from reelwatch.models import AssetKind
@@ -387,13 +391,25 @@ def without_overlays(image: np.ndarray) -> np.ndarray | None:
 class PdqIndex(RowsIndex):
     """PDQ hashes of reference frames in ``faiss.IndexBinaryIDMap2(IndexBinaryFlat(256))``.
 
-    Exact (flat) search: at catalog sizes of a studio (thousands of assets, millions of
-    hashes) a flat binary scan stays fast, and approximate indexes miss the far-but-true
-    matches that edited copies produce. Reference times are kept per asset beside the index.
+    Exact (flat) search by default: at catalog sizes of a studio (thousands of assets,
+    millions of hashes) a flat binary scan stays fast, and approximate indexes can miss the
+    far-but-true matches that edited copies produce. Reference times are kept per asset
+    beside the index.
+
+    With ``MatcherSettings.index = "approximate"`` a catalog of 4096 hashes or more is a
+    binary inverted file (``faiss.IndexBinaryIVF``, ids stored in its lists, so removing
+    works without an IDMap): k-means of the hashes' bits (:func:`ivf_centroids`,
+    binarised) gives :func:`ivf_lists` centroids, and a range search looks in the
+    :attr:`PROBES` lists nearest each query hash. See :class:`RowsIndex` for when it is
+    trained, and docs/matching.md ("Index types") for its measured recall and speed. The
+    saved file is FAISS's own, which records which of the two it is.
     """
 
     FILE = "copy.faissb"
     TIMES = "copy-times.npz"
+    APPROXIMATE = True
+    PROBES = 16
+    """Inverted lists searched per query hash (``nprobe``) when approximate."""
 
     def __init__(self) -> None:
         self.index: faiss.IndexBinary = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(HASH_BITS))
@@ -405,9 +421,32 @@ class PdqIndex(RowsIndex):
         path = directory / cls.FILE
         if path.exists():
             idx.index = faiss.read_index_binary(str(path))
+            if idx.lists():
+                idx.index.nprobe = cls.PROBES  # type: ignore[attr-defined]
             with np.load(directory / cls.TIMES) as data:
                 idx.times = {int(k[1:]): data[k] for k in data.files}
         return idx
+
+    def _remake(self, nlist: int) -> None:
+        old: Any = self.index
+        if self.lists():
+            hashes, ids = ivf_contents(old)
+        else:
+            flat: Any = faiss.downcast_IndexBinary(old.index)
+            hashes = faiss.vector_to_array(flat.xb).reshape(-1, HASH_BYTES)
+            ids = faiss.vector_to_array(old.id_map).astype(np.int64)
+        new: Any
+        if nlist:
+            new = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(HASH_BITS), HASH_BITS, nlist)
+            bits = np.unpackbits(hashes[ivf_sample(len(hashes), nlist)], axis=1)
+            centroids = ivf_centroids(bits.astype(np.float32), nlist, spherical=False)
+            new.quantizer.add(np.packbits(centroids > 0.5, axis=1))
+            new.is_trained = True
+            new.nprobe = self.PROBES
+        else:
+            new = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(HASH_BITS))
+        new.add_with_ids(np.ascontiguousarray(hashes), ids)
+        self.index = new
 
     def add(self, asset_num: int, fingerprint: Fingerprint) -> int:
         if asset_num in self.times:

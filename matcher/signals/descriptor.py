@@ -277,13 +277,21 @@ class DescriptorIndex(VectorIndex):
     """Frame descriptors (see :class:`~matcher.signals.base.VectorIndex`) in a flat
     inner-product index stored in float16 (``IndexScalarQuantizer(QT_fp16)``).
 
-    Exhaustive search (edited copies are far-but-true matches, which approximate indexes
-    lose); float16 halves memory (1 KB a descriptor: an hour of reference at 4 fps with one
-    crop is about 29 MB) at a cosine error below 0.001.
+    Exhaustive search by default (edited copies are far-but-true matches, which approximate
+    indexes can lose); float16 halves memory (1 KB a descriptor: an hour of reference at 4 fps
+    with one crop is about 29 MB) at a cosine error below 0.001.
+
+    With ``MatcherSettings.index = "approximate"`` a catalog of 4096 descriptors or more is
+    an inverted file of the same float16 codes (``IndexIVFScalarQuantizer``, lists from
+    :func:`~matcher.signals.base.ivf_lists`, :attr:`PROBES` searched): see
+    :class:`~matcher.signals.base.RowsIndex` for when it is trained and docs/matching.md
+    ("Index types") for its measured recall and speed.
     """
 
     FILE = "descriptor.npz"
     KEY = "descriptors"
+    APPROXIMATE = True
+    PROBES = 64
 
     def new_faiss(self, dim: int) -> faiss.Index:
         return faiss.IndexIDMap2(
@@ -291,6 +299,20 @@ class DescriptorIndex(VectorIndex):
                 dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
             )
         )
+
+    def new_ivf(self, dim: int, nlist: int) -> faiss.Index:
+        """Float16 codes of the vectors themselves (not of residuals), so an entry
+        reconstructs to what the exact index holds."""
+        ivf = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(dim),
+            dim,
+            nlist,
+            faiss.ScalarQuantizer.QT_fp16,
+            faiss.METRIC_INNER_PRODUCT,
+            False,
+        )
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        return ivf
 
     def aligned_similarity(
         self, fingerprint: Fingerprint, hit: SignalHit, slope: float, offset: float
