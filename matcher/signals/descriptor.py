@@ -404,6 +404,34 @@ class SscdDescriptorSignal(Signal):
     def fingerprint(self, decoded: Decoded, role: Role) -> Fingerprint:
         """One unit descriptor (float16) per sampled frame; queries add the content box of
         letterboxed frames and, when set, mirrors."""
+        return self.fingerprint_many([decoded], role)[0]
+
+    def fingerprint_many(self, decoded: Sequence[Decoded], role: Role) -> list[Fingerprint]:
+        """:meth:`fingerprint` of several media, their images described in shared batches."""
+        regions = [self._regions(d, role) for d in decoded]
+        images = [image for images, _, _ in regions for image in images]
+        vectors = describe(images, self.settings.descriptor, self.settings.device)
+        out: list[Fingerprint] = []
+        start = 0
+        for d, (images, frames, variants) in zip(decoded, regions, strict=True):
+            idx = np.array(frames, np.int64)
+            out.append(
+                {
+                    "descriptors": vectors[start : start + len(images)].astype(np.float16),
+                    "times": d.times[idx].astype(np.float32)
+                    if idx.size
+                    else np.zeros(0, np.float32),
+                    "frames": idx.astype(np.int32),
+                    "variants": np.array(variants, np.uint8),
+                }
+            )
+            start += len(images)
+        return out
+
+    def _regions(
+        self, decoded: Decoded, role: Role
+    ) -> tuple[list[np.ndarray], list[int], list[int]]:
+        """The images to describe of each sampled frame, with its index and variant code."""
         s = self.settings.descriptor
         images: list[np.ndarray] = []
         frames: list[int] = []
@@ -427,13 +455,7 @@ class SscdDescriptorSignal(Signal):
                 images.append(image)
                 frames.append(i)
                 variants.append(code)
-        idx = np.array(frames, np.int64)
-        return {
-            "descriptors": describe(images, s, self.settings.device).astype(np.float16),
-            "times": decoded.times[idx].astype(np.float32) if idx.size else np.zeros(0, np.float32),
-            "frames": idx.astype(np.int32),
-            "variants": np.array(variants, np.uint8),
-        }
+        return images, frames, variants
 
     # Search ------------------------------------------------------------------------------------
 

@@ -198,7 +198,12 @@ def test_fingerprinting_several_files_at_once_equals_one_by_one(
         assert batched.signals.keys() == single.signals.keys() == {"copy", "descriptor", "audio"}
         for name, fp in single.signals.items():
             for key, arr in fp.items():
-                assert np.array_equal(batched.signals[name][key], arr), (name, key)
+                got = batched.signals[name][key]
+                if name == "descriptor" and key == "descriptors":
+                    # Batched with another file's images: the same up to float rounding.
+                    assert np.allclose(got.astype(np.float32), arr, atol=2e-3)
+                else:
+                    assert np.array_equal(got, arr), (name, key)
 
 
 def test_rematching_from_the_cache_gives_the_same_report(
