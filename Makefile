@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 TEST_DATA := $(VENV)/test-data
 FACES := $(TEST_DATA)/faces/.done
 
-.PHONY: setup sys-deps test-data demo test lint format clean
+.PHONY: setup sys-deps test-data demo test bench lint format clean
 
 setup: sys-deps $(STAMP)
 
@@ -59,6 +59,11 @@ lint: setup
 
 test: setup lint test-data
 	REELWATCH_TEST_FACES=$(TEST_DATA)/faces $(BIN)/pytest $(PYTEST_ARGS)
+
+# Throughput in one run (clips per minute, per-stage seconds, the sub-benchmarks); replaces
+# the make bench section of docs/benchmarks.md. Sized to take under 15 minutes on 2 cores.
+bench: setup test-data
+	$(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
 
 format: setup
 	$(BIN)/ruff format .
