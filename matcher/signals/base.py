@@ -179,27 +179,28 @@ APPROXIMATE_MIN_ENTRIES = 4096
 k-means has too few points to train on, and a flat scan of a few thousand entries costs
 less than the coarse quantizer it would replace."""
 
-IVF_POINTS_PER_LIST = 64
-"""Entries per inverted list at least (and training points per centroid at most)."""
+IVF_TRAIN_PER_LIST = 32
+"""Training points per k-means centroid at most, and entries per inverted list at least."""
 
 IVF_REGROW = 4
 """An approximate index is trained again when its size calls for this many times the lists
-it has (16 times the entries it was trained on): its lists grew long, and its centroids
-describe what was indexed then."""
+it has: its lists grew long, and its centroids describe what was indexed then."""
 
 
-def ivf_lists(entries: int) -> int:
-    """Inverted lists for an approximate index of ``entries``: FAISS's rule of thumb
-    ``4 * sqrt(n)`` (4000 at a million), with at least :data:`IVF_POINTS_PER_LIST` entries a
-    list so every centroid has points to train on, and at least 16 lists."""
-    return max(16, min(round(4 * math.sqrt(entries)), entries // IVF_POINTS_PER_LIST))
+def ivf_lists(entries: int, per_list: int | None = None) -> int:
+    """Inverted lists for an approximate index of ``entries``: ``entries / per_list`` when
+    given, else FAISS's rule of thumb ``4 * sqrt(n)`` (4000 at a million); at least
+    :data:`IVF_TRAIN_PER_LIST` entries a list, so every centroid has points to train on, and
+    at least 16 lists."""
+    wanted = entries // per_list if per_list else round(4 * math.sqrt(entries))
+    return max(16, min(wanted, entries // IVF_TRAIN_PER_LIST))
 
 
 def ivf_sample(entries: int, nlist: int) -> np.ndarray:
-    """Sorted positions of the entries k-means trains on (:data:`IVF_POINTS_PER_LIST` a
-    list at most; the same positions for the same sizes)."""
+    """Sorted positions of the entries k-means trains on (:data:`IVF_TRAIN_PER_LIST` a list
+    at most; the same positions for the same sizes)."""
     rng = np.random.default_rng(0)
-    n = min(entries, nlist * IVF_POINTS_PER_LIST)
+    n = min(entries, nlist * IVF_TRAIN_PER_LIST)
     return np.sort(rng.choice(entries, n, replace=False))
 
 
@@ -304,9 +305,11 @@ class RowsIndex(SignalIndex):
     Side data kept per asset besides ``times`` is dropped in :meth:`_forget`.
 
     Subclasses with an approximate form set :attr:`APPROXIMATE` and implement
-    :meth:`_remake`; when to re-make (:meth:`settle`) is decided here: an index turns
-    approximate from :data:`APPROXIMATE_MIN_ENTRIES` entries, is trained again after growing
-    :data:`IVF_REGROW` times its lists, and turns exact again only when the setting says so.
+    :meth:`_remake` (and :meth:`list_count`, how many lists suit a size); when to re-make
+    (:meth:`settle`) is decided here: an index turns approximate from
+    :data:`APPROXIMATE_MIN_ENTRIES` entries, is trained again once its size calls for
+    :data:`IVF_REGROW` times the lists it has, and turns exact again only when the setting
+    says so.
     """
 
     index: Any
@@ -330,11 +333,15 @@ class RowsIndex(SignalIndex):
             if lists:
                 self._remake(0)
             return bool(lists)
-        wanted_lists = ivf_lists(len(self))
+        wanted_lists = self.list_count(len(self))
         if lists and wanted_lists < IVF_REGROW * lists:
             return False
         self._remake(wanted_lists)
         return True
+
+    def list_count(self, entries: int) -> int:
+        """Inverted lists an approximate index of ``entries`` is trained with."""
+        return ivf_lists(entries)
 
     def lists(self) -> int:
         """Inverted lists of the FAISS index; 0 while it is exact."""
@@ -456,17 +463,14 @@ class VectorIndex(RowsIndex):
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        import faiss
-
         idx = cls()
         path = directory / cls.FILE
         if not path.exists():
             return idx
+        idx.index = read_npz_index(path, "faiss")
+        if idx.lists():
+            idx.index.nprobe = cls.PROBES
         with np.load(path) as data:
-            if data["faiss"].size:
-                idx.index = faiss.deserialize_index(data["faiss"])
-                if idx.lists():
-                    idx.index.nprobe = cls.PROBES
             owners, times = data["times_owner"], data["times"]
             for a in data["assets"].tolist():
                 idx.times[int(a)] = times[owners == a]
@@ -509,6 +513,29 @@ class VectorIndex(RowsIndex):
             ),
         }
         write_npz(directory / self.FILE, arrays)
+
+
+def read_npz_index(path: Path, name: str) -> Any:
+    """The FAISS index serialised (``faiss.serialize_index``) as the array ``name`` of the
+    ``.npz`` at ``path`` (saved by ``np.savez``, so stored uncompressed), or ``None`` when that
+    array is empty.
+
+    The bytes stream from the file into FAISS: ``np.load`` then ``faiss.deserialize_index``
+    would hold them twice beside the index being built, and a worker loading the descriptor
+    index of a million reference frames (2 GB) peaked at three times its size."""
+    import zipfile
+
+    import faiss
+
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(f)
+        if not int(np.prod(shape)):
+            return None
+        return faiss.read_index(faiss.PyCallbackIOReader(f.read))  # type: ignore[attr-defined]
 
 
 def faiss_selector(ids: np.ndarray, index: Any = None) -> Any:

@@ -53,6 +53,7 @@ from matcher.signals.base import (
     entry_ids,
     ivf_centroids,
     ivf_contents,
+    ivf_lists,
     ivf_sample,
     write_npz,
 )
@@ -399,8 +400,8 @@ class PdqIndex(RowsIndex):
     With ``MatcherSettings.index = "approximate"`` a catalog of 4096 hashes or more is a
     binary inverted file (``faiss.IndexBinaryIVF``, ids stored in its lists, so removing
     works without an IDMap): k-means of the hashes' bits (:func:`ivf_centroids`,
-    binarised) gives :func:`ivf_lists` centroids, and a range search looks in the
-    :attr:`PROBES` lists nearest each query hash. See :class:`RowsIndex` for when it is
+    binarised) gives one centroid per :attr:`PER_LIST` hashes, and a range search looks in
+    the :attr:`PROBES` lists nearest each query hash. See :class:`RowsIndex` for when it is
     trained, and docs/matching.md ("Index types") for its measured recall and speed. The
     saved file is FAISS's own, which records which of the two it is.
     """
@@ -410,6 +411,13 @@ class PdqIndex(RowsIndex):
     APPROXIMATE = True
     PROBES = 16
     """Inverted lists searched per query hash (``nprobe``) when approximate."""
+    PER_LIST = 64
+    """Hashes per inverted list: about one shot of reference frames (16 frames and their 3
+    crops). A match 80 bits away is nearer its own shot's centroid than most others only
+    while a list holds few shots: at a million hashes, 250 a list (``4 * sqrt(n)`` lists)
+    kept 0.85 of the pairs within 80 bits at 16 probes, 128 a list 0.94, 64 a list 0.98
+    (benchmarks/index_search.py). Binary centroids are cheap to compare, so the 15,600
+    lists of a million hashes cost a query 1.6 % of an exhaustive scan."""
 
     def __init__(self) -> None:
         self.index: faiss.IndexBinary = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(HASH_BITS))
@@ -426,6 +434,9 @@ class PdqIndex(RowsIndex):
             with np.load(directory / cls.TIMES) as data:
                 idx.times = {int(k[1:]): data[k] for k in data.files}
         return idx
+
+    def list_count(self, entries: int) -> int:
+        return ivf_lists(entries, self.PER_LIST)
 
     def _remake(self, nlist: int) -> None:
         old: Any = self.index

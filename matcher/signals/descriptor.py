@@ -282,8 +282,8 @@ class DescriptorIndex(VectorIndex):
     with one crop is about 29 MB) at a cosine error below 0.001.
 
     With ``MatcherSettings.index = "approximate"`` a catalog of 4096 descriptors or more is
-    an inverted file of the same float16 codes (``IndexIVFScalarQuantizer``, lists from
-    :func:`~matcher.signals.base.ivf_lists`, :attr:`PROBES` searched): see
+    an inverted file of the same float16 codes (``IndexIVFScalarQuantizer``, ``4 * sqrt(n)``
+    lists from :func:`~matcher.signals.base.ivf_lists`, :attr:`PROBES` searched): see
     :class:`~matcher.signals.base.RowsIndex` for when it is trained and docs/matching.md
     ("Index types") for its measured recall and speed.
     """
@@ -291,7 +291,9 @@ class DescriptorIndex(VectorIndex):
     FILE = "descriptor.npz"
     KEY = "descriptors"
     APPROXIMATE = True
-    PROBES = 64
+    PROBES = 128
+    """At a million descriptors (4000 lists) 128 probes kept 0.96 of the exact nearest above
+    ``min_similarity``, 64 kept 0.94-0.96 (benchmarks/index_search.py)."""
 
     def new_faiss(self, dim: int) -> faiss.Index:
         return faiss.IndexIDMap2(

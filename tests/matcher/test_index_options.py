@@ -219,7 +219,7 @@ def test_approximate_pdq_index_keeps_the_pairs_within_the_threshold(
     data, queries = hashes
     index = approximate_pdq
     assert index.kind() == "approximate" and isinstance(index.index, faiss.IndexBinaryIVF)
-    assert index.lists() == ivf_lists(ENTRIES) and index.index.nprobe == PdqIndex.PROBES
+    assert index.lists() == ENTRIES // PdqIndex.PER_LIST and index.index.nprobe == PdqIndex.PROBES
     want = brute_pairs(queries, data, row_ids(len(data)))
     got = found_pairs(index, queries)
     assert got <= want  # distances are exact; only pairs in unvisited lists are missed
@@ -233,7 +233,7 @@ def test_approximate_descriptor_index_keeps_the_neighbours_above_the_threshold(
 ) -> None:
     data, queries = vectors
     index = approximate_descriptors
-    assert index.kind() == "approximate"
+    assert index.kind() == "approximate" and index.lists() == ivf_lists(ENTRIES)
     assert isinstance(index.index, faiss.IndexIVFScalarQuantizer)
     exact = DescriptorIndex()
     fill(exact, data)
@@ -303,9 +303,18 @@ def test_approximate_descriptor_index_adds_removes_saves_and_loads(
     assert nearest_pairs(loaded, queries) == found
 
     assert loaded.settle("exact") and loaded.kind() == "exact"
+    loaded.save(tmp_path)
+    loaded = DescriptorIndex.load(tmp_path)  # streamed back from the .npz, exact
+    assert isinstance(loaded.index, faiss.IndexIDMap2) and len(loaded) == ENTRIES - PER_ASSET
     kept = np.ones(ENTRIES, bool)
     kept[2000:3000] = False
     assert_brute_force_neighbours(loaded, queries, data[kept], row_ids(ENTRIES)[kept])
+
+
+def test_an_empty_descriptor_index_saves_and_loads(tmp_path: Path) -> None:
+    DescriptorIndex().save(tmp_path)
+    loaded = DescriptorIndex.load(tmp_path)
+    assert loaded.index is None and len(loaded) == 0 and loaded.kind() == "exact"
 
 
 def test_an_approximate_index_is_trained_again_when_it_has_outgrown_its_lists(
@@ -316,12 +325,12 @@ def test_an_approximate_index_is_trained_again_when_it_has_outgrown_its_lists(
     fill(index, data[:APPROXIMATE_MIN_ENTRIES])
     assert index.settle("approximate")
     small = index.lists()
-    assert small == ivf_lists(APPROXIMATE_MIN_ENTRIES)
+    assert small == index.list_count(APPROXIMATE_MIN_ENTRIES)
     fill(index, data[APPROXIMATE_MIN_ENTRIES:8000], first_asset=100)
     assert not index.settle("approximate") and index.lists() == small  # grown, not outgrown
     fill(index, data[8000:], first_asset=200)
     assert index.settle("approximate")
-    assert index.lists() == ivf_lists(ENTRIES) >= 4 * small
+    assert index.lists() == index.list_count(ENTRIES) >= 4 * small
     assert len(index) == ENTRIES
 
 
