@@ -189,10 +189,15 @@ def scanned(index: PdqIndex | DescriptorIndex, queries: np.ndarray) -> float:
     return float((ivf.nlist + sizes[probed].sum(axis=1)).mean() / max(1, len(index)))
 
 
+STARTED = time.perf_counter()
+
+
 def shown(lines: list[str]) -> list[str]:
-    """``lines``, also printed to stderr as they are measured (the Markdown comes last)."""
+    """``lines``, also printed to stderr as they are measured, after the seconds since the
+    start (the Markdown comes last)."""
     for line in lines:
-        print(line.strip(), file=sys.stderr, flush=True)
+        print(f"[{time.perf_counter() - STARTED:4.0f} s] {line.strip()}", file=sys.stderr)
+    sys.stderr.flush()
     return lines
 
 

@@ -237,7 +237,7 @@ class MatcherSettings(BaseModel):
     every reference frame (the same results as brute force). ``approximate`` makes them
     inverted files (FAISS IVF) trained on the frames present when the catalog saves its
     indexes (``reelwatch catalog build`` trains on the whole catalog; adds go into the trained
-    lists, and it trains again once the index has grown 16-fold): many times faster on
+    lists until the index outgrows them and is trained again): many times faster on
     millions of frames, at a recall measured in docs/matching.md ("Index types"). An index
     under 4096 entries stays exact. An index saved as the other kind keeps serving, with a
     warning, until the catalog next saves its indexes (any add or removal, or ``reelwatch
