@@ -185,7 +185,7 @@ def scanned(index: PdqIndex | DescriptorIndex, queries: np.ndarray) -> float:
     the entries of the lists it probes."""
     ivf: Any = index.index
     sizes = np.array([ivf.invlists.list_size(i) for i in range(ivf.nlist)], np.int64)
-    probed = ivf.quantizer.search(queries, ivf.nprobe)[1]
+    probed = ivf.quantizer.search(queries, min(ivf.nprobe, ivf.nlist))[1]
     return float((ivf.nlist + sizes[probed].sum(axis=1)).mean() / max(1, len(index)))
 
 
