@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from reelwatch.timing import stage
 log = logging.getLogger(__name__)
 
 _META = "__meta__"
+
+SIGNAL_COST = {"face": 8, "ocr": 6, "descriptor": 5, "copy": 3, "melody": 3, "embedding": 3}
+"""Rough CPU seconds of each media signal on a 60 s post (``make bench``), to start the
+costliest first when signals run in parallel (:attr:`MatcherSettings.signal_threads`)."""
 
 DECODE_VERSION = "upright"
 """Changes when decoding changes what signals see (stills turned by their EXIF orientation),
@@ -241,12 +246,24 @@ def fingerprint_files(
         fps.decoded = decoded
         fps.skipped.update(decoded.skipped)
         pending.append(_Pending(slot, cache, fps, decoded, missing))
-    for s in wanted:
-        todo = [p for p in pending if s in p.missing]
-        if not todo:
-            continue
+    jobs = [(s, todo) for s in wanted if (todo := [p for p in pending if s in p.missing])]
+
+    def run(job: tuple[Signal, list[_Pending]]) -> list[Fingerprint]:
+        s, todo = job
         with stage(f"signal.{s.name}"):
-            prints = s.fingerprint_many([p.decoded for p in todo], role)
+            return s.fingerprint_many([p.decoded for p in todo], role)
+
+    threads = min(m.signal_threads, len(jobs))
+    if threads > 1:
+        # Signals are independent and each keeps to its own models; their native code
+        # (ONNX Runtime, OpenCV, dlib, FFT) runs outside the GIL, so a single-threaded
+        # one (face detection) overlaps with the others. Costliest first.
+        jobs.sort(key=lambda job: -SIGNAL_COST.get(job[0].name, 1))
+        with ThreadPoolExecutor(threads, thread_name_prefix="reelwatch-signal") as pool:
+            outputs = list(pool.map(run, jobs))
+    else:
+        outputs = [run(job) for job in jobs]
+    for (s, todo), prints in zip(jobs, outputs, strict=True):
         for p, fp in zip(todo, prints, strict=True):
             p.fps.signals[s.name] = fp
             p.fps.keys[s.name] = s.config_key()

@@ -188,7 +188,10 @@ def test_fingerprinting_several_files_at_once_equals_one_by_one(
     assert {calls[f"signal.{n}"].calls for n in settings.matcher.signals} == {1}
     first, error, second = together
     assert isinstance(error, InputError) and "truncated" in str(error)
-    alone = settings.model_copy(update={"home": tmp_path / "alone"})
+    # One by one, and the signals one after another (above they ran in two threads).
+    assert settings.matcher.signal_threads == 2
+    alone = settings.model_copy(update={"home": tmp_path / "alone"}, deep=True)
+    alone.matcher.signal_threads = 1
     alone.ensure_home()
     for batched, path in ((first, good[0]), (second, good[1])):
         assert not isinstance(batched, InputError)
