@@ -405,3 +405,37 @@ def test_catalog_saves_indexes_as_the_setting_asks(
     served = catalog.index("copy")
     assert served.kind() == "approximate" and len(served) == 8000
     assert PdqIndex.load(catalog.index_dir).kind() == "approximate"
+
+
+def test_the_exact_descriptor_search_gives_what_faiss_gives(
+    vectors: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """The CPU's matrix-product search of the exact index (``exact_nearest``) and FAISS's own
+    scan of the same float16 vectors find the same neighbours, best first."""
+    from matcher.signals.descriptor import EXACT_CHUNK, exact_nearest
+
+    data, queries = vectors
+    index = DescriptorIndex()
+    fill(index, data)
+    stored = index.stored_vectors()
+    assert stored is not None and len(data) > EXACT_CHUNK // 4
+    want_sims, want_ids = index.index.search(queries, NEIGHBOURS)
+    where = {int(i): p for p, i in enumerate(row_ids(len(data)).tolist())}
+    for chunk in (EXACT_CHUNK, 1000):  # one chunk, and merging across many
+        import matcher.signals.descriptor as descriptor
+
+        old, descriptor.EXACT_CHUNK = descriptor.EXACT_CHUNK, chunk
+        try:
+            sims, ids = exact_nearest(queries, *stored, NEIGHBOURS)
+        finally:
+            descriptor.EXACT_CHUNK = old
+        assert np.allclose(sims, want_sims, atol=1e-5)
+        assert (np.diff(sims, axis=1) <= 0).all()
+        for q in range(len(queries)):
+            # Sets differ only by ties at the last place (float sums in another order).
+            differ = set(ids[q].tolist()) ^ set(want_ids[q].tolist())
+            tied = data[[where[i] for i in differ]].astype(np.float32) @ queries[q]
+            assert np.allclose(tied, sims[q, -1], atol=1e-5)
+    # Fewer stored than asked for: the rest is -1, as FAISS marks it.
+    few = exact_nearest(queries[:2], stored[0][:3], stored[1][:3], 5)
+    assert (few[1][:, 3:] == -1).all() and (few[1][:, :3] >= 0).all()
