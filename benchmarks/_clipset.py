@@ -193,7 +193,8 @@ def build_clipset(
         if k == 0:
             make_query(path, long_seconds, faces / "obama2.jpg" if faces else None)
             expect: str | None = BUILTIN_TITLES[0].name
-            recipe = "pans over photos" + (", a person's photo" if faces else "")
+            recipe = "pans over the astronaut, coffee and chelsea photos (the references of three "
+            recipe += "titles show them too)" + (", a person's photo" if faces else "")
             recipe += f", {expect}'s song at 70 %"
         elif k == 2:
             _mirror_crop(clips[0].path, path)

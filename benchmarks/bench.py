@@ -588,8 +588,10 @@ def report(
     lines += [
         "",
         "Seconds per clip by stage (in-process run; `reelwatch.timing` totals divided by the "
-        'clips; "other" is the rest of the crawl\'s wall time: the fingerprint cache, the '
-        "caption's text fingerprint, AI flags, the store, alerts, the in-process queue):",
+        "clips). Stages add up the seconds of every thread that ran them, and downloads run "
+        "ahead in a thread while signals run side by side, so their sum can exceed the wall "
+        "time; where it falls short, the rest is what no stage times (the fingerprint cache, "
+        "the caption's text fingerprint, AI flags, the store, alerts, the in-process queue):",
         "",
         "| stage | " + " | ".join(label[g] for g in groups) + " |",
         "|---|" + "---:|" * len(groups),
@@ -616,12 +618,11 @@ def report(
                 if name in sets[TAG_OF[g]]["stages"]
             },
         )
-    other = {}
+    summed = {}
     for g in groups:
         st = sets[TAG_OF[g]]
-        counted = st["list_s"] + sum(v[0] for v in st["stages"].values())
-        other[g] = f"{(st['wall_s'] - counted) / n[g]:.2f}"
-    row("other", other)
+        summed[g] = f"{(st['list_s'] + sum(v[0] for v in st['stages'].values())) / n[g]:.2f}"
+    row("sum of the rows above", summed)
     row("all (crawl wall / clips)", {g: f"{sets[TAG_OF[g]]['wall_s'] / n[g]:.2f}" for g in groups})
     loads_s = ip["model_load_s"]
     assert isinstance(loads_s, dict)
