@@ -68,6 +68,7 @@ from matcher.signals.base import (
     talent_of,
     write_npz,
 )
+from matcher.signals.copy import content_box
 from reelwatch.errors import InputError
 from reelwatch.models import AssetKind
 
@@ -197,6 +198,26 @@ def detect_scale(frame_shape: tuple[int, ...], min_face_px: int) -> float:
     scale = min(2.0, max(1.0, RELIABLE_FACE_PX / max(1, min_face_px)))
     side = max(frame_shape[:2])
     return max(1.0, min(scale, MAX_DETECT_SIDE / max(1, side)))
+
+
+BAR_FLATNESS = 4.0
+"""Largest grey-level spread (standard deviation) of the margins taken for flat bars."""
+
+
+def picture_inside_bars(frame: np.ndarray) -> Box | None:
+    """The picture of a frame letterboxed or pillarboxed with flat bars (a film reposted in
+    a 9:16 frame), or ``None`` when the frame has no such bars (it fills the frame, or its
+    margins hold a blurred fill, a caption or another picture: faces could be there)."""
+    box = content_box(frame)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    grey = frame.mean(axis=2)
+    margins = [grey[:y0], grey[y1:], grey[y0:y1, :x0], grey[y0:y1, x1:]]
+    margins = [m for m in margins if m.size]
+    if not margins or any(float(m.std()) > BAR_FLATNESS for m in margins):
+        return None
+    return box
 
 
 def sample_indices(times: np.ndarray, fps: float) -> np.ndarray:
@@ -559,6 +580,11 @@ class DlibFaceSignal(Signal):
         img = np.ascontiguousarray(frame, dtype=np.uint8)
         if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 8:
             return []
+        x_off = y_off = 0
+        bars = picture_inside_bars(img)
+        if bars is not None:  # nothing to find in flat bars: detect in the picture alone
+            x_off, y_off, x_end, y_end = bars
+            img = img[y_off:y_end, x_off:x_end]
         h, w = img.shape[:2]
         min_px = self.settings.face.min_face_px
         scale = detect_scale(img.shape, min_px)
@@ -573,10 +599,10 @@ class DlibFaceSignal(Signal):
         for row in [] if found is None else found:
             x, y, bw, bh = (float(v) / scale for v in row[:4])
             box = (
-                max(0, round(x)),
-                max(0, round(y)),
-                min(w, round(x + bw)),
-                min(h, round(y + bh)),
+                x_off + max(0, round(x)),
+                y_off + max(0, round(y)),
+                x_off + min(w, round(x + bw)),
+                y_off + min(h, round(y + bh)),
             )
             if min(box[2] - box[0], box[3] - box[1]) >= min_px:
                 out.append((box, float(row[14])))

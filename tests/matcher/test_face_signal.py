@@ -34,6 +34,7 @@ from matcher.signals.face import (
     default_detector_dir,
     default_model_dir,
     detect_scale,
+    picture_inside_bars,
     sample_indices,
 )
 from reelwatch.demo import media
@@ -489,3 +490,21 @@ def test_a_face_asset_without_a_face_is_refused(settings: Settings) -> None:
     with pytest.raises(InputError, match="no face found"):
         catalog.add_assets("starfall-station", [still], kind="face", talent="Nobody")
     assert catalog.assets() == []
+
+
+def test_faces_are_looked_for_inside_flat_bars_only(signal: DlibFaceSignal) -> None:
+    """A film reposted letterboxed in a 9:16 frame: the face is found where it is, and the
+    black bars are not searched; a blurred fill around the picture is searched."""
+    photo = np.asarray(Image.fromarray(media.load_photo("astronaut")).resize((288, 288)))
+    boxed = np.zeros((512, 288, 3), np.uint8)
+    boxed[112:400] = photo
+    assert picture_inside_bars(boxed) == (0, 112, 288, 400)
+    [(alone, _)] = signal.detect(photo)
+    [(found, _)] = signal.detect(boxed)
+    assert np.abs(np.subtract(found, np.add(alone, (0, 112, 0, 112)))).max() <= 2
+    fill = np.asarray(
+        Image.fromarray(photo).resize((288, 512)).filter(ImageFilter.GaussianBlur(12))
+    ).copy()
+    fill[112:400] = photo
+    assert picture_inside_bars(fill) is None
+    assert picture_inside_bars(photo) is None
