@@ -111,13 +111,14 @@ def process_posts(
     In-process, posts go in groups of ``workers.batch_posts``: the next posts download
     while a group is matched, and a group is fingerprinted together (shared model batches)
     before each post's chain runs on the cached fingerprints."""
+    from reelwatch.timing import stage
     from workers.pipeline import DOWNLOAD_AHEAD, downloads_ahead
     from workers.tasks import pipeline, start_post
 
     verb = "process" if settings.eager else "queue"
     work = progress.add_task(f"{verb} {label}", total=len(keys))
     size = settings.workers.batch_posts if settings.eager else 1
-    with downloads_ahead(settings, keys, max(DOWNLOAD_AHEAD, size)) as ready:
+    with stage("process"), downloads_ahead(settings, keys, max(DOWNLOAD_AHEAD, size)) as ready:
         for group in (keys[i : i + size] for i in range(0, len(keys), size)):
             for key in group:
                 ready(key)
