@@ -58,12 +58,12 @@ import av  # noqa: E402  (after the repository root is importable)
 import numpy as np  # noqa: E402
 
 from benchmarks._clipset import BenchClip, build_clipset, write_references  # noqa: E402
+from benchmarks._machine import cpu_model  # noqa: E402
 from benchmarks._pipeline_run import decode_for_query, warm_up  # noqa: E402
 from benchmarks._services import (  # noqa: E402
     pipeline_env,
     post_states,
     redis_server,
-    reelwatch_process,
     wait_for_text,
     wait_until_final,
 )
@@ -76,6 +76,7 @@ from matcher.signals.base import TextInput  # noqa: E402
 from reelwatch.demo.evalset import face_photos_dir, find_references  # noqa: E402
 from reelwatch.models import Confidence, PostState  # noqa: E402
 from reelwatch.settings import Settings, load_settings  # noqa: E402
+from tests.workers.conftest import reelwatch_process  # noqa: E402  (as the workers' tests)
 from triage.smtp_sink import SmtpSink  # noqa: E402
 
 SECTION = "## `make bench`"
@@ -132,14 +133,7 @@ def demote_headings(fragment: str) -> str:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     ram = "?"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

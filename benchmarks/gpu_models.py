@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402  (after the repository root is importable)
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
+from benchmarks._machine import cpu_model  # noqa: E402
 from matcher import accel  # noqa: E402
 from reelwatch.settings import MatcherSettings, load_settings  # noqa: E402
 
@@ -49,14 +49,7 @@ def device_name(device: str) -> str:
         import torch
 
         return f"GPU: {torch.cuda.get_device_name(d.ordinal)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"CPU: {cpu}, {os.cpu_count()} cores"
 
 

@@ -35,19 +35,21 @@ Not a test: nothing here asserts a time. Search timings are the fastest of up to
 from __future__ import annotations
 
 import os
+import sys
 
 # Threads that wait at an OpenMP barrier sleep instead of spinning: on a machine whose cores
 # other work also uses, spinning threads slowed FAISS's k-means 3-5 fold. Set before FAISS
 # and OpenBLAS start their threads; it changes no result.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# The repository root, for the benchmarks' shared helpers (run as a script, only its folder is).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import gc
 import json
-import platform
 import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,6 +59,7 @@ from typing import Any, TypeVar
 import faiss
 import numpy as np
 
+from benchmarks._machine import cpu_model
 from matcher.signals.copy import HASH_BYTES, PdqIndex
 from matcher.signals.descriptor import DIM, DescriptorIndex
 from reelwatch.settings import MatcherSettings
@@ -526,14 +529,7 @@ def worker_memory(sizes: list[int], threads: int, rng: np.random.Generator) -> l
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{cpu}, {os.cpu_count()} CPUs"
 
 
