@@ -247,7 +247,11 @@ class Pipeline:
                 continue
         if not items:
             return 0
-        results = self.matcher.fingerprint_many(items)
+        try:
+            results = self.matcher.fingerprint_many(items)
+        except Exception:  # each chain's own fingerprint step meets it again and records it
+            log.warning("fingerprinting %d posts together failed", len(items), exc_info=True)
+            return 0
         return sum(not isinstance(r, InputError) for r in results)
 
     def match(self, key: str) -> list[TitleMatch]:
