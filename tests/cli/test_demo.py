@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -101,6 +102,10 @@ def _demo_opens_the_board(home: Path, match: Match) -> None:
                 break
             assert time.monotonic() < deadline, "the demo never opened the board"
         assert url is not None, "the demo exited without opening the board"
+        # Keep reading what it prints, so a full pipe never blocks it (and its exit).
+        rest: list[str] = []
+        drain = threading.Thread(target=lambda: rest.extend(proc.stdout or []), daemon=True)
+        drain.start()
         with urllib.request.urlopen(f"{url}/?tier=high", timeout=30) as resp:
             queue = resp.read().decode()
         assert resp.status == 200 and f"@{match.account}" in queue
