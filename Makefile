@@ -5,14 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-APT_PACKAGES := ffmpeg redis-server libmagic1 chromium docker-compose espeak-ng
+APT_PACKAGES := ffmpeg redis-server libmagic1 chromium docker-compose espeak-ng iproute2
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 TEST_DATA := $(VENV)/test-data
 FACES := $(TEST_DATA)/faces/.done
 
-.PHONY: setup sys-deps test-data demo test bench lint format clean
+.PHONY: setup sys-deps test-data demo test chaos bench lint format clean
 
 setup: sys-deps $(STAMP)
 
@@ -59,6 +59,12 @@ lint: setup
 
 test: setup lint test-data
 	REELWATCH_TEST_FACES=$(TEST_DATA)/faces $(BIN)/pytest $(PYTEST_ARGS)
+
+# Fault injection that takes minutes (killed workers, a restarted Redis, a store or platform
+# away, 200 posts under random faults): the tests marked `chaos`. Sized to take under 15
+# minutes on 2 cores; docs/reliability.md lists each fault and its test.
+chaos: setup test-data
+	REELWATCH_TEST_FACES=$(TEST_DATA)/faces $(BIN)/pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 # Throughput in one run (clips per minute, per-stage seconds, the sub-benchmarks); replaces
 # the make bench section of docs/benchmarks.md. Sized to take under 15 minutes on 2 cores.

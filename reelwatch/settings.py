@@ -304,6 +304,9 @@ class EmailSettings(BaseModel):
     password: SecretStr | None = None
     starttls: bool = False
     use_ssl: bool = False
+    allow_plain_auth: bool = False
+    """Send ``username``/``password`` over a connection that is neither STARTTLS nor TLS (the
+    password then crosses the network readable); off, such a setup is refused in one line."""
     timeout_s: float = 20.0
     sender: str = "reelwatch <alerts@reelwatch.localhost>"
     recipients: list[str] = Field(default_factory=lambda: ["brand-protection@studio.localhost"])
