@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from crawler.runner import crawl_run, reason_of
 from crawler.sources import SOURCES, Source, get_source
 from reelwatch.errors import InputError, ReelwatchError
+from reelwatch.redact import redact_text
 from reelwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ class SourceCheck:
     """``works``, ``skipped`` or the failure's reason code."""
     detail: str
     posts: int = 0
+
+    def __post_init__(self) -> None:
+        # A detail quotes what a source or its library said (a proxy error names the proxy
+        # URL): mask passwords and known secrets before it is printed, emailed or put in JSON.
+        object.__setattr__(self, "detail", redact_text(self.detail))
 
     @property
     def state(self) -> str:

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -31,7 +32,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 if TYPE_CHECKING:
     from typing import Self
@@ -95,12 +96,41 @@ class _Handler:
         return "250 OK: queued"
 
 
+class _RecordingSMTP(SMTP):
+    """aiosmtpd's server, noting each AUTH command in its sink before handling it."""
+
+    def __init__(self, sink: SmtpSink, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sink = sink
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        with self.sink._lock:
+            mechanism = arg.split(" ", 1)[0].upper() if arg else ""
+            self.sink.auth_commands.append((mechanism, self._tls_protocol is not None))
+        await super().smtp_AUTH(arg)
+
+
+class _Controller(Controller):
+    def __init__(self, sink: SmtpSink, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sink = sink
+
+    def factory(self) -> SMTP:
+        return _RecordingSMTP(self.sink, self.handler, **self.SMTP_kwargs)
+
+
 class SmtpSink:
     """Accept mail on ``127.0.0.1:port`` and keep each message, parsed.
 
     ``reject_recipients`` answer 550 (to exercise permanent failures), ``defer_recipients``
     answer 450 (transient ones; the set may be changed while running); ``auth`` requires a
     login with that (user, password) pair; ``save_dir`` also writes each message as ``.eml``.
+
+    ``tls_context`` offers STARTTLS with that server context; AUTH is then offered only
+    after it, as real servers do. Without it AUTH (when ``auth`` is set) is offered on the
+    plain connection. ``auth_commands`` lists every AUTH command the server received, with
+    whether the session was encrypted by then, so tests can show a password was never sent.
     """
 
     def __init__(
@@ -112,6 +142,7 @@ class SmtpSink:
         reject_recipients: Iterable[str] = (),
         defer_recipients: Iterable[str] = (),
         auth: tuple[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -119,6 +150,9 @@ class SmtpSink:
         self.reject_recipients = frozenset(r.lower() for r in reject_recipients)
         self.defer_recipients = frozenset(r.lower() for r in defer_recipients)
         self.auth = auth
+        self.tls_context = tls_context
+        self.auth_commands: list[tuple[str, bool]] = []
+        """(mechanism, encrypted) of each AUTH command received."""
         self.crashed = threading.Event()
         """Set once :meth:`crash_after` has killed the server; cleared by a (re)start."""
         self._lock = threading.Lock()
@@ -140,9 +174,13 @@ class SmtpSink:
             return self
         kwargs: dict[str, Any] = {}
         if self.auth is not None:
-            # A local test server: plaintext AUTH is the point, so do not require TLS for it.
-            kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
-        controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+            # Without TLS, plaintext AUTH is the point (tests of a client that must refuse it).
+            kwargs.update(
+                authenticator=self._authenticate, auth_require_tls=self.tls_context is not None
+            )
+        if self.tls_context is not None:
+            kwargs.update(tls_context=self.tls_context)
+        controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port, **kwargs)
         controller.start()
         self._controller = controller
         self.crashed.clear()

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from reelwatch import redact
 from reelwatch.errors import ReelwatchError
 from reelwatch.settings import Settings, load_settings
 
@@ -48,6 +49,8 @@ def root(
         # The Elasticsearch transport logs every retry with a traceback; our errors say enough.
         logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     ctx.obj = load_settings(home=home)
+    # Every log record is masked of the settings' secrets and URL passwords from here on.
+    redact.install(ctx.obj)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -85,7 +88,7 @@ def main() -> None:
     try:
         app()
     except ReelwatchError as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = redact.redact_text(" ".join(str(exc).split())) or type(exc).__name__
         print(f"reelwatch: error: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

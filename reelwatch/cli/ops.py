@@ -151,7 +151,9 @@ def _report(settings: Settings, keys: list[str]) -> None:
         console.print("nothing new")
         return
     if not settings.eager:
-        console.print(f"{len(keys)} post(s) queued on {settings.broker_url}")
+        from reelwatch.redact import redact_url
+
+        console.print(f"{len(keys)} post(s) queued on {redact_url(settings.broker_url)}")
         return
     table = Table("post", "account", "state", "matches / error")
     with open_store(settings) as store:

@@ -217,6 +217,8 @@ def test_smtp_login_uses_the_secret_password(mail_settings: Settings, store: Sto
         settings = use_smtp(mail_settings, sink.port)
         settings.email.username = "alerts"
         settings.email.password = SecretStr("wrong")
+        # A local server without TLS: plain AUTH has to be allowed (test_smtp_security.py).
+        settings.email.allow_plain_auth = True
         notifiers = build_notifiers(settings)
         refused = deliver(store, notifiers, match, None, settings)
         assert [a.status for a in refused] == [AlertStatus.PENDING] * 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import mimetypes
 import os
 import re
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from typing import Self
 
     from reelwatch.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_CAPTION_CHARS = 2000
 MAX_HANDLE_CHARS = 100
@@ -364,10 +367,33 @@ class EmailNotifier(Notifier, SendsDigests):
         sender = parseaddr(config.sender)[1]
         recipient = str(message["To"])
         where = f"{config.smtp_host}:{config.smtp_port}"
+        encrypted = config.use_ssl or config.starttls
+        if config.username and not encrypted:
+            if not config.allow_plain_auth:
+                # Checked before connecting: the password never leaves this process.
+                raise TransientError(
+                    f"refusing to send the SMTP password for email.username to {where} over a "
+                    "plain connection: set email.starttls or email.use_ssl (or "
+                    "email.allow_plain_auth to accept that risk); the alert stays pending"
+                )
+            log.warning(
+                "email.allow_plain_auth is set: the SMTP password for %s goes to %s "
+                "unencrypted (set email.starttls or email.use_ssl)",
+                config.username,
+                where,
+            )
         smtp_class = smtplib.SMTP_SSL if config.use_ssl else smtplib.SMTP
         try:
             with smtp_class(config.smtp_host, config.smtp_port, timeout=config.timeout_s) as smtp:
                 if config.starttls and not config.use_ssl:
+                    smtp.ehlo()
+                    if not smtp.has_extn("starttls"):
+                        # Never fall back to a plain session: it would carry the password
+                        # and the alert in clear past whoever stripped STARTTLS.
+                        raise TransientError(
+                            f"{where} does not offer STARTTLS, which email.starttls asks for; "
+                            "nothing was sent (check the port, or use email.use_ssl)"
+                        )
                     smtp.starttls(context=ssl.create_default_context())
                 if config.username:
                     password = config.password.get_secret_value() if config.password else ""
