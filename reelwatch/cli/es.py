@@ -1,4 +1,5 @@
-"""``reelwatch es setup``: install the Elasticsearch templates, ILM policy and aliases.
+"""``reelwatch es setup``: install the Elasticsearch templates, ILM policy and aliases
+(:mod:`triage.stores.es_setup`), under the store's retry policy.
 
 The compose stack's setup job runs it before the workers start; running it again is harmless
 (it prints what it changed, usually nothing), so it is also how an upgrade applies new
@@ -32,11 +33,12 @@ def setup(
     ] = None,
 ) -> None:
     """Create or update what the elasticsearch store needs; a second run changes nothing."""
+    from reelwatch.redact import redact_url
     from triage.stores.base import StoreError
     from triage.stores.elasticsearch import INDEX_PREFIX, ElasticsearchStore
 
     if logging.getLogger().level > logging.INFO:
-        # The transport logs every retry with a traceback; our own one-line warning says it.
+        # The transport logs every failed request with a traceback; our one line says it.
         logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     settings = settings_of(ctx)
     target = url or settings.store.elasticsearch_url
@@ -45,9 +47,12 @@ def setup(
             "no Elasticsearch URL: pass --url or set REELWATCH_STORE__ELASTICSEARCH_URL"
         )
     chosen = prefix or settings.store.elasticsearch_index_prefix or INDEX_PREFIX
+    # The store opens without setting up, then runs triage.stores.es_setup under its one
+    # retry policy (busy or absent cluster: bounded backoff, then one line).
     with ElasticsearchStore(target, prefix=str(chosen), auto_setup=False) as store:
         changes = store.setup()
     for change in changes:
         console.print(change)
     if not changes:
-        console.print(f"nothing to change: Elasticsearch at {target} is set up ({chosen}-*)")
+        where = redact_url(target)
+        console.print(f"nothing to change: Elasticsearch at {where} is set up ({chosen}-*)")

@@ -9,11 +9,13 @@ and its fault handling are checked through the real client against a local recor
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -368,16 +370,135 @@ def test_bulk_sends_deterministic_ids_and_keeps_triage(
     assert len(recorder.indices["reelwatch-matches-000001"].docs) == 3
 
 
-def test_429_then_success_is_retried_and_nothing_is_lost(
-    recorder: ElasticsearchRecorder, es_store: ElasticsearchStore
+# The one retry policy (triage/stores/elasticsearch.py, "Faults: one retry policy") -------------
+
+QUICK = {"retry_first_delay_s": 0.001, "retry_budget_s": 60.0}
+"""Waits of a millisecond, so attempts (not time) bound a test; the count is what is pinned."""
+
+
+@pytest.fixture
+def quick_store(recorder: ElasticsearchRecorder) -> Iterator[ElasticsearchStore]:
+    with ElasticsearchStore(recorder.url, retry_attempts=4, **QUICK) as store:  # type: ignore[arg-type]
+        recorder.clear()
+        yield store
+
+
+def _creates(recorder: ElasticsearchRecorder) -> list[Any]:
+    return [r for r in recorder.requests if "/_create/" in r.path]
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_a_busy_answer_is_retried_by_the_store_alone_then_lands_once(
+    recorder: ElasticsearchRecorder, quick_store: ElasticsearchStore, status: int
 ) -> None:
-    # More 429s than the client retries on its own, so our backoff has to carry it through.
-    recorder.fail_next(6, 429, method="PUT", path_contains="/_create/")
+    recorder.fail_next(3, status, method="PUT", path_contains="/_create/")
     match = make_match()
-    assert es_store.upsert_match(match) is True
-    creates = [r for r in recorder.requests if "/_create/" in r.path]
-    assert len(creates) == 7
+    assert quick_store.upsert_match(match) is True
+    assert len(_creates(recorder)) == 4, "3 busy answers, then the 4th attempt lands"
     assert recorder.source("reelwatch-matches", match.id) == _doc(match)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_busy_for_good_is_exactly_the_policys_attempts_then_a_transient_error(
+    recorder: ElasticsearchRecorder, quick_store: ElasticsearchStore, status: int
+) -> None:
+    recorder.fail_next(10_000, status, method="PUT", path_contains="/_create/")
+    with pytest.raises(StoreBusyError, match=rf"answered {status}.*gave up after 4 attempts"):
+        quick_store.upsert_match(make_match())
+    # The client's own retries are off: 4 attempts are 4 requests, not 4 x (1 + its retries).
+    assert len(_creates(recorder)) == 4
+    assert recorder.source("reelwatch-matches", make_match().id) is None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 500])
+def test_other_answers_are_not_retried(
+    recorder: ElasticsearchRecorder, quick_store: ElasticsearchStore, status: int
+) -> None:
+    recorder.fail_next(1, status, method="PUT", path_contains="/_create/")
+    with pytest.raises(StoreError, match=rf"Elasticsearch said {status}") as raised:
+        quick_store.upsert_match(make_match())
+    assert not isinstance(raised.value, StoreBusyError)
+    assert len(_creates(recorder)) == 1
+
+
+def test_a_busy_bulk_request_is_resent_whole_and_busy_items_alone(
+    recorder: ElasticsearchRecorder, quick_store: ElasticsearchStore
+) -> None:
+    recorder.fail_next(2, 429, method="PUT", path_contains="/_bulk")
+    batch = [make_match(str(i)) for i in range(3)]
+    assert quick_store.upsert_matches(batch) == 3
+    bulks = [r for r in recorder.requests if r.path == "/_bulk"]
+    assert len(bulks) == 3 and all(len(b.body) // 2 == 3 for b in bulks)
+
+    recorder.clear()
+    recorder.reject_bulk_items(10_000)
+    more = [make_match(str(i)) for i in range(3, 6)]
+    with pytest.raises(StoreBusyError, match=r"rejected 3 matches with 429.*after 4 attempts"):
+        quick_store.upsert_matches(more)
+    bulks = [r for r in recorder.requests if r.path == "/_bulk"]
+    assert [len(b.body) // 2 for b in bulks] == [3, 3, 3, 3]
+
+
+def test_a_connection_dropped_every_time_is_tried_exactly_the_policys_attempts() -> None:
+    """A real socket that accepts and hangs up at once: each attempt is one connection."""
+    accepted = 0
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.settimeout(0.2)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        stop = threading.Event()
+
+        def serve() -> None:
+            nonlocal accepted
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                accepted += 1
+                conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with pytest.raises(StoreBusyError, match=r"did not answer.*gave up after 3 attempts"):
+                ElasticsearchStore(url, retry_attempts=3, **QUICK)  # type: ignore[arg-type]
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert accepted == 3
+
+
+def test_the_time_budget_also_bounds_the_attempts(recorder: ElasticsearchRecorder) -> None:
+    with ElasticsearchStore(recorder.url, retry_budget_s=0.5) as store:
+        recorder.clear()
+        recorder.fail_next(10_000, 503, method="PUT")
+        with pytest.raises(StoreBusyError, match=r"answered 503.*within 0\.5 s") as raised:
+            store.upsert_match(make_match())
+    tried = int(re.findall(r"gave up after (\d+) attempt", str(raised.value))[0])
+    assert 1 <= tried < 6, "the 0.5 s budget ends it before the 6 attempts"
+    assert len(_creates(recorder)) == tried
+    assert recorder.source("reelwatch-matches", make_match().id) is None
+
+
+def test_credentials_in_the_url_never_reach_errors_or_logs(
+    recorder: ElasticsearchRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "es-pw-5f2a91"
+    url = recorder.url.replace("http://", f"http://elastic:{secret}@")
+    with caplog.at_level(logging.DEBUG):
+        with ElasticsearchStore(url, retry_attempts=3, **QUICK) as store:  # type: ignore[arg-type]
+            recorder.fail_next(10_000, 503, method="PUT")
+            with pytest.raises(StoreBusyError) as busy:
+                store.upsert_match(make_match())
+        dead = url.rsplit(":", 1)[0] + f":{_free_port()}"
+        with pytest.raises(StoreError) as refused:
+            ElasticsearchStore(dead, retry_attempts=2, **QUICK)  # type: ignore[arg-type]
+    for text in (str(busy.value), str(refused.value), caplog.text):
+        assert secret not in text
+    assert "elastic:***@127.0.0.1" in str(busy.value)
+    assert "elastic:***@127.0.0.1" in str(refused.value)
 
 
 def test_bulk_items_rejected_with_429_are_resent(
@@ -389,16 +510,6 @@ def test_bulk_items_rejected_with_429_are_resent(
     bulks = [r for r in recorder.requests if r.path == "/_bulk"]
     assert [len(b.body) // 2 for b in bulks] == [3, 2]
     assert sorted(recorder.indices["reelwatch-matches-000001"].docs) == sorted(m.id for m in batch)
-
-
-def test_a_cluster_busy_past_the_budget_is_a_transient_store_error(
-    recorder: ElasticsearchRecorder,
-) -> None:
-    with ElasticsearchStore(recorder.url, retry_budget_s=0.5) as store:
-        recorder.fail_next(10_000, 503, method="PUT")
-        with pytest.raises(StoreBusyError, match=r"answered 503.*gave up after 0\.5 s"):
-            store.upsert_match(make_match())
-    assert recorder.source("reelwatch-matches", make_match().id) is None
 
 
 def test_alert_claims_and_leases_use_conditional_writes(

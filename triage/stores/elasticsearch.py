@@ -3,11 +3,9 @@
 Layout
 ------
 Each kind of record (``posts``, ``media``, ``matches``, ``alerts``) lives behind an alias
-``<prefix>-<kind>`` whose write index is ``<prefix>-<kind>-000001`` (later ``-000002`` ... when
-ILM rolls it over). The index templates, component templates (explicit, strict mappings) and
-the ILM policy are JSON files under ``config/elasticsearch/``; :meth:`ElasticsearchStore.setup`
-(``reelwatch es setup``) installs them and is idempotent: each body carries a checksum in its
-``_meta``, so a second run sends nothing.
+``<prefix>-<kind>`` whose write index rolls over under ILM. Templates, the ILM policy, aliases
+and their lifecycle are :mod:`triage.stores.es_setup`'s business (``reelwatch es setup`` uses
+it too); the store only calls it when it finds the cluster empty.
 
 Updating in place across rollovers
 ----------------------------------
@@ -20,13 +18,21 @@ got there first, and the read-merge-write starts over. That gives the same atomi
 ``BEGIN IMMEDIATE`` gives, without locks: triage status updates in place, re-matches keep triage
 work (:func:`~triage.stores.base.merge_match`), and an alert is claimed by exactly one worker.
 
-Faults
-------
-The client retries 429/502/503/504 and timeouts itself (without waiting); around every store
-operation a bounded exponential backoff of ours rides out a cluster that is briefly away, and
-redoes the whole read-merge-write, which is safe because writes are conditional. Past the budget
-the caller gets :class:`StoreBusyError` (a ``TransientError``: Celery retries the task), so a
-match is delayed, never dropped.
+Faults: one retry policy
+------------------------
+Every request goes through one place, :meth:`ElasticsearchStore._retrying`; the client's own
+retries are off (``max_retries=0``) and ``streaming_bulk`` does not retry either, so retries
+never multiply. An operation (a whole read-merge-write, a search, a bulk chunk) is tried up to
+``RETRY_ATTEMPTS`` times (6) while ``RETRY_BUDGET_S`` (30 s) lasts, waiting 0.25 s, 0.5 s,
+1 s, 2 s, 4 s between tries (doubling, at most ``RETRY_MAX_DELAY_S``). Retried: no
+connection, a timeout, and the answers that mean "busy or briefly away", 429, 502, 503 and
+504 (``RETRY_STATUSES``), for the whole request or for single bulk items (only the rejected
+items are sent again). Anything else (400, 401, 403, 404, 500 ...) fails at once with a
+:class:`~triage.stores.base.StoreError` naming the answer. Redoing an operation is safe
+because every write is conditional (below). Past the attempts or the budget the caller gets
+:class:`StoreBusyError` (a ``TransientError``), so a Celery task is retried later by the
+task's own policy (``workers/tasks.py``): a match is delayed, never dropped. The cluster's
+URL appears in messages with its password masked.
 
 Client version
 --------------
@@ -38,16 +44,12 @@ and never the removed ``body=`` parameter.
 
 from __future__ import annotations
 
-import copy
 import functools
-import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from elasticsearch import (
@@ -56,7 +58,6 @@ from elasticsearch import (
     ConnectionError,
     ConnectionTimeout,
     Elasticsearch,
-    NotFoundError,
 )
 from elasticsearch.helpers import streaming_bulk
 from pydantic import BaseModel
@@ -73,7 +74,8 @@ from reelwatch.models import (
     PostState,
     TriageStatus,
 )
-from reelwatch.settings import config_dir
+from reelwatch.redact import redact_url
+from triage.stores import es_setup
 from triage.stores.base import (
     Store,
     StoreBusyError,
@@ -85,6 +87,14 @@ from triage.stores.base import (
     parse_post_state,
     parse_status,
 )
+from triage.stores.es_setup import (
+    INDEX_PREFIX,
+    KINDS,
+    Resource,
+    desired_resources,
+    mappings_of,
+    templates_dir,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -93,129 +103,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INDEX_PREFIX = "reelwatch"
-"""Names of every alias, index, template and policy start with this (settings may override)."""
-KINDS = ("posts", "media", "matches", "alerts")
+__all__ = [
+    "INDEX_PREFIX",
+    "KINDS",
+    "ElasticsearchStore",
+    "Resource",
+    "connect",
+    "desired_resources",
+    "mappings_of",
+    "templates_dir",
+]
+
 RETRY_STATUSES = (429, 502, 503, 504)
-"""Answers that mean "busy or briefly away, ask again"; the client and our backoff retry them."""
-CLIENT_MAX_RETRIES = 3
-REQUEST_TIMEOUT_S = 30.0
+"""Answers that mean "busy or briefly away, ask again" (the only statuses retried)."""
+RETRY_ATTEMPTS = 6
+"""Tries of one operation, the first included, before StoreBusyError."""
 RETRY_BUDGET_S = 30.0
-"""How long one store operation keeps trying a cluster that is away before StoreBusyError."""
+"""How long one operation keeps trying a cluster that is away before StoreBusyError."""
 RETRY_FIRST_DELAY_S = 0.25
 RETRY_MAX_DELAY_S = 5.0
+REQUEST_TIMEOUT_S = 30.0
 BULK_CHUNK = 500
-BULK_MAX_RETRIES = 5
-"""streaming_bulk re-sends documents rejected with 429 this often, backing off from
-``BULK_INITIAL_BACKOFF_S`` up to ``BULK_MAX_BACKOFF_S``."""
-BULK_INITIAL_BACKOFF_S = 0.5
-BULK_MAX_BACKOFF_S = 8.0
 MAX_CONFLICTS = 100
 """Lost optimistic-concurrency races one operation tolerates before giving up (a livelock)."""
 PAGE = 1000
-META_OWNER = "reelwatch"
-"""``_meta.managed_by`` on everything setup installs."""
 
 Refresh = Literal["true", "false", "wait_for"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
-
-
-def templates_dir() -> Path:
-    return config_dir() / "elasticsearch"
-
-
-# Templates ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Resource:
-    """One thing ``es setup`` installs: an ILM policy, a component or an index template."""
-
-    kind: Literal["ilm_policy", "component_template", "index_template"]
-    name: str
-    body: dict[str, Any]
-    """The request body, ``_meta`` (with its checksum) included."""
-
-    @property
-    def checksum(self) -> str:
-        return str(_meta_of(self.kind, self.body)["checksum"])
-
-
-def _renamed(value: Any, prefix: str) -> Any:
-    """The shipped JSON names things ``reelwatch``/``reelwatch-*``; rename them for ``prefix``.
-
-    Nothing else in the bodies starts with ``reelwatch``, so the files stay usable as they are
-    with ``curl -XPUT`` for the default prefix.
-    """
-    if isinstance(value, dict):
-        return {k: _renamed(v, prefix) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_renamed(v, prefix) for v in value]
-    if isinstance(value, str) and prefix != INDEX_PREFIX:
-        if value == INDEX_PREFIX:
-            return prefix
-        if value.startswith(INDEX_PREFIX + "-"):
-            return prefix + value[len(INDEX_PREFIX) :]
-    return value
-
-
-def _meta_of(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    holder = body.get("policy", {}) if kind == "ilm_policy" else body
-    meta = holder.get("_meta")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _with_checksum(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with ``_meta.checksum`` set: the servers reformat what they store (settings
-    become strings, defaults appear), so comparing our checksum is the reliable "unchanged"."""
-    body = copy.deepcopy(body)
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    meta = {"managed_by": META_OWNER, "checksum": hashlib.sha256(canonical.encode()).hexdigest()}
-    if kind == "ilm_policy":
-        body["policy"]["_meta"] = meta
-    else:
-        body["_meta"] = meta
-    return body
-
-
-def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise StoreError(f"cannot read the Elasticsearch template {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise StoreError(f"the Elasticsearch template {path} is not a JSON object")
-    return data
-
-
-def desired_resources(prefix: str = INDEX_PREFIX) -> list[Resource]:
-    """Everything setup installs, in install order (a template needs its policy/components)."""
-    base = templates_dir()
-    out: list[Resource] = []
-    folders: tuple[tuple[Literal["ilm_policy", "component_template", "index_template"], str], ...]
-    folders = (
-        ("ilm_policy", "ilm"),
-        ("component_template", "component_templates"),
-        ("index_template", "index_templates"),
-    )
-    for kind, folder in folders:
-        paths = sorted((base / folder).glob("*.json"))
-        if not paths:
-            raise StoreError(f"no Elasticsearch templates in {base / folder}")
-        for path in paths:
-            name = _renamed(path.stem, prefix)
-            body = _with_checksum(kind, _renamed(_load_json(path), prefix))
-            out.append(Resource(kind, name, body))
-    return out
-
-
-def mappings_of(kind: str, prefix: str = INDEX_PREFIX) -> dict[str, Any]:
-    """The explicit mappings of one record kind, as the component template declares them."""
-    for r in desired_resources(prefix):
-        if r.kind == "component_template" and r.name == f"{prefix}-{kind}-mappings":
-            mappings: dict[str, Any] = r.body["template"]["mappings"]
-            return mappings
-    raise StoreError(f"no mappings component template for {kind!r}")
 
 
 # Record kinds -------------------------------------------------------------------------------
@@ -262,6 +178,28 @@ class _Conflict(Exception):
     """Another writer changed the document between our read and our write: start over."""
 
 
+class _ItemsBusy(Exception):
+    """Some bulk items were rejected as busy (the request itself succeeded): retry them."""
+
+
+def connect(url: str) -> Elasticsearch:
+    """A client for ``url`` with its own retries off: the store's policy is the only one."""
+    if not url.startswith(("http://", "https://")):
+        raise StoreError(
+            f"the Elasticsearch URL must start with http:// or https://: {redact_url(url)!r}"
+        )
+    try:
+        return Elasticsearch(
+            url,
+            max_retries=0,
+            retry_on_timeout=False,
+            retry_on_status=(),
+            request_timeout=REQUEST_TIMEOUT_S,
+        )
+    except ValueError as e:
+        raise StoreError(f"bad Elasticsearch URL {redact_url(url)!r}: {e}") from None
+
+
 # The store ----------------------------------------------------------------------------------
 class ElasticsearchStore(Store):
     """A :class:`Store` on an Elasticsearch cluster; see the module docstring for the design."""
@@ -274,6 +212,8 @@ class ElasticsearchStore(Store):
         *,
         prefix: str = INDEX_PREFIX,
         retry_budget_s: float = RETRY_BUDGET_S,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        retry_first_delay_s: float = RETRY_FIRST_DELAY_S,
         refresh: Refresh = "wait_for",
         client: Elasticsearch | None = None,
         auto_setup: bool = True,
@@ -282,26 +222,18 @@ class ElasticsearchStore(Store):
 
         ``refresh="wait_for"`` makes every write visible to searches before it returns, so the
         board lists what a worker just landed; bulk loads refresh once per request.
+        Retries follow the module docstring; a ``client`` passed in should have its own
+        retries off (:func:`connect` makes one so), or they multiply with ours.
         """
-        if not url.startswith(("http://", "https://")):
-            raise StoreError(f"the Elasticsearch URL must start with http:// or https://: {url!r}")
-        if not prefix or prefix != prefix.lower() or prefix.startswith(("_", "-", "+")):
-            raise StoreError(f"bad Elasticsearch index prefix {prefix!r}: use lower-case letters")
         self.url = url
-        self.prefix = prefix
+        self.where = redact_url(url)
+        """The URL for messages and logs: its password masked."""
+        self.prefix = es_setup.check_prefix(prefix)
         self.retry_budget_s = retry_budget_s
+        self.retry_attempts = max(1, retry_attempts)
+        self.retry_first_delay_s = retry_first_delay_s
         self.refresh: Refresh = refresh
-        self._client: Elasticsearch | None
-        try:
-            self._client = client or Elasticsearch(
-                url,
-                retry_on_status=RETRY_STATUSES,
-                retry_on_timeout=True,
-                max_retries=CLIENT_MAX_RETRIES,
-                request_timeout=REQUEST_TIMEOUT_S,
-            )
-        except ValueError as e:
-            raise StoreError(f"bad Elasticsearch URL {url!r}: {e}") from None
+        self._client: Elasticsearch | None = client or connect(url)
         self._indices: dict[str, list[str]] = {}
         try:
             self._refresh_aliases()
@@ -325,7 +257,7 @@ class ElasticsearchStore(Store):
     @property
     def client(self) -> Elasticsearch:
         if self._client is None:
-            raise StoreError(f"the Elasticsearch store at {self.url} is closed")
+            raise StoreError(f"the Elasticsearch store at {self.where} is closed")
         return self._client
 
     def alias(self, kind: str) -> str:
@@ -347,89 +279,17 @@ class ElasticsearchStore(Store):
         return self._retrying("set up the Elasticsearch indices", self._setup)
 
     def _setup(self) -> list[str]:
-        changes: list[str] = []
-        changed_mappings: set[str] = set()
-        for res in desired_resources(self.prefix):
-            current = self._installed_checksum(res)
-            if current == res.checksum:
-                continue
-            self._put(res)
-            changes.append(
-                f"{'updated' if current is not None else 'created'} {res.kind} {res.name}"
-            )
-            if current is not None and res.name.endswith("-mappings"):
-                changed_mappings.add(res.name[len(self.prefix) + 1 : -len("-mappings")])
+        changes = es_setup.setup_indices(self.client, self.prefix, where=self.where)
         self._load_aliases()
-        for kind in KINDS:
-            alias = self.alias(kind)
-            if self._indices.get(kind):
-                if kind in changed_mappings:
-                    self.client.indices.put_mapping(index=alias, **mappings_of(kind, self.prefix))
-                    changes.append(f"updated mappings of {alias}")
-                continue
-            first = f"{alias}-000001"
-            try:
-                self.client.indices.create(index=first, aliases={alias: {"is_write_index": True}})
-                changes.append(f"created index {first} with write alias {alias}")
-            except ApiError as e:
-                if _error_type(e) != "resource_already_exists_exception":
-                    raise
-        self._load_aliases()
-        missing = [self.alias(k) for k in KINDS if not self._indices.get(k)]
-        if missing:
-            raise StoreError(
-                f"Elasticsearch at {self.url} has indices named like {', '.join(missing)} but "
-                "no such aliases; delete those indices or pick another index prefix"
-            )
         return changes
-
-    def _installed_checksum(self, res: Resource) -> str | None:
-        """The checksum the installed copy carries ("" when it is not ours), None if absent."""
-        try:
-            if res.kind == "ilm_policy":
-                got = self.client.ilm.get_lifecycle(name=res.name)
-                body = dict(got).get(res.name, {})
-            elif res.kind == "component_template":
-                got = self.client.cluster.get_component_template(name=res.name)
-                items = got["component_templates"]
-                body = items[0]["component_template"] if items else {}
-            else:
-                got = self.client.indices.get_index_template(name=res.name)
-                items = got["index_templates"]
-                body = items[0]["index_template"] if items else {}
-        except NotFoundError:
-            return None
-        if not body:
-            return None
-        return str(_meta_of(res.kind, body).get("checksum", ""))
-
-    def _put(self, res: Resource) -> None:
-        body = {("meta" if k == "_meta" else k): v for k, v in res.body.items()}
-        if res.kind == "ilm_policy":
-            self.client.ilm.put_lifecycle(name=res.name, policy=body["policy"])
-        elif res.kind == "component_template":
-            self.client.cluster.put_component_template(name=res.name, **body)
-        else:
-            self.client.indices.put_index_template(name=res.name, **body)
 
     def _refresh_aliases(self) -> None:
         """Learn which concrete indices sit behind each alias, riding out a cluster away."""
         self._retrying("open the Elasticsearch store", self._load_aliases)
 
     def _load_aliases(self) -> None:
-        """One GET of every ``<prefix>-*`` alias; rollover adds indices behind them."""
-        try:
-            resp = self.client.indices.get_alias(name=f"{self.prefix}-*")
-        except NotFoundError:
-            self._indices = {}
-            return
-        found: dict[str, list[str]] = {}
-        wanted = {self.alias(k): k for k in KINDS}
-        for index, info in dict(resp).items():
-            for alias in info.get("aliases", {}):
-                if alias in wanted:
-                    found.setdefault(wanted[alias], []).append(index)
-        self._indices = {k: sorted(v) for k, v in found.items()}
+        """Learn which concrete indices sit behind each alias (rollover adds some)."""
+        self._indices = es_setup.load_aliases(self.client, self.prefix)
 
     def _indices_of(self, kind: str) -> list[str]:
         if not self._indices.get(kind):
@@ -443,25 +303,31 @@ class ElasticsearchStore(Store):
 
     # Faults --------------------------------------------------------------------------------
     def _retrying(self, what: str, op: Callable[[], _T]) -> _T:
-        """Run ``op``, riding out a busy or briefly absent cluster with bounded backoff.
+        """Run ``op`` under the store's one retry policy (see the module docstring).
 
         ``op`` must be safe to run again from the start: every caller re-reads before it
         writes, and writes are conditional, so a write whose answer got lost is not doubled.
         """
         deadline = time.monotonic() + self.retry_budget_s
-        delay = RETRY_FIRST_DELAY_S
+        delay = self.retry_first_delay_s
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 return op()
             except (ConnectionError, ConnectionTimeout) as e:
-                cause = f"Elasticsearch at {self.url} did not answer ({_short(e)})"
+                cause = f"Elasticsearch at {self.where} did not answer ({_short(e)})"
+            except _ItemsBusy as e:
+                cause = f"Elasticsearch at {self.where} {e}"
             except ApiError as e:
                 if e.status_code not in RETRY_STATUSES:
                     raise StoreError(f"cannot {what}: Elasticsearch said {_describe(e)}") from None
-                cause = f"Elasticsearch at {self.url} answered {e.status_code} ({_describe(e)})"
-            if time.monotonic() + delay > deadline:
+                cause = f"Elasticsearch at {self.where} answered {e.status_code} ({_describe(e)})"
+            if attempt >= self.retry_attempts or time.monotonic() + delay > deadline:
                 raise StoreBusyError(
-                    f"cannot {what}: {cause}; gave up after {self.retry_budget_s:g} s"
+                    f"cannot {what}: {cause}; gave up after {attempt} "
+                    f"attempt{'s' if attempt > 1 else ''} (at most {self.retry_attempts} "
+                    f"within {self.retry_budget_s:g} s)"
                 ) from None
             log.warning("%s; retrying in %.2f s", cause, delay)
             time.sleep(delay)
@@ -780,9 +646,10 @@ class ElasticsearchStore(Store):
         """Land a batch with ``streaming_bulk``: one realtime ``mget``, merge in Python (the same
         rules as one-by-one), then conditional index/create actions with the model ids.
 
-        Documents rejected with 429 are re-sent by ``streaming_bulk`` with backoff; one that
-        lost a race (409) goes through the one-by-one path; anything else fails the call with a
-        :class:`StoreError` naming the first rejected id, after the rest have landed.
+        Items rejected as busy (429, 502, 503, 504) are sent again, alone, under the store's
+        retry policy; one that lost a race (409) goes through the one-by-one path; anything
+        else fails the call with a :class:`StoreError` naming the first rejected id, after the
+        rest have landed.
         """
         batch: dict[str, _M] = {}
         for item in items:
@@ -791,51 +658,62 @@ class ElasticsearchStore(Store):
         new = 0
         ids = list(batch)
         for start in range(0, len(ids), BULK_CHUNK):
-            chunk = {i: batch[i] for i in ids[start : start + BULK_CHUNK]}
-            land = functools.partial(self._bulk_chunk, kind, chunk, merge)
-            new += self._retrying(f"land {len(chunk)} {kind.name} in bulk", land)
+            pending = {i: batch[i] for i in ids[start : start + BULK_CHUNK]}
+            created: list[int] = []
+            land = functools.partial(self._bulk_chunk, kind, pending, merge, created)
+            self._retrying(f"land {len(pending)} {kind.name} in bulk", land)
+            new += sum(created)
         return new
 
     def _bulk_chunk(
-        self, kind: _Kind[_M], chunk: dict[str, _M], merge: Callable[[_M, _M], _M]
-    ) -> int:
+        self,
+        kind: _Kind[_M],
+        pending: dict[str, _M],
+        merge: Callable[[_M, _M], _M],
+        created: list[int],
+    ) -> None:
+        """Send ``pending`` once; landed items leave it (their creations are appended to
+        ``created``). Raises :class:`_ItemsBusy` when some were rejected as busy, so the
+        retry policy sends just those again."""
         indices = self._indices_of(kind.name)
-        resp = self.client.mget(docs=[{"_index": i, "_id": id} for id in chunk for i in indices])
+        resp = self.client.mget(docs=[{"_index": i, "_id": id} for id in pending for i in indices])
         found: dict[str, _Found] = {}
         for doc in resp["docs"]:
             if doc.get("found"):
                 found[doc["_id"]] = _Found(
                     doc["_index"], doc["_seq_no"], doc["_primary_term"], doc["_source"]
                 )
-        created = 0
         conflicts: list[str] = []
         failures: list[str] = []
+        busy: list[int] = []
         for ok, info in streaming_bulk(
             self.client,
-            _bulk_actions(kind, chunk, found, merge, self.alias(kind.name)),
+            _bulk_actions(kind, pending, found, merge, self.alias(kind.name)),
             chunk_size=BULK_CHUNK,
-            max_retries=BULK_MAX_RETRIES,
-            initial_backoff=BULK_INITIAL_BACKOFF_S,
-            max_backoff=BULK_MAX_BACKOFF_S,
+            max_retries=0,
             raise_on_error=False,
+            raise_on_exception=True,
             refresh=self.refresh,
         ):
             op, result = next(iter(info.items()))
+            id = result.get("_id")
+            status = result.get("status")
             if ok:
-                created += op == "create"
-            elif result.get("status") == 409:
-                conflicts.append(result["_id"])
+                created.append(op == "create")
+                pending.pop(id, None)
+            elif status == 409:
+                conflicts.append(id)
+            elif status in RETRY_STATUSES:
+                busy.append(int(status))
             else:
-                failures.append(
-                    f"{result.get('_id')}: {result.get('status')} {result.get('error')}"
-                )
+                pending.pop(id, None)
+                failures.append(f"{id}: {status} {result.get('error')}")
         for id in conflicts:
-            created += self._upsert(kind, chunk[id], merge)
+            created.append(self._upsert(kind, pending.pop(id), merge))
         if failures:
-            raise StoreError(
-                f"Elasticsearch rejected {len(failures)} of {len(chunk)} {kind.name}: {failures[0]}"
-            )
-        return created
+            raise StoreError(f"Elasticsearch rejected {len(failures)} {kind.name}: {failures[0]}")
+        if busy:
+            raise _ItemsBusy(f"rejected {len(busy)} {kind.name} with {busy[0]} (busy)")
 
 
 def _bulk_actions(
@@ -879,12 +757,6 @@ def _match_query(
         if value is not None:
             filters.append({"term": {field: value}})
     return {"bool": {"filter": filters}}
-
-
-def _error_type(e: ApiError) -> str:
-    body = e.body if isinstance(e.body, dict) else {}
-    error = body.get("error")
-    return str(error.get("type", "")) if isinstance(error, dict) else ""
 
 
 def _describe(e: ApiError) -> str:
