@@ -4,17 +4,25 @@ A watch that fires many alerts at once gets a digest instead (:meth:`EmailNotifi
 chosen by ``triage.alerts``): one message per recipient listing every match with its evidence
 thumbnail, post link and board link.
 
+Bodies are Jinja2 templates shipped in ``triage/notifiers/templates/`` (``alert.html``,
+``alert.txt``, ``digest.html``, ``digest.txt``); the ``.html`` ones are autoescaped, the
+``.txt`` ones are not (plain text has nothing to escape).
+
 Everything in a match that came from a platform (caption, handle, hashtags, URLs, even the post
-id) is hostile input: it is HTML-escaped in the HTML part, stripped of control characters in
-the plain part, capped in length, and never placed in a header except through
+id) is hostile input: autoescaping makes it text in the HTML part, it is stripped of control
+characters in both parts, capped in length, and never placed in a header except through
 :func:`_header_text`, which removes line breaks. Without an SMTP host (the embedded default)
 messages are written as ``<outbox>/<alert>.eml`` so nothing is lost and a person can open them.
+
+SMTP credentials go only over TLS (``email.use_ssl``) or STARTTLS (``email.starttls``): with a
+``username`` and neither, sending is refused before connecting (the alert stays pending) unless
+``email.allow_plain_auth`` accepts the risk, which is logged as a warning; a server that does
+not offer STARTTLS when it is asked for gets nothing, never a plain fallback.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import mimetypes
 import os
@@ -29,6 +37,8 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
+
+import jinja2
 
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.models import Alert, Match, Post, Segment, utcnow
@@ -55,8 +65,7 @@ MAX_DIGEST_IMAGE_BYTES = 15 * 1024 * 1024
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _HEADER_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\s]+")
-_CELL = "white-space:pre-wrap"
-"""Keeps a caption's own line breaks visible without turning them into markup."""
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 _FILENAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _DOMAIN_UNSAFE_RE = re.compile(r"[^A-Za-z0-9.-]+")
 
@@ -223,47 +232,22 @@ class EmailNotifier(Notifier, SendsDigests):
         )
 
     def _digest_text(self, rows: list[_DigestRow], watch_name: str) -> str:
-        lines = [
-            f"Watch {watch_name} fired {len(rows)} alerts at once; here they are in one message.",
-            "",
-        ]
-        for number, row in enumerate(rows, 1):
-            facts = _facts(row.match, row.post, row.account, MAX_DIGEST_CAPTION_CHARS)
-            lines.append(
-                f"{number}. {row.match.confidence.value.upper()} {_plain(row.match.title)}"
-            )
-            lines += [f"   {label + ':':<11}{value}" for label, value in facts]
-            lines += [f"   Triage it: {self.board_link(row.match)}", ""]
-        return "\n".join(lines)
+        return _render("digest.txt", watch=watch_name, rows=self._digest_rows(rows))
 
     def _digest_html(self, rows: list[_DigestRow], watch_name: str) -> str:
-        e = html.escape
-        items = []
-        for row in rows:
-            match = row.match
-            facts = _facts(match, row.post, row.account, MAX_DIGEST_CAPTION_CHARS)
-            table = "".join(
-                f'<tr><th align="left" valign="top">{label}</th>'
-                f'<td style="{_CELL}">{_html_value(label, value)}</td></tr>'
-                for label, value in facts
-            )
-            picture = (
-                f'<img src="cid:{e(row.thumbnail.cid)}" alt="evidence" '
-                'style="max-width:240px;margin:4px">'
-                if row.thumbnail is not None
-                else ""
-            )
-            items.append(
-                f"<li><h3>{e(match.confidence.value.upper())} match: {e(match.title)}</h3>"
-                f"{picture}<table>{table}</table>"
-                f'<p><a href="{e(self.board_link(match))}">Triage this match on the board</a></p>'
-                "</li>"
-            )
-        return (
-            '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
-            f"<h2>{len(rows)} matches for watch {e(watch_name)}</h2>"
-            f"<ol>{''.join(items)}</ol></body></html>"
-        )
+        return _render("digest.html", watch=watch_name, rows=self._digest_rows(rows))
+
+    def _digest_rows(self, rows: list[_DigestRow]) -> list[dict[str, object]]:
+        return [
+            {
+                "confidence": row.match.confidence.value.upper(),
+                "title": _plain(row.match.title),
+                "facts": _facts(row.match, row.post, row.account, MAX_DIGEST_CAPTION_CHARS),
+                "thumbnail": row.thumbnail.cid if row.thumbnail is not None else None,
+                "board_link": self.board_link(row.match),
+            }
+            for row in rows
+        ]
 
     def _thumbnail(self, match: Match, cid: str, budget: _ImageBudget) -> _Image | None:
         """The first usable evidence image of ``match``, if the digest budget allows it."""
@@ -282,43 +266,28 @@ class EmailNotifier(Notifier, SendsDigests):
         return f"{self.config.board_url.rstrip('/')}/matches/{quote(match.id, safe=':@')}"
 
     def _text(self, match: Match, post: Post | None, account: str) -> str:
-        lines = [
-            f"reelwatch found a {match.confidence.value.upper()}-confidence match "
-            f"for {_plain(match.title)}.",
-            "",
-            *(f"{label + ':':<11}{value}" for label, value in _facts(match, post, account)),
-        ]
-        if match.segments:
-            lines += ["", "Matching segments:"]
-            lines += [f"  - {_plain(_segment_text(s))}" for s in match.segments]
-        lines += ["", f"Triage it: {self.board_link(match)}", ""]
-        return "\n".join(lines)
+        return _render(
+            "alert.txt",
+            **self._alert_values(match, post, account),
+            segments=[{"text": _plain(_segment_text(s))} for s in match.segments],
+        )
 
     def _html(
         self, match: Match, post: Post | None, account: str, images: list[list[_Image]]
     ) -> str:
-        e = html.escape
-        table = "\n".join(
-            f'<tr><th align="left" valign="top">{label}</th>'
-            f'<td style="{_CELL}">{_html_value(label, value)}</td></tr>'
-            for label, value in _facts(match, post, account)
-        )
-        segments = []
-        for segment, segment_images in zip(match.segments, images, strict=True):
-            pictures = "".join(
-                f'<img src="cid:{e(i.cid)}" alt="evidence" style="max-width:320px;margin:4px">'
-                for i in segment_images
-            )
-            segments.append(f"<li>{e(_segment_text(segment))}<br>{pictures}</li>")
-        segment_list = f"<h3>Matching segments</h3><ul>{''.join(segments)}</ul>" if segments else ""
-        board = e(self.board_link(match))
-        return (
-            '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
-            f"<h2>{e(match.confidence.value.upper())} match: {e(match.title)}</h2>"
-            f"<table>{table}</table>{segment_list}"
-            f'<p><a href="{board}">Triage this match on the board</a></p>'
-            "</body></html>"
-        )
+        segments = [
+            {"text": _plain(_segment_text(segment)), "images": segment_images}
+            for segment, segment_images in zip(match.segments, images, strict=True)
+        ]
+        return _render("alert.html", **self._alert_values(match, post, account), segments=segments)
+
+    def _alert_values(self, match: Match, post: Post | None, account: str) -> dict[str, object]:
+        return {
+            "confidence": match.confidence.value.upper(),
+            "title": _plain(match.title),
+            "facts": _facts(match, post, account),
+            "board_link": self.board_link(match),
+        }
 
     def _evidence_images(self, match: Match, alert_id: str) -> list[list[_Image]]:
         """Per segment, the evidence images that exist under the data home.
@@ -448,11 +417,20 @@ class _DigestRow:
     thumbnail: _Image | None
 
 
-def _html_value(label: str, value: str) -> str:
-    """A fact as HTML: escaped, the post URL as a link when it is a web URL."""
-    if label == "Post" and _is_web_url(value):
-        return f'<a href="{html.escape(value)}">{html.escape(value)}</a>'
-    return html.escape(value)
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+"""Bodies: ``.html`` templates autoescaped, ``.txt`` ones not."""
+_TEMPLATES.tests["web_url"] = lambda value: _is_web_url(str(value))
+
+
+def _render(name: str, **values: object) -> str:
+    return _TEMPLATES.get_template(name).render(**values)
 
 
 def _recipient_address(recipient: str) -> str:
