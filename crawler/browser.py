@@ -8,7 +8,9 @@ needed: the browser is launched by its executable path) and gives sources:
 
 - :class:`BrowserSession`: a browser context with the source's proxy, user agent and login
   state (a Playwright storage-state file, written back with mode 0600 when the crawl ends, or
-  a persistent profile folder);
+  a persistent profile folder; folders we create for either get mode 0700). A proxy's user
+  and password are handed to Chromium apart from its address, so the address in any error
+  carries no password;
 - :meth:`BrowserSession.capture`: every response the page receives whose URL matches, with
   status, headers (cookies removed), body and capture time, kept as provenance;
 - :func:`blocked_reason`: whether the page is a captcha, verification or login wall.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from reelwatch.errors import InputError
 from reelwatch.models import utcnow
@@ -154,7 +157,7 @@ class BrowserSession:
         chromium = self._playwright.chromium
         options: dict[str, Any] = {}
         if self.config.proxy:
-            options["proxy"] = {"server": self.config.proxy}
+            options["proxy"] = playwright_proxy(self.config.proxy)
         if self._user_agent:
             options["user_agent"] = self._user_agent
         launch: dict[str, Any] = {
@@ -164,7 +167,8 @@ class BrowserSession:
         }
         try:
             if self.config.profile_dir:
-                self.config.profile_dir.mkdir(parents=True, exist_ok=True)
+                # The profile keeps the session's cookies: private like a storage-state file.
+                private_dir(self.config.profile_dir)
                 self.context = chromium.launch_persistent_context(
                     str(self.config.profile_dir), **launch, **options
                 )
@@ -236,9 +240,45 @@ class BrowserSession:
             return False
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents, each with mode 0700 (whatever the umask);
+    folders that already exist keep their mode (they are the user's)."""
+    missing: list[Path] = []
+    here = path
+    while not here.exists():
+        missing.append(here)
+        if here.parent == here:
+            break
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)
+    return path
+
+
+def playwright_proxy(url: str) -> dict[str, str]:
+    """Playwright's proxy option for ``url``: a ``user:password@`` in it becomes separate
+    ``username``/``password`` fields (Chromium does not read them from the address)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return {"server": url}
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port is not None else "")
+    proxy = {"server": urlunsplit(parts._replace(netloc=netloc))}
+    proxy["username"] = unquote(parts.username or "")
+    proxy["password"] = unquote(parts.password or "")
+    return proxy
+
+
 def write_storage_state(context: BrowserContext, path: Path) -> None:
-    """Save a context's storage state to ``path`` readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save a context's storage state to ``path`` readable by its owner only (its folder, if
+    we create it, 0700)."""
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)

@@ -47,6 +47,7 @@ def test_login_saves_a_private_session_that_the_next_crawl_uses(
     assert f"saved the instagram session to {saved} (mode 0600)" in result.stdout
     assert "no setting needed" in result.stdout
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(saved.parent).st_mode) == 0o700, "the folder we made is private"
     assert "sessionid" in cookies(saved)
     assert server.faults.refused["instagram_login"] == 1
 
@@ -75,6 +76,7 @@ def test_login_to_another_file_says_which_setting_to_make(
     assert f"set REELWATCH_CRAWL__SOURCES__X__STORAGE_STATE={target}" in result.stdout
     assert {"auth_token", "ct0"} <= set(cookies(target))
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(target.parent).st_mode) == 0o700
 
 
 def test_no_login_before_the_timeout_saves_nothing(
