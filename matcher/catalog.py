@@ -552,7 +552,7 @@ class Catalog:
         probed: list[tuple[Path, Media]] = []
         for p in files:
             try:
-                probed.append((p, probe(p)))
+                probed.append((p, probe(p, limits=self.settings.media_limits("reference"))))
             except InputError as exc:
                 refused.append(Refusal(p, str(exc)))
         out: dict[str, Asset] = {}

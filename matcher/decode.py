@@ -4,6 +4,13 @@ Every signal works from one :class:`Decoded`, so a video is demuxed and decoded 
 however many signals run. Stills (JPEG, PNG, WebP...) are media too: one frame at t=0, which
 is what catalog assets of kind ``image`` are.
 
+Limits come before decoding: given :class:`~reelwatch.settings.MediaLimits`, a file larger
+than its size limit is refused from its size alone, and one whose picture (a still's, from
+its header; a video's frame size, from its stream info) or duration (from its container) is
+over the limit is refused before one frame or sample is decoded, each with one line naming
+the file, its value and the setting. Image bombs (a few kilobytes that claim a gigapixel) and
+truncated images are ``InputError`` too, never Pillow's exceptions.
+
 Bad input is the user's problem, never a crash: a missing file, a file that is not media, and
 a truncated or corrupt video raise :class:`~reelwatch.errors.InputError` with one line naming
 the file. Decoding is bounded (``max_frames``, the file's own length), so corrupt input cannot
@@ -25,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +44,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reelwatch.errors import InputError
 from reelwatch.models import Media
+from reelwatch.settings import MediaLimits
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +102,46 @@ def check_file(path: Path) -> int:
     return size
 
 
+def check_size(path: Path, size: int, limits: MediaLimits | None) -> None:
+    """``InputError`` when the file's ``size`` (bytes) is over ``limits``."""
+    if limits is not None and size > limits.max_bytes:
+        raise InputError(
+            f"{path.name}: {size / 1e6:.1f} MB, over the {limits.max_bytes / 1e6:g} MB limit"
+            f" ({limits.size_setting})"
+        )
+
+
+def check_media(path: Path, media: Media, limits: MediaLimits | None) -> None:
+    """``InputError`` when what the headers say of ``media`` (its picture size, its
+    duration) is over ``limits``; nothing has been decoded yet."""
+    if limits is None:
+        return
+    if media.width and media.height and media.width * media.height > limits.max_pixels:
+        raise InputError(
+            f"{path.name}: picture of {media.width}x{media.height}"
+            f" ({media.width * media.height / 1e6:.1f} megapixels), over the"
+            f" {limits.max_pixels / 1e6:g} megapixel limit ({limits.pixels_setting})"
+        )
+    if media.duration and media.duration > limits.max_duration_s:
+        raise InputError(
+            f"{path.name}: {media.duration:.0f} s long, over the {limits.max_duration_s:g} s"
+            f" limit ({limits.duration_setting})"
+        )
+
+
 def _open_still(path: Path) -> Image.Image | None:
     """The image if ``path`` is a single-frame still Pillow can read, else ``None``.
 
     The image is as stored (pixels not loaded yet): use :func:`_still_size` and
-    :func:`_still_pixels`, which apply its EXIF orientation."""
+    :func:`_still_pixels`, which apply its EXIF orientation. A picture so large that Pillow
+    takes it for a decompression bomb is an ``InputError`` (limits may be lower still: see
+    :func:`check_media`)."""
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():  # the limits say it, in their words (check_media)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path.name}: image too large to decode ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError):
         return None
     if img.format not in IMAGE_FORMATS or getattr(img, "n_frames", 1) > 1:
@@ -198,22 +240,28 @@ def _container_media(
     )
 
 
-def probe(path: Path | str, sha256: str | None = None) -> Media:
+def probe(
+    path: Path | str, sha256: str | None = None, *, limits: MediaLimits | None = None
+) -> Media:
     """What the file is: sha256, size, duration, frame size, fps and codecs.
 
     ``sha256`` may be passed when the caller already knows it (downloads are
     content-addressed) to skip re-hashing. Raises ``InputError`` for anything that is not
-    readable media.
+    readable media, and for media over ``limits`` (see :func:`check_media`).
     """
     path = Path(path)
     size = check_file(path)
+    check_size(path, size, limits)
     sha = sha256 or sha256_file(path)
     still = _open_still(path)
     if still is not None:
         with still:
-            return _still_media(path, sha, size, still)
-    with _open_container(path) as container:
-        return _container_media(path, sha, size, container)
+            media = _still_media(path, sha, size, still)
+    else:
+        with _open_container(path) as container:
+            media = _container_media(path, sha, size, container)
+    check_media(path, media, limits)
+    return media
 
 
 def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -233,7 +281,14 @@ def is_still(media: Media) -> bool:
     return media.fps is None and (media.video_codec or "").upper() in IMAGE_FORMATS
 
 
-def _still_pixels(still: Image.Image, max_side: int) -> np.ndarray:
+def _still_pixels(still: Image.Image, max_side: int, path: Path | None = None) -> np.ndarray:
+    name = path.name if path is not None else "image"
+    try:
+        still.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InputError(f"{name}: truncated or corrupt image ({_av_reason(exc)})") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{name}: image too large to decode ({exc})") from None
     try:
         upright = ImageOps.exif_transpose(still)
     except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: use it as stored
@@ -335,6 +390,7 @@ def decode(
     keyframes: bool = False,
     max_keyframes: int | None = None,
     still_max_side: int | None = None,
+    limits: MediaLimits | None = None,
 ) -> Decoded:
     """Decode ``path`` once, keeping ``sample_fps`` frames per second (at most ``max_frames``).
 
@@ -353,23 +409,26 @@ def decode(
 
     A still is one frame scaled to ``still_max_side`` (default ``max_side``): one frame is
     cheap, and faces in a group photo need the pixels.
+
+    ``limits`` are checked before anything is decoded (see :func:`check_media`); the
+    soundtrack is never decoded past the duration limit, whatever the container declares.
     """
     path = Path(path)
     size_bytes = check_file(path)
+    check_size(path, size_bytes, limits)
     sha = sha256 or sha256_file(path)
     still = _open_still(path)
     if still is not None:
         with still:
             media = _still_media(path, sha, size_bytes, still)
-            pixels = _still_pixels(still, still_max_side or max_side)
+            check_media(path, media, limits)
+            pixels = _still_pixels(still, still_max_side or max_side, path)
         return Decoded(media, pixels[None], np.zeros(1), is_image=True)
 
     frames: list[np.ndarray] = []
     times: list[float] = []
     cuts: list[bool] = []
-    audio_chunks: list[np.ndarray] = []
-    audio_len = 0
-    """Samples of the soundtrack placed so far."""
+    soundtrack = _Soundtrack()
     step = 1.0 / sample_fps
     next_t = 0.0
     last_t = 0.0
@@ -378,10 +437,15 @@ def decode(
     last_key_t = -math.inf
     keyframe_cap = max_frames // 4 if max_keyframes is None else max_keyframes
     tracks = {"video": _Track(), "audio": _Track()}
+    max_audio = math.inf if limits is None else (limits.max_duration_s + 1) * audio_rate
+    """Samples of soundtrack kept at most: a container may declare no length, or lie."""
     with _open_container(path) as container:
         media = _container_media(path, sha, size_bytes, container)
+        check_media(path, media, limits)
         vs = container.streams.video[0] if container.streams.video else None
         aus = container.streams.audio[0] if with_audio and container.streams.audio else None
+        if aus is not None and media.duration:  # room for the declared length, at once
+            soundtrack.reserve(int(min(media.duration * audio_rate + audio_rate, max_audio)))
         streams = [s for s in (vs, aus) if s is not None]
         if vs is not None:
             vs.thread_type = "AUTO"
@@ -397,6 +461,14 @@ def decode(
                     if all(tracks[s.type].broken for s in streams):
                         break
                     continue
+                if capped and packet.stream is vs:
+                    continue  # enough frames: the soundtrack goes on alone, undecoded video
+                if limits is not None and soundtrack.size > max_audio:
+                    raise InputError(
+                        f"{path.name}: soundtrack longer than the {limits.max_duration_s:g} s"
+                        f" limit ({limits.duration_setting}) although the file declares"
+                        f" {media.duration or 0:.0f} s"
+                    )
                 try:
                     got = packet.decode()
                 except av.FFmpegError as exc:
@@ -435,17 +507,15 @@ def decode(
                         # never a shift of everything after them.
                         if frame.time is not None:
                             at = round(frame.time * audio_rate)
-                            if at - audio_len > AUDIO_GAP_S * audio_rate:
-                                audio_chunks.append(np.zeros(at - audio_len, np.float32))
-                                audio_len = at
+                            if at - soundtrack.size > AUDIO_GAP_S * audio_rate:
+                                soundtrack.silence(at - soundtrack.size)
                         for rf in resampler.resample(frame):
-                            audio_chunks.append(rf.to_ndarray().reshape(-1))
-                            audio_len += len(audio_chunks[-1])
+                            soundtrack.append(rf.to_ndarray().reshape(-1))
                 if capped and (aus is None or tracks["audio"].broken):
                     break
         except av.FFmpegError as exc:
             # The container itself stops being readable: every track ends here.
-            if not frames and not audio_chunks:
+            if not frames and not soundtrack.size:
                 raise InputError(f"{path.name}: corrupt video ({_av_reason(exc)})") from None
             raise InputError(
                 f"{path.name}: truncated or corrupt video (decoding failed after {last_t:.1f} s:"
@@ -460,7 +530,7 @@ def decode(
     if "video" in skipped:
         frames, times, cuts = [], [], []
     if "audio" in skipped:
-        audio_chunks = []
+        soundtrack = _Soundtrack()
     if vs is not None and "video" in skipped and (aus is None or "audio" in skipped):
         raise InputError(f"{path.name}: corrupt video: {'; '.join(skipped.values())}")
     if aus is not None and "audio" in skipped and vs is None:
@@ -474,7 +544,7 @@ def decode(
             raise InputError(
                 f"{path.name}: truncated video (decodes to {decoded_to:.1f} s of {declared:.1f} s)"
             )
-    audio = np.concatenate(audio_chunks).astype(np.float32) if audio_chunks else None
+    audio = soundtrack.samples() if soundtrack.size else None
     arr = np.stack(frames) if frames else np.zeros((0, size[1], size[0], 3), np.uint8)
     return Decoded(
         media,
@@ -485,6 +555,45 @@ def decode(
         cuts=np.asarray(cuts, dtype=bool) if keyframes else None,
         skipped=skipped,
     )
+
+
+class _Soundtrack:
+    """Mono float32 samples appended as they decode, in one buffer that grows by half again
+    when full: a long soundtrack costs its own size plus a share, not twice (a list of
+    chunks joined at the end held two copies: 0.9 GB for two hours at 16 kHz)."""
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(0, np.float32)
+        self.size = 0
+        """Samples placed so far."""
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` samples in all (the length the container declares)."""
+        self._room(n - self.size)
+
+    def _room(self, n: int) -> None:
+        if self.size + n > len(self._buf):
+            grown = np.empty(max(self.size + n, len(self._buf) * 3 // 2, 1 << 16), np.float32)
+            grown[: self.size] = self._buf[: self.size]
+            self._buf = grown
+
+    def append(self, chunk: np.ndarray) -> None:
+        self._room(len(chunk))
+        self._buf[self.size : self.size + len(chunk)] = chunk
+        self.size += len(chunk)
+
+    def silence(self, n: int) -> None:
+        self._room(n)
+        self._buf[self.size : self.size + n] = 0.0
+        self.size += n
+
+    def samples(self) -> np.ndarray:
+        """The samples, trimmed to their length (a view of the buffer when it is full)."""
+        out = self._buf[: self.size]
+        if len(self._buf) - self.size > self.size // 8:  # much spare room: copy it away
+            out = out.copy()
+        self._buf = np.zeros(0, np.float32)
+        return out
 
 
 BROKEN_SHARE = 0.5
@@ -560,7 +669,7 @@ def grab_frames(
     still = _open_still(path)
     if still is not None:
         with still:
-            pixels = _still_pixels(still, still_max_side or max_side)
+            pixels = _still_pixels(still, still_max_side or max_side, path)
         return [pixels for _ in times]
     with _open_container(path) as container:
         if not container.streams.video:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.decode import Decoded, check_file, decode, sha256_file
+from matcher.decode import Decoded, check_file, check_size, decode, sha256_file
 from matcher.signals import Signal, signal_class
 from matcher.signals.base import Fingerprint, Role, write_npz
 from reelwatch.errors import InputError
@@ -212,12 +212,13 @@ def fingerprint_files(
     sample_fps = m.reference_sample_fps if role == "reference" else m.sample_fps
     wanted = media_signals(enabled_signals(settings) if signals is None else signals)
     decode_key = _decode_key(settings, role, sample_fps)
+    limits = settings.media_limits(role)
     results: list[Fingerprints | InputError | None] = [None] * len(items)
     pending: list[_Pending] = []
     for slot, (raw_path, sha256) in enumerate(items):
         path = Path(raw_path)
         try:
-            check_file(path)
+            check_size(path, check_file(path), limits)  # before hashing a huge file
             sha = sha256 or sha256_file(path)
             cache = _cache_path(settings, sha, role)
             cached = _load(cache, decode_key, path) if cache.exists() else None
@@ -238,6 +239,7 @@ def fingerprint_files(
                     audio_rate=m.audio_rate,
                     keyframes=m.scene_keyframes,
                     sha256=sha,
+                    limits=limits,
                 )
         except InputError as exc:
             results[slot] = exc
