@@ -130,6 +130,19 @@ class Post(BaseModel):
     state: PostState = PostState.DISCOVERED
     error: str | None = None
     media_sha256: str | None = None
+    failed_at: datetime | None = None
+    """When the post failed (set while ``state`` is failed)."""
+    failed_step: str | None = None
+    """The step it failed at: ``download``, ``fingerprint``, ``match``, ``land``, ``alert``."""
+    failed_settings: str | None = None
+    """Digest of the settings a failure can depend on (``download`` and the media limits) when
+    it failed; a later run under other settings re-runs a permanent failure once
+    (:mod:`workers.retry`)."""
+    failed_transient: bool = False
+    """True when the post failed on a fault worth retrying whose retries ran out (429s, a
+    timeout): ``reelwatch posts retry`` re-runs it, a settings change does not."""
+    retries: int = 0
+    """Times the post was put back through the pipeline after failing."""
 
     @property
     def key(self) -> str:

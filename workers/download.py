@@ -47,6 +47,8 @@ class Downloaded:
     path: Path
     sha256: str
     bytes: int
+    media_url: str | None = None
+    """The URL the bytes came from, as the downloader reports it (None: not named)."""
 
 
 def check_url_allowed(url: str, allow_private: bool) -> None:

@@ -65,6 +65,9 @@ class Discovery:
     new: list[str] = field(default_factory=list)
     known: list[str] = field(default_factory=list)
     todo: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    """Known posts that had failed for good under other settings, put back to run again (also
+    in ``todo``)."""
 
 
 class Pipeline:
@@ -107,10 +110,12 @@ class Pipeline:
         ``crawl.stats_refresh_s``), the run and its counts recorded in the crawl state, the
         query's cursor and newest post time remembered. Known posts are not processed again
         unless they never finished (still ``discovered``), so a crash between discovery and
-        processing loses nothing. A crawl the platform interrupted keeps what it found,
-        records it, then raises.
+        processing loses nothing, or they failed for good under settings that have changed
+        since (put back once, see :mod:`workers.retry`). A crawl the platform interrupted
+        keeps what it found, records it, then raises.
         """
         from crawler.state import CrawlRun, CrawlState
+        from workers.retry import put_back, settings_digest, stale
 
         watch = watch or WatchOptions()
         q = Query.parse(query)
@@ -137,6 +142,8 @@ class Pipeline:
                 raise
             found = Discovery(posts=posts, run=run)
             refresh = timedelta(seconds=self.settings.crawl.stats_refresh_s)
+            digest = settings_digest(self.settings)
+            rerun: list[Post] = []
             for post in posts:
                 stored = self.store.get_post(post.key)
                 if stored is None:
@@ -149,6 +156,10 @@ class Pipeline:
                     self.store.upsert_post(post)
                 if stored.state == PostState.DISCOVERED:
                     found.todo.append(post.key)
+                elif stale(stored, digest):
+                    rerun.append(stored)
+            found.retried = put_back(self.store, rerun)
+            found.todo.extend(found.retried)
             run.found, run.new, run.known = len(posts), len(found.new), len(found.known)
             run.finished_at = utcnow()
             state.record(run)
@@ -189,7 +200,10 @@ class Pipeline:
         return found.posts, found.todo
 
     @contextmanager
-    def _recording(self, key: str) -> Iterator[Post]:
+    def _recording(self, key: str, step: str) -> Iterator[Post]:
+        """Run one ``step`` of a post; an expected failure is recorded on the post (reason,
+        step, time and the settings it failed under, see :mod:`workers.retry`) and skips the
+        steps after it."""
         post = self.store.get_post(key)
         if post is None:
             raise InputError(f"unknown post {key!r}")
@@ -198,9 +212,22 @@ class Pipeline:
         try:
             yield post
         except (InputError, PermanentError) as exc:
-            log.warning("post %s failed: %s", key, exc)
-            self.store.set_post_state(key, PostState.FAILED, error=str(exc))
+            log.warning("post %s failed at %s: %s", key, step, exc)
+            self.record_failure(key, step, str(exc))
             raise StepSkipped(str(exc)) from exc
+
+    def record_failure(self, key: str, step: str, error: str, *, transient: bool = False) -> Post:
+        """Record that ``key`` failed at ``step``: why, when, and under which settings."""
+        from workers.retry import settings_digest
+
+        return self.store.set_post_state(
+            key,
+            PostState.FAILED,
+            error=error,
+            step=step,
+            settings_digest=settings_digest(self.settings),
+            transient=transient,
+        )
 
     def media_path(self, sha256: str) -> Path:
         matches = sorted((self.settings.media_dir / sha256[:2]).glob(f"{sha256}.*"))
@@ -210,7 +237,7 @@ class Pipeline:
 
     def download(self, key: str) -> str:
         """Fetch the post's video; returns its sha256."""
-        with self._recording(key) as post:
+        with self._recording(key, "download") as post:
             if post.media_sha256:
                 try:
                     self.media_path(post.media_sha256)
@@ -225,7 +252,7 @@ class Pipeline:
             return got.sha256
 
     def fingerprint(self, key: str) -> str:
-        with self._recording(key) as post:
+        with self._recording(key, "fingerprint") as post:
             sha = self._sha(post)
             self.matcher.fingerprint(self.media_path(sha), sha256=sha)
             self.store.set_post_state(key, PostState.FINGERPRINTED)
@@ -255,7 +282,7 @@ class Pipeline:
         return sum(not isinstance(r, InputError) for r in results)
 
     def match(self, key: str) -> list[TitleMatch]:
-        with self._recording(key) as post:
+        with self._recording(key, "match") as post:
             sha = self._sha(post)
             context = QueryContext(
                 caption=post.caption,
@@ -275,7 +302,7 @@ class Pipeline:
         ``settings.alerts.min_confidence``.
         """
         threshold = min_confidence or self.settings.alerts.min_confidence
-        with self._recording(key) as post:
+        with self._recording(key, "land") as post:
             with stage("provenance"):
                 ai = ai_flags(
                     media_path=self.media_path(self._sha(post)),

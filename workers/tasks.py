@@ -20,7 +20,7 @@ from celery import Task, chain
 from celery.canvas import Signature
 
 from reelwatch.errors import TransientError
-from reelwatch.models import PostState, TitleMatch
+from reelwatch.models import TitleMatch
 from reelwatch.watches import WatchOptions
 from workers.app import app, current_settings
 from workers.pipeline import Pipeline, StepSkipped
@@ -88,8 +88,11 @@ class PostStepTask(PipelineTask):
     ) -> None:
         key = _post_key(args[0]) if args else None
         if key and isinstance(exc, TransientError):
-            pipeline().store.set_post_state(
-                key, PostState.FAILED, error=f"gave up after {self.max_retries} retries: {exc}"
+            pipeline().record_failure(
+                key,
+                self.name.removeprefix("reelwatch."),
+                f"gave up after {self.max_retries} retries: {exc}",
+                transient=True,
             )
 
 

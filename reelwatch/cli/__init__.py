@@ -63,11 +63,13 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def _register() -> None:
     import reelwatch.cli.browser as browser
+    import reelwatch.cli.posts as posts
     from reelwatch.cli import board, catalog, crawling, demo, es, evaluate, kibana, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(matching.matches_app, name="matches")
     app.add_typer(ops.watch_app, name="watch")
+    app.add_typer(posts.posts_app, name="posts")
     app.add_typer(kibana.kibana_app, name="kibana")
     app.add_typer(es.es_app, name="es")
     app.add_typer(browser.browser_app, name="browser")

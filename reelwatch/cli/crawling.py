@@ -12,11 +12,12 @@ from rich.table import Table
 
 from reelwatch.cli import console, err_console, settings_of
 from reelwatch.errors import InputError
+from reelwatch.settings import MAX_CRAWL_LIMIT
 
 sources_app = typer.Typer(help="Discovery sources: what each lists, whether each works.")
 
 
-def _post_row(post: Any, is_new: bool) -> dict[str, Any]:
+def _post_row(post: Any, is_new: bool, stored: Any = None) -> dict[str, Any]:
     return {
         "platform": post.platform,
         "id": post.post_id,
@@ -25,6 +26,9 @@ def _post_row(post: Any, is_new: bool) -> dict[str, Any]:
         "author": post.author.handle or None,
         "new": is_new,
         "screenshot": post.provenance.screenshot,
+        "state": stored.state.value if stored is not None else None,
+        "error": stored.error if stored is not None else None,
+        "failed_step": stored.failed_step if stored is not None else None,
     }
 
 
@@ -39,7 +43,12 @@ def crawl(
         typer.Option(help="Instead of --hashtag: #tag, @account, search:words, or a URL."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Stop after this many posts (default crawl.default_limit).")
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_CRAWL_LIMIT,
+            help="Stop after this many posts (default crawl.default_limit).",
+        ),
     ] = None,
     max_age: Annotated[
         str | None, typer.Option(help="Skip posts older than this (90m, 12h, 7d).")
@@ -86,9 +95,10 @@ def crawl(
             with progress_bar(on=out) as progress:
                 process_posts(settings, found.todo, watch, progress, found.run.query)
             finish_processing(settings, [found])
+    stored = _stored_posts(settings, [p.key for p in found.posts])
     if as_json:
         new = set(found.new)
-        rows = [_post_row(post, post.key in new) for post in found.posts]
+        rows = [_post_row(post, post.key in new, stored.get(post.key)) for post in found.posts]
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     elif process and settings.eager and found.todo:
@@ -96,6 +106,33 @@ def crawl(
 
         _report(settings, found.todo)
     out.print(found.run.summary(), soft_wrap=True)
+    for line in _failure_lines(found.todo, found.retried, stored):
+        out.print(line, soft_wrap=True)
+
+
+def _stored_posts(settings: Any, keys: list[str]) -> dict[str, Any]:
+    from triage.stores import open_store
+
+    with open_store(settings) as store:
+        return {k: p for k in keys if (p := store.get_post(k)) is not None}
+
+
+def _failure_lines(todo: list[str], retried: list[str], stored: dict[str, Any]) -> list[str]:
+    """Beside the summary: the failed posts of this run by reason, and the ones run again
+    because the settings they failed under changed."""
+    from reelwatch.models import PostState
+    from workers.retry import summarize
+
+    lines = []
+    if retried:
+        lines.append(f"{len(retried)} post(s) that had failed under other settings were run again")
+    failed = [stored[k] for k in todo if k in stored and stored[k].state == PostState.FAILED]
+    if failed:
+        lines.append(
+            f"failed: {summarize(failed)}; `reelwatch posts list` shows them, "
+            "`reelwatch posts retry` runs them again"
+        )
+    return lines
 
 
 @sources_app.command("list")

@@ -25,10 +25,12 @@ from reelwatch.models import (
     PostState,
     PostStats,
     TriageStatus,
+    utcnow,
 )
 from reelwatch.settings import Settings
 from tests.triage.factories import T0, make_match, make_post
 from triage.stores import Store, open_store
+from triage.stores.base import PostStateConflict
 
 RACERS = 4
 RACE_ITEMS = 25
@@ -45,6 +47,20 @@ def _upsert_all(settings: Settings, post_ids: list[str], barrier: Any, results: 
     with open_store(settings) as store:
         barrier.wait(timeout=60)
         results.put([p for p in post_ids if store.upsert_post(make_post(p))])
+
+
+def _put_back_all(settings: Settings, keys: list[str], barrier: Any, results: Any) -> None:
+    """Child process: put every failed post back, as a retry does; report those it moved."""
+    with open_store(settings) as store:
+        barrier.wait(timeout=60)
+        won = []
+        for key in keys:
+            try:
+                store.set_post_state(key, PostState.DISCOVERED, expect=PostState.FAILED)
+            except PostStateConflict:
+                continue
+            won.append(key)
+        results.put(won)
 
 
 def _race(settings: Settings, target: Any, items: list[Any]) -> list[Any]:
@@ -138,6 +154,51 @@ class StoreContract:
             store.set_post_state("tiktok:missing", PostState.MATCHED)
         with pytest.raises(InputError):
             store.set_post_state("tiktok:1", "exploded")
+
+    def test_failure_records_step_time_settings_and_a_retry_counts(self, store: Store) -> None:
+        store.upsert_post(make_post("1"))
+        before = utcnow()
+        store.set_post_state(
+            "tiktok:1",
+            PostState.FAILED,
+            error="refusing to download",
+            step="download",
+            settings_digest="abc123",
+        )
+        failed = store.get_post("tiktok:1")
+        assert failed is not None and failed.failed_at is not None
+        assert failed.failed_at >= before
+        assert (failed.failed_step, failed.failed_settings, failed.failed_transient) == (
+            "download",
+            "abc123",
+            False,
+        )
+        # A re-crawl of a failed post keeps how it failed.
+        store.upsert_post(make_post("1", caption="edited"))
+        recrawled = store.get_post("tiktok:1")
+        assert recrawled is not None and recrawled.caption == "edited"
+        assert (recrawled.state, recrawled.failed_step, recrawled.failed_settings) == (
+            PostState.FAILED,
+            "download",
+            "abc123",
+        )
+        # Put back: one retry counted, the failure cleared; a second put-back expecting a
+        # failed post changes nothing.
+        store.set_post_state("tiktok:1", PostState.DISCOVERED, expect=PostState.FAILED)
+        with pytest.raises(PostStateConflict):
+            store.set_post_state("tiktok:1", PostState.DISCOVERED, expect=PostState.FAILED)
+        back = store.get_post("tiktok:1")
+        assert back is not None and (back.state, back.retries, back.error) == (
+            PostState.DISCOVERED,
+            1,
+            None,
+        )
+        assert (back.failed_at, back.failed_step, back.failed_settings) == (None, None, None)
+        store.set_post_state(
+            "tiktok:1", PostState.FAILED, error="gave up", step="download", transient=True
+        )
+        again = store.get_post("tiktok:1")
+        assert again is not None and (again.failed_transient, again.retries) == (True, 1)
 
     def test_list_posts_filters_by_state_oldest_first(self, store: Store) -> None:
         for i in range(5):
@@ -344,3 +405,16 @@ class StoreContract:
         won = _race(store_settings, _upsert_all, post_ids)
         assert sorted(won) == sorted(post_ids)
         assert len(store.list_posts()) == RACE_ITEMS
+
+    def test_processes_racing_retries_put_each_failed_post_back_once(
+        self, store: Store, store_settings: Settings
+    ) -> None:
+        keys = []
+        for i in range(RACE_ITEMS):
+            post = make_post(f"f{i}")
+            store.upsert_post(post)
+            store.set_post_state(post.key, PostState.FAILED, error="x", step="download")
+            keys.append(post.key)
+        won = _race(store_settings, _put_back_all, keys)
+        assert Counter(won) == Counter(keys)
+        assert {p.retries for p in store.list_posts(PostState.DISCOVERED)} == {1}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reelwatch.errors import InputError, ReelwatchError
-from reelwatch.models import Confidence, Match
+from reelwatch.models import Confidence, Match, PostState
 from reelwatch.settings import Settings
 from tests.triage.store_contract import StoreContract
 from triage.stores import SQLiteStore, StoreError, open_store, store_class
@@ -96,6 +96,8 @@ def test_a_version_1_store_is_migrated_and_keeps_its_matches(tmp_path: Path) -> 
     # Make it what reelwatch 0.1 wrote: no notes column, user_version 1.
     conn = sqlite3.connect(path)
     conn.execute("ALTER TABLE matches DROP COLUMN notes")
+    for column in FAILURE_COLUMNS:
+        conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -107,5 +109,74 @@ def test_a_version_1_store_is_migrated_and_keeps_its_matches(tmp_path: Path) -> 
         again = store.get_match(match.id)
         assert again is not None and again.notes == ["policy: at least 10 s"]
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+FAILURE_COLUMNS = ("failed_at", "failed_step", "failed_settings", "failed_transient", "retries")
+"""The posts columns version 3 added (how and when a post failed, its retries)."""
+
+VERSION_2_SCHEMA = """
+CREATE TABLE posts (
+    key TEXT PRIMARY KEY, platform TEXT NOT NULL, post_id TEXT NOT NULL, url TEXT NOT NULL,
+    author JSON, caption TEXT, hashtags JSON, posted_at TEXT, stats JSON, media_url TEXT,
+    duration REAL, ai_label TEXT, is_ai_labelled INTEGER, watch TEXT, hashtag TEXT,
+    first_seen TEXT, last_seen TEXT, provenance JSON, state TEXT NOT NULL, error TEXT,
+    media_sha256 TEXT, first_seen_ts REAL NOT NULL
+);
+CREATE TABLE media (
+    sha256 TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL, duration REAL,
+    width INTEGER, height INTEGER, fps REAL, video_codec TEXT, audio_codec TEXT, c2pa JSON
+);
+CREATE TABLE matches (
+    id TEXT PRIMARY KEY, post_key TEXT NOT NULL, platform TEXT NOT NULL, post_id TEXT NOT NULL,
+    post_url TEXT NOT NULL, account TEXT, caption TEXT, hashtags JSON, title_id TEXT NOT NULL,
+    title TEXT NOT NULL, score REAL NOT NULL, confidence TEXT NOT NULL,
+    confidence_rank INTEGER NOT NULL, signals JSON, segments JSON, notes JSON, ai JSON,
+    media_sha256 TEXT, watch TEXT, created_at TEXT, updated_at TEXT, updated_ts REAL NOT NULL,
+    status TEXT NOT NULL, assignee TEXT, note TEXT, history JSON
+);
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY, match_id TEXT NOT NULL, channel TEXT NOT NULL,
+    recipient TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT, sent_at TEXT, error TEXT,
+    message_id TEXT, created_ts REAL NOT NULL, lease_ts REAL
+);
+INSERT INTO posts (key, platform, post_id, url, author, caption, hashtags, stats,
+    is_ai_labelled, provenance, state, error, first_seen, last_seen, first_seen_ts)
+VALUES ('replica:1', 'replica', '1', 'http://127.0.0.1/@a/video/1', '{}', '', '[]', '{}', 0,
+    '{}', 'failed', 'refusing to download', '2026-11-30T10:00:00+00:00',
+    '2026-11-30T10:00:00+00:00', 1764496800.0);
+PRAGMA user_version = 2;
+"""
+"""A store as reelwatch wrote it before failures carried their step, time and settings, with
+one post that failed then."""
+
+
+def test_a_version_2_store_gets_failure_columns_and_keeps_its_failed_posts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reelwatch.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(VERSION_2_SCHEMA)
+    conn.close()
+
+    with SQLiteStore(path) as store:
+        old = store.get_post("replica:1")
+        assert old is not None and (old.state, old.error) == (
+            PostState.FAILED,
+            "refusing to download",
+        )
+        assert (old.failed_at, old.failed_step, old.failed_settings) == (None, None, None)
+        assert (old.failed_transient, old.retries) == (False, 0)
+        store.set_post_state(old.key, PostState.DISCOVERED, expect=PostState.FAILED)
+        store.set_post_state(
+            old.key, PostState.FAILED, error="again", step="download", settings_digest="d1"
+        )
+        again = store.get_post(old.key)
+        assert again is not None and (again.retries, again.failed_step) == (1, "download")
+        assert again.failed_settings == "d1" and again.failed_at is not None
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(posts)")}
+    assert set(FAILURE_COLUMNS) <= columns
     conn.close()

@@ -34,6 +34,7 @@ from reelwatch.models import (
     Post,
     PostState,
     TriageStatus,
+    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class StoreError(ReelwatchError):
 
 class StoreBusyError(StoreError, TransientError):
     """The store stayed locked or unreachable past its timeout; retrying may succeed."""
+
+
+class PostStateConflict(InputError):
+    """A post is not in the state a change expected (another process moved it first)."""
 
 
 class Store(ABC):
@@ -89,11 +94,20 @@ class Store(ABC):
         *,
         error: str | None = None,
         media_sha256: str | None = None,
+        step: str | None = None,
+        settings_digest: str | None = None,
+        transient: bool = False,
+        expect: PostState | str | None = None,
     ) -> Post:
-        """Move a post along the pipeline.
+        """Move a post along the pipeline (the change is :func:`apply_post_state`).
 
         ``error`` replaces the stored one (so moving on from ``failed`` clears it);
-        ``media_sha256`` is kept unless given. Unknown key -> :class:`InputError`.
+        ``media_sha256`` is kept unless given. Moving to ``failed`` records when, at which
+        ``step``, under which settings (``settings_digest``) and whether the fault was
+        ``transient``; moving from ``failed`` back to ``discovered`` counts a retry. With
+        ``expect``, the post must be in that state now, else :class:`PostStateConflict` and
+        nothing changes (how two retries racing put a post back once). Unknown key ->
+        :class:`InputError`.
         """
 
     @abstractmethod
@@ -232,8 +246,49 @@ def merge_post(existing: Post, new: Post) -> Post:
     if new.state == PostState.DISCOVERED:
         merged.state = existing.state
         merged.error = existing.error
+        for name in _FAILURE_FIELDS:
+            setattr(merged, name, getattr(existing, name))
     merged.media_sha256 = new.media_sha256 or existing.media_sha256
+    merged.retries = max(existing.retries, new.retries)
     return merged
+
+
+_FAILURE_FIELDS = ("failed_at", "failed_step", "failed_settings", "failed_transient")
+
+
+def apply_post_state(
+    post: Post | None,
+    key: str,
+    state: PostState | str,
+    *,
+    error: str | None = None,
+    media_sha256: str | None = None,
+    step: str | None = None,
+    settings_digest: str | None = None,
+    transient: bool = False,
+    expect: PostState | str | None = None,
+) -> Post:
+    """What :meth:`Store.set_post_state` changes on the stored ``post`` (None: unknown key);
+    every backend applies it inside its own atomic read-modify-write."""
+    new_state = parse_post_state(state)
+    if post is None:
+        raise InputError(f"unknown post {key!r}")
+    if expect is not None and post.state != parse_post_state(expect):
+        raise PostStateConflict(
+            f"post {key!r} is {post.state.value}, not {parse_post_state(expect).value}"
+        )
+    if post.state == PostState.FAILED and new_state == PostState.DISCOVERED:
+        post.retries += 1
+    post.state = new_state
+    post.error = error
+    if media_sha256 is not None:
+        post.media_sha256 = media_sha256
+    failed = new_state == PostState.FAILED
+    post.failed_at = utcnow() if failed else None
+    post.failed_step = step if failed else None
+    post.failed_settings = settings_digest if failed else None
+    post.failed_transient = transient and failed
+    return post
 
 
 def merge_match(existing: Match, new: Match) -> Match:

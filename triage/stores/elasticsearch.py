@@ -80,6 +80,7 @@ from triage.stores.base import (
     Store,
     StoreBusyError,
     StoreError,
+    apply_post_state,
     merge_match,
     merge_post,
     parse_alert_status,
@@ -479,17 +480,25 @@ class ElasticsearchStore(Store):
         *,
         error: str | None = None,
         media_sha256: str | None = None,
+        step: str | None = None,
+        settings_digest: str | None = None,
+        transient: bool = False,
+        expect: PostState | str | None = None,
     ) -> Post:
-        new_state = parse_post_state(state)
+        parse_post_state(state)
 
         def change(post: Post | None) -> Post:
-            if post is None:
-                raise InputError(f"unknown post {key!r}")
-            post.state = new_state
-            post.error = error
-            if media_sha256 is not None:
-                post.media_sha256 = media_sha256
-            return post
+            return apply_post_state(
+                post,
+                key,
+                state,
+                error=error,
+                media_sha256=media_sha256,
+                step=step,
+                settings_digest=settings_digest,
+                transient=transient,
+                expect=expect,
+            )
 
         _, after = self._change(_POSTS, key, change, f"set the state of post {key!r}")
         assert after is not None

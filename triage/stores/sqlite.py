@@ -37,6 +37,7 @@ from triage.stores.base import (
     Store,
     StoreBusyError,
     StoreError,
+    apply_post_state,
     as_utc,
     merge_match,
     merge_post,
@@ -51,12 +52,19 @@ if TYPE_CHECKING:
 
     from reelwatch.settings import Settings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema
 changes."""
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE matches ADD COLUMN notes JSON",),
+    3: (
+        "ALTER TABLE posts ADD COLUMN failed_at TEXT",
+        "ALTER TABLE posts ADD COLUMN failed_step TEXT",
+        "ALTER TABLE posts ADD COLUMN failed_settings TEXT",
+        "ALTER TABLE posts ADD COLUMN failed_transient INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE posts ADD COLUMN retries INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 """Statements that bring a store of version ``n - 1`` to version ``n``."""
 
@@ -134,7 +142,9 @@ CREATE TABLE IF NOT EXISTS posts (
     author JSON, caption TEXT, hashtags JSON, posted_at TEXT, stats JSON, media_url TEXT,
     duration REAL, ai_label TEXT, is_ai_labelled INTEGER, watch TEXT, hashtag TEXT,
     first_seen TEXT, last_seen TEXT, provenance JSON, state TEXT NOT NULL, error TEXT,
-    media_sha256 TEXT, first_seen_ts REAL NOT NULL
+    media_sha256 TEXT, first_seen_ts REAL NOT NULL, failed_at TEXT, failed_step TEXT,
+    failed_settings TEXT, failed_transient INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS posts_state ON posts (state, first_seen_ts);
 CREATE TABLE IF NOT EXISTS media (
@@ -276,16 +286,23 @@ class SQLiteStore(Store):
         *,
         error: str | None = None,
         media_sha256: str | None = None,
+        step: str | None = None,
+        settings_digest: str | None = None,
+        transient: bool = False,
+        expect: PostState | str | None = None,
     ) -> Post:
-        new_state = parse_post_state(state)
         with self._tx() as conn:
-            post = _get(conn, _POSTS, key)
-            if post is None:
-                raise InputError(f"unknown post {key!r}")
-            post.state = new_state
-            post.error = error
-            if media_sha256 is not None:
-                post.media_sha256 = media_sha256
+            post = apply_post_state(
+                _get(conn, _POSTS, key),
+                key,
+                state,
+                error=error,
+                media_sha256=media_sha256,
+                step=step,
+                settings_digest=settings_digest,
+                transient=transient,
+                expect=expect,
+            )
             _write(conn, _POSTS, post)
             return post
 
