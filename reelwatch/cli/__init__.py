@@ -63,8 +63,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def _register() -> None:
     import reelwatch.cli.browser as browser
-    import reelwatch.cli.verify as verify
     import reelwatch.cli.posts as posts
+    import reelwatch.cli.verify as verify
     from reelwatch.cli import board, catalog, crawling, demo, es, evaluate, kibana, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
