@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,10 +23,13 @@ from matcher.catalog import Catalog
 from matcher.decode import Decoded, grab_frames
 from matcher.evidence import (
     SOUND_WINDOW_S,
+    evidence_record,
+    publish,
     read_audio,
     save_picture,
     sound_picture,
     strip_picture,
+    temp_beside,
 )
 from matcher.fingerprint import Fingerprints, fingerprint_file, fingerprint_files, signal_status
 from matcher.signals.align import union_length
@@ -38,6 +40,7 @@ from reelwatch.models import (
     AIFlag,
     Asset,
     Confidence,
+    EvidenceFile,
     Media,
     Segment,
     Title,
@@ -99,7 +102,8 @@ class MatchReport:
          "matches": [{"title", "title_id", "score", "confidence", "signals": {name: score},
                       "notes": [...], "segments": [{"signal", "query_start", "query_end",
                       "ref_asset", "ref_start", "ref_end", "offset", "score", "distance",
-                      "talent", "note", "evidence"}]}]}
+                      "talent", "note", "evidence", "evidence_files": [{"path", "sha256",
+                      "bytes"}]}]}]}
         """
         return {
             "input": self.input,
@@ -135,6 +139,7 @@ class MatchReport:
                             "talent": s.talent,
                             "note": s.note,
                             "evidence": list(s.evidence),
+                            "evidence_files": [e.model_dump() for e in s.evidence_files],
                         }
                         for s in m.segments
                     ],
@@ -306,12 +311,15 @@ class Matcher:
                 evidence.setdefault(hit, []).extend(pictures)
             for hit, picture in self._strips(strips, fps).items():
                 evidence.setdefault(hit, []).append(picture)
+            records = self._records(evidence)
         matches: list[TitleMatch] = []
         for title_id, per_signal in by_title.items():
             title = self.catalog.get_title(title_id)
             if title is None:  # removed by another process since the indexes were read
                 continue
-            matches.append(self._title_match(title, per_signal, asset_of, evidence, duration))
+            matches.append(
+                self._title_match(title, per_signal, asset_of, evidence, records, duration)
+            )
         matches.sort(key=lambda t: (-t.score, t.title_id))
         return MatchReport(
             input=str(path),
@@ -327,6 +335,7 @@ class Matcher:
         per_signal: dict[Signal, list[SignalHit]],
         asset_of: dict[SignalHit, Asset],
         evidence: dict[SignalHit, list[str]],
+        records: dict[str, EvidenceFile],
         duration: float,
     ) -> TitleMatch:
         scores = {sig.name: sig.score(hits, duration) for sig, hits in per_signal.items()}
@@ -346,6 +355,7 @@ class Matcher:
                         score=sig.score([hit], duration),
                         distance=round(hit.distance, 3),
                         evidence=evidence.get(hit, []),
+                        evidence_files=[records[p] for p in evidence.get(hit, []) if p in records],
                         talent=talents.get(asset.talent_id, asset.talent_id)
                         if asset is not None and asset.talent_id
                         else None,
@@ -378,6 +388,17 @@ class Matcher:
 
     # Evidence --------------------------------------------------------------------------------
 
+    def _records(self, evidence: dict[SignalHit, list[str]]) -> dict[str, EvidenceFile]:
+        """The sha256 and size of each evidence file, read once each, as the match records them
+        (an unreadable one is logged and left unrecorded; ``reelwatch verify`` reports it)."""
+        records: dict[str, EvidenceFile] = {}
+        for rel in {p for paths in evidence.values() for p in paths}:
+            try:
+                records[rel] = evidence_record(self.settings.home, rel)
+            except OSError as exc:
+                log.warning("cannot hash evidence %s: %s", rel, exc)
+        return records
+
     def _evidence(
         self, hits: list[tuple[SignalHit, Asset | None]], fps: Fingerprints, path: Path
     ) -> dict[SignalHit, list[str]]:
@@ -405,17 +426,18 @@ class Matcher:
                 todo[Path(asset.path)][r] = (hit.ref_time, None, hit.ref_box)
 
         failed: set[Path] = set()
+        written: dict[Path, Path] = {}
         for src, wanted in todo.items():
             try:
                 frames = self._frames(src, wanted, fps.decoded if src == path else None)
                 for (dst, (_, _, box)), frame in zip(wanted.items(), frames, strict=True):
-                    _write_thumb(_crop(frame, box) if box else frame, dst)
+                    written[dst] = _write_thumb(_crop(frame, box) if box else frame, dst)
             except (ReelwatchError, OSError, ValueError) as exc:
                 log.warning("no evidence frames from %s: %s", src, exc)
-                failed.update(wanted)
+                failed.update(p for p in wanted if p not in written)
 
         return {
-            hit: [self._relative(p) for p in paths if p not in failed]
+            hit: [self._relative(written.get(p, p)) for p in paths if p not in failed]
             for hit, paths in shots.items()
         }
 
@@ -444,7 +466,7 @@ class Matcher:
                     ref = read_audio(Path(asset.path), r0, SOUND_WINDOW_S * hit.slope, rate)
                     # slope: reference seconds per post second, i.e. the post's speed
                     speed = f"post at {hit.slope:.2f}x" if abs(hit.slope - 1) > 0.02 else ""
-                    save_picture(sound_picture(query, ref, rate, label=speed), dst)
+                    dst = save_picture(sound_picture(query, ref, rate, label=speed), dst)
                 except (ReelwatchError, OSError, ValueError) as exc:
                     log.warning("no sound picture for %s: %s", asset.path, exc)
                     continue
@@ -464,7 +486,7 @@ class Matcher:
             if not dst.exists():
                 values = [math.nan if math.isnan(d) else signal.closeness(d) for d in hit.strip]
                 try:
-                    save_picture(strip_picture(values), dst)
+                    dst = save_picture(strip_picture(values), dst)
                 except (OSError, ValueError) as exc:
                     log.warning("no similarity strip: %s", exc)
                     continue
@@ -511,11 +533,16 @@ def _crop(frame: np.ndarray, box: Box) -> np.ndarray:
     return frame[ya:yb, xa:xb]
 
 
-def _write_thumb(frame: np.ndarray, dst: Path) -> None:
+def _write_thumb(frame: np.ndarray, dst: Path) -> Path:
+    """Write a thumbnail of ``frame`` and publish it at ``dst`` without replacing anything
+    there (:func:`~matcher.evidence.publish`); returns where it is."""
     img = Image.fromarray(frame)
     img.thumbnail((THUMB_SIDE, THUMB_SIDE))
     dst.parent.mkdir(parents=True, exist_ok=True)
     # A unique name: two workers (on one machine or sharing the folder) may write it at once.
-    tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.tmp")
-    img.save(tmp, format="JPEG", quality=80)
-    tmp.replace(dst)
+    tmp = temp_beside(dst)
+    try:
+        img.save(tmp, format="JPEG", quality=80)
+        return publish(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)

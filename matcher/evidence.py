@@ -12,7 +12,9 @@ the board, the emails and the evidence packs show them like any other evidence f
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from matcher.decode import check_file
 from reelwatch.errors import InputError
+from reelwatch.models import EvidenceFile
 
 SOUND_WINDOW_S = 4.0
 """Seconds of the post's soundtrack a sound picture shows."""
@@ -129,13 +132,65 @@ def strip_picture(closeness: Sequence[float]) -> Image.Image:
     return img
 
 
-def save_picture(img: Image.Image, dst: Path) -> None:
-    """Write ``img`` atomically (PNG or JPEG by the suffix of ``dst``); the temporary name is
-    unique, so workers writing the same picture at once (on a shared folder too) never mix."""
+def save_picture(img: Image.Image, dst: Path) -> Path:
+    """Write ``img`` (PNG or JPEG by the suffix of ``dst``) and :func:`publish` it; returns the
+    path it is at (``dst``, or a versioned name beside it when ``dst`` holds other bytes)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.tmp")
-    if dst.suffix == ".png":
-        img.save(tmp, format="PNG", optimize=True)
-    else:
-        img.convert("RGB").save(tmp, format="JPEG", quality=85)
-    tmp.replace(dst)
+    tmp = temp_beside(dst)
+    try:
+        if dst.suffix == ".png":
+            img.save(tmp, format="PNG", optimize=True)
+        else:
+            img.convert("RGB").save(tmp, format="JPEG", quality=85)
+        return publish(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def temp_beside(dst: Path) -> Path:
+    """A unique temporary name in ``dst``'s folder (so publishing it is one link on one file
+    system, and workers writing the same picture at once, on a shared folder too, never mix)."""
+    return dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+
+
+def publish(tmp: Path, dst: Path) -> Path:
+    """Give the complete file ``tmp`` the name ``dst`` without ever replacing a file there.
+
+    Evidence is never overwritten in place: the name is created by a hard link, which fails
+    when it exists (no window where ``dst`` is half written or swapped). When ``dst`` already
+    holds the same bytes, ``dst`` is the answer; when it holds other bytes, the new file is
+    published beside it under a name carrying its own sha256 (``<stem>.<sha[:16]><suffix>``).
+    ``tmp`` is left for the caller to remove. Returns the path the bytes are at."""
+    sha = sha256_of(tmp)
+    for target in (dst, dst.with_name(f"{dst.stem}.{sha[:16]}{dst.suffix}")):
+        try:
+            os.link(tmp, target)
+            return target
+        except FileExistsError:
+            if same_bytes(target, sha, tmp.stat().st_size):
+                return target
+    raise OSError(f"{dst.name}: both {dst.name} and its versioned name hold other bytes")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def same_bytes(path: Path, sha256: str, size: int) -> bool:
+    try:
+        return path.stat().st_size == size and sha256_of(path) == sha256
+    except OSError:
+        return False
+
+
+def evidence_record(home: Path, relative: str) -> EvidenceFile:
+    """The :class:`EvidenceFile` of an evidence path as stored on a segment (relative to
+    ``home``, or absolute when it lies outside); ``OSError`` when it cannot be read."""
+    path = Path(relative)
+    if not path.is_absolute():
+        path = home / path
+    return EvidenceFile(path=relative, sha256=sha256_of(path), bytes=path.stat().st_size)

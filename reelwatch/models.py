@@ -166,6 +166,15 @@ class Media(BaseModel):
     video_codec: str | None = None
     audio_codec: str | None = None
     c2pa: dict[str, Any] | None = None
+    captured_at: datetime | None = None
+    """When the file was first downloaded (or first read, for a local file)."""
+    source_url: str | None = None
+    """What it was fetched from: the post's URL handed to the downloader, or a local file's
+    ``file://`` URL."""
+    media_url: str | None = None
+    """The URL the file's bytes came from, where the downloader names one (a CDN address)."""
+    first_post: str | None = None
+    """The key of the post whose download first stored the file (later reposts share it)."""
 
 
 class Talent(BaseModel):
@@ -237,6 +246,15 @@ class Asset(BaseModel):
     signal chose it alone or the still holds only the talent."""
 
 
+class EvidenceFile(BaseModel):
+    """One evidence file as written: where it is (relative to the data home), its sha256 and
+    its size, so ``reelwatch verify`` can tell whether it is still the file that was cut."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
 class Segment(BaseModel):
     """A stretch of the query that matches a stretch of a reference asset."""
 
@@ -252,6 +270,9 @@ class Segment(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     """Paths (relative to the data home) of evidence images: query frame, reference frame
     (for faces: the two face crops)."""
+    evidence_files: list[EvidenceFile] = Field(default_factory=list)
+    """The sha256 and size of each of ``evidence`` as it was written (empty on matches landed
+    before evidence was hashed)."""
     talent: str | None = None
     """The person a face segment names."""
     note: str = ""

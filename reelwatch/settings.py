@@ -405,6 +405,21 @@ class WorkerSettings(BaseModel):
     signal's model takes the frames of all of them in one batch (on a GPU, batches are what
     keep it busy; on a CPU the gain is small). Their decoded frames are held together, about
     50 MB for a minute of video."""
+    visibility_timeout_s: float = Field(default=120.0, ge=5, le=86400)
+    """Seconds after which a task that a worker took and never finished (the worker was
+    killed, or its machine died) is handed to another worker (Redis broker). Live workers
+    renew the tasks they hold every quarter of this, so a long task or a retry waiting its
+    turn is never handed out twice however long it takes."""
+    max_retries: int = Field(default=8, ge=0, le=100)
+    """Retries of a task that met a transient fault (a platform's 429 or 5xx, a store that
+    stayed locked, a broker or mail server away) before its post records why it gave up."""
+    retry_backoff_s: float = Field(default=5.0, gt=0, le=86400)
+    """Wait before the first retry; it doubles for each next one up to
+    ``retry_backoff_max_s``, and each wait is drawn between half and all of that. With the
+    defaults, a task's retries span 10 to 20 minutes (8 retries: 2.5 + 5 + ... + 300 s at
+    the least), so a platform refusing for minutes is ridden out."""
+    retry_backoff_max_s: float = Field(default=600.0, gt=0, le=86400)
+    """Longest wait between two retries."""
 
 
 class KibanaSettings(BaseModel):

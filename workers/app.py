@@ -10,9 +10,11 @@ Only a machine with a usable CUDA device serves ``gpu`` (:func:`gpu_unavailable_
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 from reelwatch.settings import Settings, get_settings
 
@@ -59,6 +61,32 @@ def gpu_unavailable_reason() -> str | None:
 
 LONGEST_TASK_S = 30 * 60
 
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 60,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 3.0,
+}
+"""Sending a task while the broker is away is retried for about two and a half minutes."""
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """How the Redis broker hands out again what a lost worker held.
+
+    A task stays on the broker, invisible, from the moment a worker takes it until the worker
+    acknowledges it after running it (``acks_late``). A worker that dies without saying so
+    (``kill -9``, a lost machine) leaves it there; after ``workers.visibility_timeout_s`` any
+    live worker's sweep (every tenth of that, at most 10 s apart) puts it back on its queue.
+    Live workers renew what they hold (:class:`RenewHeldTasks`), so a timeout far shorter
+    than the longest task (Celery's default is an hour) is safe.
+    """
+    timeout = settings.workers.visibility_timeout_s
+    return {
+        "visibility_timeout": timeout,
+        "unacked_restore_interval": min(10.0, max(1.0, timeout / 10)),
+        "unacked_restore_throttle": 1,
+    }
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings derived from ours; nothing else configures Celery."""
@@ -83,25 +111,84 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_expires": 24 * 3600,
         "task_time_limit": LONGEST_TASK_S,
         "task_soft_time_limit": LONGEST_TASK_S - 60,
-        "broker_transport_options": {"visibility_timeout": 2 * LONGEST_TASK_S},
-        "result_backend_transport_options": {"visibility_timeout": 2 * LONGEST_TASK_S},
+        "broker_transport_options": broker_transport_options(settings),
+        "result_backend_transport_options": {
+            "visibility_timeout": settings.workers.visibility_timeout_s
+        },
         "broker_connection_retry_on_startup": True,
+        # A worker that finishes a step while Redis is away (restarting) must still send the
+        # next step of the chain once it is back, not drop the post: Celery's default gives
+        # up on a publish after three tries within a second.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 60,
         "worker_hijack_root_logger": False,
         "enable_utc": True,
     }
 
 
+class RenewHeldTasks(bootsteps.StartStopStep):
+    """A worker's consumer step: every quarter of ``workers.visibility_timeout_s``, mark the
+    tasks this worker holds (running, or waiting for a retry's countdown) as seen now on the
+    Redis broker, so its sweep hands out only what a dead worker left behind.
+
+    Kombu's Redis transport keeps each unacknowledged message in a hash and its delivery
+    time in a sorted set (``unacked_index``); the sweep restores entries older than the
+    visibility timeout. Renewing rewrites the time of entries that still exist (``ZADD XX``),
+    never re-adds an acknowledged one. A broker that is away is skipped until it is back.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+    label = "renew held tasks"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._tref: Any = None
+
+    def start(self, parent: Any) -> None:
+        timeout = float(parent.app.conf.broker_transport_options.get("visibility_timeout") or 0)
+        if not timeout or parent.timer is None:
+            return
+        self._tref = parent.timer.call_repeatedly(timeout / 4, self.renew, (parent,))
+
+    def stop(self, parent: Any) -> None:
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+
+    shutdown = stop
+
+    def renew(self, parent: Any) -> int:
+        """Renew the held tasks now; returns how many entries were renewed."""
+        consumer = getattr(parent, "task_consumer", None)
+        channel: Any = getattr(consumer, "channel", None)
+        qos = getattr(channel, "qos", None)
+        key = getattr(channel, "unacked_index_key", None)
+        if channel is None or qos is None or key is None:
+            return 0  # not the Redis transport: nothing to renew
+        held = [tag for tag in list(qos._delivered) if tag not in qos._dirty]
+        if not held:
+            return 0
+        now = time.time()
+        try:
+            with channel.conn_or_acquire() as client:
+                return int(client.zadd(key, dict.fromkeys(held, now), xx=True, ch=True) or 0)
+        except Exception as exc:  # the broker away: the consumer reconnects; renew next turn
+            log.debug("could not renew %d held tasks: %s", len(held), exc)
+            return 0
+
+
+log = logging.getLogger(__name__)
 app = Celery("reelwatch", include=["workers.tasks"])
+app.steps["consumer"].add(RenewHeldTasks)
 _current: dict[str, Settings] = {}
 
 
 def configure(settings: Settings) -> Celery:
     """Point the app (and the tasks' pipeline) at ``settings``; call before sending tasks."""
-    from reelwatch import redact
     from workers import tasks
 
-    # Workers log broker, store and mail errors: mask the settings' secrets in them.
-    redact.install(settings)
     _current["settings"] = settings
     config = celery_config(settings)
     changed = any(app.conf.get(k) != config[k] for k in ("broker_url", "result_backend"))

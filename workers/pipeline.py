@@ -31,6 +31,7 @@ from reelwatch.models import (
     Alert,
     Confidence,
     Match,
+    Media,
     Post,
     PostState,
     TitleMatch,
@@ -247,9 +248,25 @@ class Pipeline:
             with stage("download"):
                 got = download(self.settings, post.url)
                 media = probe(got.path, sha256=got.sha256)
-            self.store.upsert_media(media)
+            self.store.upsert_media(self._captured(media, post, got.media_url))
             self.store.set_post_state(key, PostState.DOWNLOADED, media_sha256=got.sha256)
             return got.sha256
+
+    def _captured(self, media: Media, post: Post, media_url: str | None) -> Media:
+        """``media`` with when, where from and for which post it was captured; a file stored
+        before (a repost of the same video) keeps its first capture."""
+        known = self.store.get_media(media.sha256)
+        if known is not None and known.captured_at is not None:
+            fields = ("captured_at", "source_url", "media_url", "first_post")
+            return media.model_copy(update={f: getattr(known, f) for f in fields})
+        return media.model_copy(
+            update={
+                "captured_at": utcnow(),
+                "source_url": post.url,
+                "media_url": media_url,
+                "first_post": post.key,
+            }
+        )
 
     def fingerprint(self, key: str) -> str:
         with self._recording(key, "fingerprint") as post:

@@ -14,6 +14,7 @@ when retries run out the post records why.
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 from celery import Task, chain
@@ -21,6 +22,7 @@ from celery.canvas import Signature
 
 from reelwatch.errors import TransientError
 from reelwatch.models import TitleMatch
+from reelwatch.settings import Settings
 from reelwatch.watches import WatchOptions
 from workers.app import app, current_settings
 from workers.pipeline import Pipeline, StepSkipped
@@ -42,16 +44,44 @@ def reset_pipeline() -> None:
         old.close()
 
 
-class PipelineTask(Task):
-    """Retry policy of every reelwatch task: transient faults back off exponentially."""
+def retry_countdown(settings: Settings, retries: int) -> float:
+    """Seconds before retry number ``retries + 1``: ``workers.retry_backoff_s`` doubled per
+    retry already made, capped at ``workers.retry_backoff_max_s``, drawn between half and all
+    of that (jitter that still guarantees the backoff's half, so retries always span a known
+    minimum: Celery's own full jitter may wait almost nothing each time)."""
+    policy = settings.workers
+    ceiling = min(policy.retry_backoff_max_s, policy.retry_backoff_s * 2 ** min(retries, 32))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    autoretry_for = (TransientError,)
-    retry_backoff = 5
-    retry_backoff_max = 600
-    retry_jitter = True
-    max_retries = 5
+
+class PipelineTask(Task):
+    """Retry policy of every reelwatch task: a transient fault is retried after an exponential
+    backoff (:func:`retry_countdown`), ``workers.max_retries`` times; a task is acknowledged
+    only once it ran, and one whose worker died is handed out again (see
+    :func:`workers.app.broker_transport_options`)."""
+
     acks_late = True
     reject_on_worker_lost = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except TransientError as exc:
+            settings = current_settings()
+            retries, most = self.request.retries, settings.workers.max_retries
+            countdown = retry_countdown(settings, retries)
+            if retries < most:
+                key = _post_key(args[0]) if args else None
+                log.info(
+                    "%s %s: retry %d of %d in %.1f s: %s",
+                    self.name,
+                    key or "-",
+                    retries + 1,
+                    most,
+                    countdown,
+                    exc,
+                )
+            raise self.retry(exc=exc, countdown=countdown, max_retries=most) from exc
 
 
 def _post_key(arg: Any) -> str | None:
@@ -88,10 +118,11 @@ class PostStepTask(PipelineTask):
     ) -> None:
         key = _post_key(args[0]) if args else None
         if key and isinstance(exc, TransientError):
+            retries = current_settings().workers.max_retries
             pipeline().record_failure(
                 key,
                 self.name.removeprefix("reelwatch."),
-                f"gave up after {self.max_retries} retries: {exc}",
+                f"gave up after {retries} retries: {exc}",
                 transient=True,
             )
 

@@ -18,7 +18,9 @@ changes, so a demo can publish posts while the server runs. ``video.playAddr`` a
 ``downloadAddr`` are filled in per request from the ``Host`` the client used.
 
 :class:`Faults` makes the server behave like a hostile platform for tests (429 with
-``Retry-After``, 500s, garbage instead of JSON).
+``Retry-After``, 500s, garbage instead of JSON from the API; an outage window or a share of
+every request refused with 429/503; media served slowly); the switches may be flipped while
+serving.
 
 ``signed=True`` makes it the adversary real TikTok is to crawlers (:mod:`crawler.replica.signing`):
 tag pages embed no posts but set an ``msToken`` cookie and run a script that signs each
@@ -34,9 +36,11 @@ from __future__ import annotations
 import html
 import json
 import logging
+import random
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,14 +85,53 @@ class Faults:
     server_errors: int = 0
     garbage: int = 0
     api_requests: int = 0
+    flaky: float = 0.0
+    """Share (0 to 1) of every request but ``robots.txt`` (pages, API, media) answered 429 with
+    ``Retry-After: retry_after`` or 503, at random (one in two each)."""
+    media_chunk_delay_s: float = 0.0
+    """Pause after each 64 KB of media sent: a slow platform, so a test can act mid-download."""
+    outage_until: float = 0.0
+    """``time.monotonic()`` until which every request but ``robots.txt`` is refused with
+    ``outage_status`` (see :meth:`outage`)."""
+    outage_status: int = 503
+    seed: int = 0
+    """Seeds the draws of ``flaky``, so a run of a test refuses the same requests."""
     refused: dict[str, int] = field(default_factory=dict)
     """What a signed replica counted: ``unsigned`` item-list calls refused, ``media_refused``,
     ``captcha`` pages served, ``sessions_started`` (new session cookies issued)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    _random: random.Random | None = field(default=None, repr=False, compare=False)
+
     def count(self, what: str) -> None:
         with self._lock:
             self.refused[what] = self.refused.get(what, 0) + 1
+
+    def outage(self, seconds: float, status: int = 503) -> None:
+        """Refuse every request but ``robots.txt`` with ``status`` (429 carries
+        ``Retry-After: retry_after``) for ``seconds`` from now; 0 ends an outage."""
+        with self._lock:
+            self.outage_status = status
+            self.outage_until = time.monotonic() + seconds
+
+    def next_request_fault(self) -> int | None:
+        """The HTTP status that refuses this request (an outage, a flaky draw), or None;
+        counted in :attr:`refused` as ``outage_<status>`` or ``flaky_<status>``."""
+        with self._lock:
+            if time.monotonic() < self.outage_until:
+                status, what = self.outage_status, "outage"
+            elif self.flaky > 0:
+                if self._random is None:
+                    self._random = random.Random(self.seed)
+                if self._random.random() >= self.flaky:
+                    return None
+                status = self._random.choice((429, 503))
+                what = "flaky"
+            else:
+                return None
+            key = f"{what}_{status}"
+            self.refused[key] = self.refused.get(key, 0) + 1
+        return status
 
     def next_api_fault(self) -> str | None:
         """Count one API request and say which fault, if any, it should get."""
@@ -195,6 +238,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, *, head: bool) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
+        if path != "/robots.txt":
+            refused = self.replica.faults.next_request_fault()
+            if refused is not None:
+                headers = {"Retry-After": self.replica.faults.retry_after} if refused == 429 else {}
+                body = f"{refused} {HTTPStatus(refused).phrase}\n".encode()
+                self._send(refused, body, "text/plain; charset=utf-8", head=head, headers=headers)
+                return
         for pattern, name in self._routes:
             m = pattern.fullmatch(path)
             if m:
@@ -468,6 +518,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(chunk)
                 remaining -= len(chunk)
+                if self.replica.faults.media_chunk_delay_s and remaining > 0:
+                    time.sleep(self.replica.faults.media_chunk_delay_s)
 
 
 def _resolve_range(first: str, last: str, size: int) -> tuple[int, int] | None:

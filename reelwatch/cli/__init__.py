@@ -64,6 +64,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 def _register() -> None:
     import reelwatch.cli.browser as browser
     import reelwatch.cli.posts as posts
+    import reelwatch.cli.verify as verify
     from reelwatch.cli import board, catalog, crawling, demo, es, evaluate, kibana, matching, ops
 
     app.add_typer(catalog.app, name="catalog")
@@ -81,6 +82,7 @@ def _register() -> None:
     app.command("demo")(demo.demo)
     app.command("board")(board.board)
     app.command("eval")(evaluate.evaluate)
+    app.command("verify")(verify.verify)
 
 
 _register()

@@ -45,7 +45,7 @@ def crawl(
     limit: Annotated[
         int | None,
         typer.Option(
-            min=0,
+            min=1,
             max=MAX_CRAWL_LIMIT,
             help="Stop after this many posts (default crawl.default_limit).",
         ),

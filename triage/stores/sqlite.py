@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from reelwatch.settings import Settings
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema
 changes."""
 
@@ -64,6 +64,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE posts ADD COLUMN failed_settings TEXT",
         "ALTER TABLE posts ADD COLUMN failed_transient INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE posts ADD COLUMN retries INTEGER NOT NULL DEFAULT 0",
+    ),
+    4: (
+        "ALTER TABLE media ADD COLUMN captured_at TEXT",
+        "ALTER TABLE media ADD COLUMN source_url TEXT",
+        "ALTER TABLE media ADD COLUMN media_url TEXT",
+        "ALTER TABLE media ADD COLUMN first_post TEXT",
     ),
 }
 """Statements that bring a store of version ``n - 1`` to version ``n``."""
@@ -149,7 +155,8 @@ CREATE TABLE IF NOT EXISTS posts (
 CREATE INDEX IF NOT EXISTS posts_state ON posts (state, first_seen_ts);
 CREATE TABLE IF NOT EXISTS media (
     sha256 TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL, duration REAL,
-    width INTEGER, height INTEGER, fps REAL, video_codec TEXT, audio_codec TEXT, c2pa JSON
+    width INTEGER, height INTEGER, fps REAL, video_codec TEXT, audio_codec TEXT, c2pa JSON,
+    captured_at TEXT, source_url TEXT, media_url TEXT, first_post TEXT
 );
 CREATE TABLE IF NOT EXISTS matches (
     id TEXT PRIMARY KEY, post_key TEXT NOT NULL, platform TEXT NOT NULL, post_id TEXT NOT NULL,
