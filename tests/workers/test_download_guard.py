@@ -288,6 +288,17 @@ def test_overlong_url_is_shown_once_and_short(settings: Settings) -> None:
     assert message.count("http://127.0.0.1") == 1
 
 
+def test_a_host_on_loopback_is_refused_before_anything_is_fetched(settings: Settings) -> None:
+    settings.download.allow_private_hosts = False
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.5)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/@someone/video/1"
+        with pytest.raises(PermanentError, match=r"not a public address.*allow_private_hosts"):
+            download(settings, url)
+        with pytest.raises(TimeoutError):
+            server.accept()
+
+
 def test_non_http_url_is_refused_in_one_line(settings: Settings) -> None:
     with pytest.raises(InputError, match="not an http"):
         download(settings, "file:///etc/passwd")
