@@ -134,7 +134,8 @@ def _check_address(guard: Guard, sock: Any, address: Any) -> None:
     family = getattr(sock, "family", None)
     if family not in _INET_FAMILIES:
         guard.refuse(
-            f"refusing a {getattr(family, 'name', family)} socket ({_clip(repr(address))})"
+            f"refusing a {getattr(family, 'name', family)} socket ({_clip(repr(address))})",
+            address=True,
         )
     if address is None:  # sendmsg on a connected socket: its peer was checked at connect
         return
@@ -180,10 +181,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     elif event == "urllib.Request":
         scheme = urlsplit(str(args[0])).scheme.lower()
         if scheme not in ALLOWED_SCHEMES:
-            guard.refuse(
-                f"refusing a {scheme or 'schemeless'} URL ({_clip(str(args[0]))}): "
-                "only http(s) is fetched"
-            )
+            guard.refuse(f"refusing {_clip(str(args[0]))}: only http(s) is fetched")
     else:
         _check_program(guard, event, args)
 
