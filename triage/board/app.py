@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -62,6 +62,15 @@ from triage.board.security import (
 )
 from triage.stores import open_store
 from triage.stores.base import Store, as_utc
+from workers.retry import (
+    FailedFilter,
+    parse_since,
+    put_back,
+    select_failed,
+    settings_digest,
+    stale,
+    start_chains,
+)
 
 if TYPE_CHECKING:
     from reelwatch.settings import Settings
@@ -515,6 +524,58 @@ def _routes() -> APIRouter:
             ),
         )
 
+    @router.get("/posts/failed", response_class=HTMLResponse)
+    def failed_posts(
+        request: Request,
+        reason: str = "",
+        since: str = "",
+        platform: str = "",
+        retried: int | None = None,
+    ) -> Response:
+        state: BoardState = request.app.state.board
+        which = _failed_filter(reason, since, platform)
+        posts = select_failed(state.store, which, limit=MAX_FAILED_SHOWN)
+        digest = settings_digest(state.settings)
+        return state.templates.TemplateResponse(
+            request,
+            "failed.html",
+            _context(
+                request,
+                posts=posts,
+                stale={p.key for p in posts if stale(p, digest)},
+                reason=reason,
+                since=since,
+                platform=platform,
+                retried=retried,
+                queued=not state.settings.eager,
+                limit=MAX_FAILED_SHOWN,
+            ),
+        )
+
+    @router.post("/posts/retry", dependencies=[Depends(require_csrf)])
+    def retry_posts(
+        request: Request,
+        background: BackgroundTasks,
+        key: Annotated[list[str] | None, Form()] = None,
+        reason: Annotated[str, Form()] = "",
+        since: Annotated[str, Form()] = "",
+        platform: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Retry one post (``key``) or every failed post the filters show; the chains run
+        after the answer (in this process without a broker, else on the workers)."""
+        state: BoardState = request.app.state.board
+        keys = tuple(key or ())
+        which = _failed_filter(reason, since, platform, keys)
+        limit = None if keys else MAX_FAILED_SHOWN
+        moved = put_back(state.store, select_failed(state.store, which, limit=limit))
+        if moved:
+            background.add_task(_run_retried, state.settings, moved)
+        query = urlencode(
+            {k: v for k, v in (("reason", reason), ("since", since), ("platform", platform)) if v}
+        )
+        target = "/posts/failed?" + (query + "&" if query else "") + f"retried={len(moved)}"
+        return RedirectResponse(target, status_code=303)
+
     @router.get("/accounts", response_class=HTMLResponse)
     def accounts(request: Request) -> Response:
         state: BoardState = request.app.state.board
@@ -596,6 +657,30 @@ def _routes() -> APIRouter:
         return FileResponse(target, headers={"Cache-Control": "private, max-age=3600"})
 
     return router
+
+
+MAX_FAILED_SHOWN = 500
+"""Failed posts one page shows (latest failures first) and "Retry all shown" retries."""
+
+
+def _failed_filter(
+    reason: str, since: str, platform: str, keys: tuple[str, ...] = ()
+) -> FailedFilter:
+    return FailedFilter(
+        reason=reason.strip(),
+        since=parse_since(since) if since.strip() else None,
+        platform=platform.strip(),
+        keys=keys,
+    )
+
+
+def _run_retried(settings: Settings, keys: list[str]) -> None:
+    """Start the chains of posts the board put back (after the answer went out)."""
+    from workers.app import configure
+
+    configure(settings)
+    with open_store(settings) as store:
+        start_chains(settings, store, keys)
 
 
 def _posted(post: Post | None) -> datetime | None:
