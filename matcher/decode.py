@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import stat
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -92,11 +93,15 @@ def sha256_file(path: Path) -> str:
 
 def check_file(path: Path) -> int:
     """The size of ``path`` in bytes; ``InputError`` unless it is a non-empty regular file."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:  # a name too long, a folder that cannot be read...
+        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: not a regular file")
-    size = path.stat().st_size
+    size = st.st_size
     if size == 0:
         raise InputError(f"{path.name}: empty file")
     return size

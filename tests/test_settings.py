@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from reelwatch.errors import InputError
-from reelwatch.settings import Settings, defaults_file, load_settings
+from reelwatch.settings import MAX_CRAWL_LIMIT, Settings, defaults_file, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -197,6 +197,12 @@ def test_query_limits_follow_the_download_limits(monkeypatch: pytest.MonkeyPatch
     reference = load_settings().media_limits("reference")
     assert reference.max_duration_s == 4 * 3600
     assert reference.duration_setting == "limits.catalog_max_duration_s"
+
+
+def test_the_crawl_limit_is_the_crawlers() -> None:
+    from crawler.sources.base import MAX_LIMIT
+
+    assert MAX_CRAWL_LIMIT == MAX_LIMIT
 
 
 def test_every_number_setting_has_a_range() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from reelwatch.cli import console, err_console, settings_of
+from reelwatch.cli import console, err_console, settings_of, terminal_safe
 from reelwatch.errors import InputError
 
 Box = tuple[int, int, int, int]
@@ -77,18 +77,19 @@ def add(
             catalog.discard_empty_title(t.id)
         if isinstance(exc, AssetsRefused) and len(exc.refused) > 1:
             for r in exc.refused:
-                err_console.print(f"refused {r.reason}")
+                err_console.print(f"refused {terminal_safe(r.reason)}")
             raise InputError(
                 f"nothing added to {t.name}: all {len(exc.refused)} files were refused"
             ) from None
         raise
-    console.print(f"{t.name} ({t.id}): {len(assets)} asset(s) indexed", style="bold")
+    safe = terminal_safe
+    console.print(f"{safe(t.name)} ({t.id}): {len(assets)} asset(s) indexed", style="bold")
     for a in assets:
-        console.print(f"  {a.kind.value:6} {a.id}  {a.name}{_box_text(a.face_box)}")
+        console.print(f"  {a.kind.value:6} {a.id}  {safe(a.name)}{_box_text(a.face_box)}")
         for note in a.notes:
-            console.print(f"         note: {note}")
+            console.print(f"         note: {safe(note)}")
     for r in assets.refused:
-        err_console.print(f"refused {r.reason}")
+        err_console.print(f"refused {safe(r.reason)}")
 
 
 def _box_text(box: Box | None) -> str:
@@ -160,10 +161,10 @@ def list_(
         for a in catalog.assets(t.id):
             kinds[a.kind.value] = kinds.get(a.kind.value, 0) + 1
         table.add_row(
-            t.name,
+            terminal_safe(t.name),
             t.id,
-            t.owner,
-            " ".join(f"#{h}" for h in t.hashtags),
+            terminal_safe(t.owner),
+            terminal_safe(" ".join(f"#{h}" for h in t.hashtags)),
             ", ".join(f"{n} {k}" for k, n in kinds.items()) or "0",
             t.policy.describe(),
         )
@@ -172,9 +173,9 @@ def list_(
     if noted:
         console.print("assets with notes:")
         for a in noted:
-            console.print(f"  {a.id}  {a.name}{_box_text(a.face_box)}")
+            console.print(f"  {a.id}  {terminal_safe(a.name)}{_box_text(a.face_box)}")
             for note in a.notes:
-                console.print(f"    note: {note}")
+                console.print(f"    note: {terminal_safe(note)}")
     status = signal_status(catalog.settings)
     console.print(
         "signals: "

@@ -45,7 +45,7 @@ def crawl(
     limit: Annotated[
         int | None,
         typer.Option(
-            min=1,
+            min=0,
             max=MAX_CRAWL_LIMIT,
             help="Stop after this many posts (default crawl.default_limit).",
         ),

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from reelwatch.cli import console, settings_of
+from reelwatch.cli import console, error_line, settings_of, terminal_safe
 from reelwatch.errors import InputError, ReelwatchError
 from reelwatch.models import Confidence, Match, TriageStatus
 from reelwatch.settings import Settings
@@ -24,10 +24,14 @@ def _resolve_input(settings: Settings, item: str) -> Path:
 
         return download(settings, item).path
     path = Path(item)
-    if not path.exists():
-        raise InputError(f"{item}: no such file")
-    if path.is_dir():
-        raise InputError(f"{item}: is a directory, not a media file")
+    try:
+        if path.is_dir():
+            raise InputError(f"{item}: is a directory, not a media file")
+        path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{item}: no such file") from None
+    except OSError as exc:  # a name too long, a folder that cannot be read...
+        raise InputError(f"{item}: {exc.strerror or exc}") from None
     return path
 
 
@@ -66,7 +70,7 @@ def match(
             report = matcher.match_file(_resolve_input(settings, item), context=context)
         except ReelwatchError as exc:
             failures += 1
-            print(f"reelwatch: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             continue
         data: dict[str, Any] = report.to_json()
         data["input"] = item
@@ -78,30 +82,39 @@ def match(
         raise typer.Exit(1)
 
 
+def media_size(media: Any) -> str:
+    """A media file's picture size as lists show it: ``1280x720``, or ``audio only``."""
+    if media.width and media.height:
+        return f"{media.width}x{media.height}"
+    return "audio only" if media.audio_codec else "no picture"
+
+
 def _print_report(item: str, report: Any) -> None:
+    safe = terminal_safe
     console.print(
-        f"{item}  sha256 {report.media.sha256[:12]}  "
-        f"{report.media.duration or 0:.1f}s {report.media.width}x{report.media.height}"
+        f"{safe(item)}  sha256 {report.media.sha256[:12]}  "
+        f"{report.media.duration or 0:.1f}s {media_size(report.media)}"
     )
     if report.ai.is_ai:
-        console.print("  AI-generated: " + "; ".join(report.ai.reasons))
+        console.print("  AI-generated: " + safe("; ".join(report.ai.reasons)))
     if not report.matches:
         console.print("  no match")
     for m in report.matches:
         signals = ", ".join(f"{k} {v:.2f}" for k, v in m.signals.items())
         console.print(
-            f"  {m.title} ({m.title_id}): score {m.score:.2f} [{m.confidence.value}]  {signals}"
+            f"  {safe(m.title)} ({safe(m.title_id)}): score {m.score:.2f}"
+            f" [{m.confidence.value}]  {signals}"
         )
         for note in m.notes:
-            console.print(f"    ! {note}")
+            console.print(f"    ! {safe(note)}")
         for s in m.segments:
             where = f"query {s.query_start:.1f}-{s.query_end:.1f}s" if s.timed else "caption"
             if s.ref_asset.startswith("title:"):
                 ref = ""
             else:
                 ref = f" ~ {s.ref_asset} {s.ref_start:.1f}-{s.ref_end:.1f}s"
-            who = f" [{s.talent}]" if s.talent else ""
-            note = f"  ({s.note})" if s.note else ""
+            who = f" [{safe(s.talent)}]" if s.talent else ""
+            note = f"  ({safe(s.note)})" if s.note else ""
             console.print(f"    {s.signal}: {where}{ref}{who}{note}")
     if report.signals_off:
         off = "; ".join(f"{k}: {v}" for k, v in report.signals_off.items())
@@ -123,7 +136,7 @@ def list_matches(
         Confidence | None, typer.Option(help="Only this tier or better.")
     ] = None,
     title: Annotated[str | None, typer.Option(help="Only this title id.")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
 ) -> None:
     """List landed matches, best first."""
     from triage.stores import open_store
@@ -141,13 +154,13 @@ def list_matches(
     table = Table("title", "platform", "account", "score", "tier", "status", "post")
     for m in found:
         table.add_row(
-            m.title,
+            terminal_safe(m.title),
             m.platform,
-            f"@{m.account}",
+            terminal_safe(f"@{m.account}"),
             f"{m.score:.2f}",
             m.confidence.value,
             m.status.value,
-            m.post_url,
+            terminal_safe(m.post_url),
         )
     console.print(table)
 
