@@ -296,6 +296,17 @@ def _run_source(source: Any, crawl_job: CrawlJob, out_file: IO[str]) -> dict[str
         collector.stop = "failed"
         kind = next((k for k, cls in _ERRORS.items() if isinstance(exc, cls)), "permanent")
         report = {"status": "failed", "kind": kind, "reason": "error", "message": str(exc)}
+    except _browser_errors() as exc:
+        # Chromium died or was killed mid-crawl (its target closed): what was listed before is
+        # kept, and the crawl is worth running again.
+        collector.stop = "failed"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        report = {
+            "status": "failed",
+            "kind": "transient",
+            "reason": "browser_crashed",
+            "message": f"the browser failed mid-crawl: {first}",
+        }
     report.update(
         stop=collector.stop,
         pages=collector.pages,
@@ -303,6 +314,16 @@ def _run_source(source: Any, crawl_job: CrawlJob, out_file: IO[str]) -> dict[str
         cursor=collector.cursor,
     )
     return report
+
+
+def _browser_errors() -> tuple[type[BaseException], ...]:
+    """Playwright's error class (a browser or page that went away), when Playwright is
+    installed; sources that meet it on purpose turn it into a :class:`SourceFailure` first."""
+    try:
+        from playwright.sync_api import Error
+    except ImportError:
+        return ()
+    return (Error,)
 
 
 def main(argv: list[str] | None = None) -> int:
