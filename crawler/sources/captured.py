@@ -17,11 +17,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from crawler.browser import BrowserSession, Captured, blocked_reason, scroll_to_bottom, wait_for
 from crawler.sources.base import Collector, CrawlJob, Source, SourceFailure
+from crawler.tiktok_format import safe_file_name
 from reelwatch.models import Post, Provenance, utcnow
 
 if TYPE_CHECKING:
@@ -264,7 +266,7 @@ class CapturedListing:
     def _screenshot(self, post: Post) -> None:
         if self.shots is None or self.job.captures_dir is None:
             return
-        path = self.job.captures_dir / f"{post.post_id}.png"
+        path = screenshot_path(self.job.captures_dir, post.post_id)
         if self.session.screenshot(self.shots, post.url, path):
             post.provenance.screenshot = str(path.relative_to(self.source.settings.home))
 
@@ -294,6 +296,12 @@ class CapturedListing:
             f"{name}'s page made none of the requests reelwatch reads "
             f"({self.start_url().split('?')[0]}); its web client may have changed",
         )
+
+
+def screenshot_path(captures_dir: Path, post_id: str) -> Path:
+    """Where a post's screenshot goes: a file directly in ``captures_dir`` whatever the id
+    holds (``../``, ``/``, NUL: :func:`~crawler.tiktok_format.safe_file_name`)."""
+    return captures_dir / f"{safe_file_name(post_id)}.png"
 
 
 def _rate_limit_reset(headers: dict[str, str]) -> str:

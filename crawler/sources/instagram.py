@@ -23,14 +23,24 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from crawler.sources.base import SourceSettings
 from crawler.sources.captured import AnswerPage, CapturedListing, Evidence
 from crawler.sources.logged_in import LoggedInSource
-from crawler.tiktok_format import as_dict, as_int, as_list
+from crawler.tiktok_format import (
+    MalformedItem,
+    as_count,
+    as_dict,
+    as_duration,
+    as_http_url,
+    as_int,
+    as_list,
+    as_text,
+    as_timestamp,
+    post_id_of,
+)
 from reelwatch.models import Author, Post, PostStats, normalize_hashtag
 
 logger = logging.getLogger(__name__)
@@ -69,7 +79,7 @@ def _count(media: dict[str, Any], *keys: str) -> int | None:
         value = media.get(key)
         if isinstance(value, dict):
             value = value.get("count")
-        number = as_int(value)
+        number = as_count(value)
         if number is not None:
             return number
     return None
@@ -96,56 +106,55 @@ def video_of(media: dict[str, Any]) -> dict[str, Any] | None:
 def _caption(media: dict[str, Any]) -> str:
     caption = media.get("caption")
     if isinstance(caption, dict):
-        return str(caption.get("text") or "")
+        return as_text(caption.get("text"))
     if isinstance(caption, str):
         return caption
     edges = as_list(as_dict(media.get("edge_media_to_caption")).get("edges"))
-    return str(as_dict(as_dict(edges[0]).get("node")).get("text") or "") if edges else ""
+    return as_text(as_dict(as_dict(edges[0]).get("node")).get("text")) if edges else ""
 
 
 def media_to_post(
     media: dict[str, Any], *, platform: str, base_url: str, evidence: Evidence
 ) -> Post | None:
     """Map one Instagram media item (private API or GraphQL node) to a Post; None when it
-    holds no video. Raises ValueError without a pk or id."""
-    pk = str(media.get("pk") or str(media.get("id") or "").split("_")[0]).strip()
-    if not pk:
-        raise ValueError("media has no pk or id")
+    holds no video. :class:`~crawler.tiktok_format.MalformedItem` without a usable pk or id;
+    fields of the wrong type or out of range are left unknown."""
+    if not isinstance(media, dict):
+        raise MalformedItem("media item is not an object")
+    pk = post_id_of(media.get("pk") or as_text(media.get("id")).split("_")[0], "media item")
     video = video_of(media)
     if video is None:
         return None
-    code = str(media.get("code") or media.get("shortcode") or "")
-    if not code and pk.isdigit():
+    code = as_text(media.get("code") or media.get("shortcode"))
+    if not code and pk.isascii() and pk.isdigit():
         code = shortcode(pk)
     kind = "reel" if media.get("product_type") == "clips" else "p"
     user = as_dict(media.get("user")) or as_dict(media.get("owner"))
     caption = _caption(media)
-    taken = as_int(media.get("taken_at") or media.get("taken_at_timestamp"))
     versions = [as_dict(v) for v in as_list(video.get("video_versions"))]
-    media_url = next((str(v["url"]) for v in versions if v.get("url")), None)
-    duration = video.get("video_duration")
+    media_url = next((u for u in (as_http_url(v.get("url")) for v in versions) if u), None)
     tags = (normalize_hashtag(t) for t in _HASHTAG.findall(caption))
     return Post(
         platform=platform,
         post_id=pk,
-        url=f"{base_url.rstrip('/')}/{kind}/{quote(code)}/",
+        url=f"{base_url.rstrip('/')}/{kind}/{quote(code, safe='')}/",
         author=Author(
-            id=str(user.get("pk") or user.get("id") or ""),
-            handle=str(user.get("username") or ""),
-            nickname=user.get("full_name") or None,
-            followers=as_int(user.get("follower_count")),
+            id=as_text(user.get("pk") or user.get("id")),
+            handle=as_text(user.get("username")),
+            nickname=as_text(user.get("full_name")) or None,
+            followers=as_count(user.get("follower_count")),
         ),
         caption=caption,
         hashtags=list(dict.fromkeys(tags)),
-        posted_at=datetime.fromtimestamp(taken, UTC) if taken else None,
+        posted_at=as_timestamp(media.get("taken_at") or media.get("taken_at_timestamp")),
         stats=PostStats(
             views=_count(media, "play_count", "ig_play_count", "view_count", "video_view_count"),
             likes=_count(media, "like_count", "edge_liked_by", "edge_media_preview_like"),
             shares=_count(media, "reshare_count", "share_count"),
             comments=_count(media, "comment_count", "edge_media_to_comment"),
         ),
-        media_url=media_url or video.get("video_url") or None,
-        duration=float(duration) if isinstance(duration, int | float) and duration else None,
+        media_url=media_url or as_http_url(video.get("video_url")),
+        duration=as_duration(video.get("video_duration")),
         watch=evidence.watch,
         hashtag=evidence.hashtag,
         first_seen=evidence.captured_at,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
 
@@ -33,10 +33,17 @@ from crawler.sources.base import (
 from crawler.sources.captured import AnswerPage, CapturedListing, Evidence
 from crawler.tiktok_format import (
     CHALLENGE_NOT_FOUND,
+    MalformedItem,
+    as_count,
     as_dict,
+    as_duration,
+    as_http_url,
     as_int,
     as_list,
+    as_text,
+    as_timestamp,
     item_hashtags,
+    post_id_of,
     rehydration_scope,
 )
 from reelwatch.errors import InputError
@@ -65,41 +72,40 @@ def item_to_post(
     """Map one TikTok item (as the tag page and item-list API serve it) to a Post.
 
     Only ``id`` is required: platforms drop fields for deleted or restricted accounts, and a
-    post with fewer details is still worth matching. Raises ValueError without an id.
+    post with fewer details is still worth matching. Fields of the wrong type or out of range
+    are left unknown; :class:`~crawler.tiktok_format.MalformedItem` without a usable id.
     """
-    post_id = str(item.get("id") or "").strip()
-    if not post_id:
-        raise ValueError("item has no id")
+    if not isinstance(item, dict):
+        raise MalformedItem("item is not an object")
+    post_id = post_id_of(item.get("id"))
     author = as_dict(item.get("author"))
     author_stats = as_dict(item.get("authorStats")) or as_dict(item.get("authorStatsV2"))
     stats = as_dict(item.get("stats")) or as_dict(item.get("statsV2"))
     video = as_dict(item.get("video"))
-    handle = str(author.get("uniqueId") or "")
-    created = as_int(item.get("createTime"))
-    duration = video.get("duration")
-    ai_description = str(item.get("AIGCDescription") or "").strip() or None
+    handle = as_text(author.get("uniqueId"))
+    ai_description = as_text(item.get("AIGCDescription")).strip() or None
     now = captured_at or utcnow()
     return Post(
         platform=platform,
         post_id=post_id,
-        url=f"{base_url.rstrip('/')}/@{quote(handle)}/video/{quote(post_id)}",
+        url=f"{base_url.rstrip('/')}/@{quote(handle, safe='')}/video/{quote(post_id, safe='')}",
         author=Author(
-            id=str(author.get("id") or ""),
+            id=as_text(author.get("id")),
             handle=handle,
-            nickname=author.get("nickname") or None,
-            followers=as_int(author_stats.get("followerCount")),
+            nickname=as_text(author.get("nickname")) or None,
+            followers=as_count(author_stats.get("followerCount")),
         ),
-        caption=str(item.get("desc") or ""),
+        caption=as_text(item.get("desc")),
         hashtags=item_hashtags(item),
-        posted_at=datetime.fromtimestamp(created, UTC) if created else None,
+        posted_at=as_timestamp(item.get("createTime")),
         stats=PostStats(
-            views=as_int(stats.get("playCount")),
-            likes=as_int(stats.get("diggCount")),
-            shares=as_int(stats.get("shareCount")),
-            comments=as_int(stats.get("commentCount")),
+            views=as_count(stats.get("playCount")),
+            likes=as_count(stats.get("diggCount")),
+            shares=as_count(stats.get("shareCount")),
+            comments=as_count(stats.get("commentCount")),
         ),
-        media_url=video.get("playAddr") or video.get("downloadAddr") or None,
-        duration=float(duration) if isinstance(duration, int | float) and duration else None,
+        media_url=as_http_url(video.get("playAddr")) or as_http_url(video.get("downloadAddr")),
+        duration=as_duration(video.get("duration")),
         ai_label=ai_description,
         is_ai_labelled=bool(item.get("IsAigc")) or ai_description is not None,
         watch=watch,
@@ -302,7 +308,7 @@ def page_posts(
 ) -> list[Post]:
     """The Posts of one item-list page (malformed items are skipped and logged)."""
     posts = []
-    for raw in as_list(page.get("itemList")):
+    for raw in as_list(as_dict(page).get("itemList")):
         try:
             posts.append(
                 item_to_post(

@@ -24,7 +24,7 @@ The search asks for ``filter:videos`` so X itself leaves out text and photo twee
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -32,7 +32,17 @@ from urllib.parse import quote, urlencode, urlsplit
 from crawler.sources.base import SourceSettings
 from crawler.sources.captured import AnswerPage, CapturedListing, Evidence
 from crawler.sources.logged_in import LoggedInSource
-from crawler.tiktok_format import as_dict, as_int, as_list
+from crawler.tiktok_format import (
+    MalformedItem,
+    as_count,
+    as_dict,
+    as_duration,
+    as_http_url,
+    as_int,
+    as_list,
+    as_text,
+    post_id_of,
+)
 from reelwatch.models import Author, Post, PostStats, normalize_hashtag
 
 logger = logging.getLogger(__name__)
@@ -57,18 +67,22 @@ def unwrap(result: dict[str, Any]) -> dict[str, Any] | None:
 def posted_at(text: str) -> datetime | None:
     """``Wed Oct 10 20:19:24 +0000 2018`` (X's ``created_at``) as an aware datetime."""
     try:
-        return parsedate_to_datetime(text) if text else None
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(text) if text else None
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    # "-0000" means "zone unknown": a naive datetime, read as UTC like X's own "+0000".
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def best_mp4(media: dict[str, Any]) -> str | None:
     """The highest-bitrate MP4 variant of a video or GIF (HLS playlists are left out)."""
     variants = [as_dict(v) for v in as_list(as_dict(media.get("video_info")).get("variants"))]
-    mp4 = [v for v in variants if v.get("content_type") == "video/mp4" and v.get("url")]
+    mp4 = [
+        v for v in variants if v.get("content_type") == "video/mp4" and as_http_url(v.get("url"))
+    ]
     if not mp4:
         return None
-    return str(max(mp4, key=lambda v: as_int(v.get("bitrate")) or 0)["url"])
+    return as_http_url(max(mp4, key=lambda v: as_count(v.get("bitrate")) or 0)["url"])
 
 
 def video_media(legacy: dict[str, Any]) -> dict[str, Any] | None:
@@ -84,52 +98,57 @@ def tweet_to_post(
     result: dict[str, Any], *, platform: str, base_url: str, evidence: Evidence
 ) -> Post | None:
     """Map one ``tweet_results.result`` to a Post; None when it is no tweet or carries no
-    video of its own. Raises ValueError without an id. The result is kept as sent
+    video of its own. :class:`~crawler.tiktok_format.MalformedItem` without a usable id;
+    fields of the wrong type or out of range are left unknown. The result is kept as sent
     (wrapper included) as the raw item."""
+    if not isinstance(result, dict):
+        raise MalformedItem("tweet result is not an object")
     tweet = unwrap(result)
     if tweet is None:
         return None
     legacy = as_dict(tweet.get("legacy"))
-    tweet_id = str(legacy.get("id_str") or tweet.get("rest_id") or "").strip()
-    if not tweet_id:
-        raise ValueError("tweet has no id")
+    tweet_id = post_id_of(legacy.get("id_str") or tweet.get("rest_id"), "tweet")
     media = video_media(legacy)
     if media is None:
         return None
     user = user_of(tweet)
     user_core, user_legacy = as_dict(user.get("core")), as_dict(user.get("legacy"))
-    handle = str(user_core.get("screen_name") or user_legacy.get("screen_name") or "")
+    handle = as_text(user_core.get("screen_name") or user_legacy.get("screen_name"))
     note = as_dict(
         as_dict(as_dict(tweet.get("note_tweet")).get("note_tweet_results")).get("result")
     )
-    text = str(note.get("text") or legacy.get("full_text") or "")
+    text = as_text(note.get("text") or legacy.get("full_text"))
     tags = [
         as_dict(h).get("text") for h in as_list(as_dict(legacy.get("entities")).get("hashtags"))
     ]
-    millis = as_int(as_dict(media.get("video_info")).get("duration_millis"))
-    base = base_url.rstrip("/")
-    url = f"{base}/{quote(handle)}/status/{tweet_id}" if handle else f"{base}/i/status/{tweet_id}"
+    millis = as_count(as_dict(media.get("video_info")).get("duration_millis"))
+    base, quoted = base_url.rstrip("/"), quote(tweet_id, safe="")
+    url = (
+        f"{base}/{quote(handle, safe='')}/status/{quoted}"
+        if handle
+        else f"{base}/i/status/{quoted}"
+    )
     return Post(
         platform=platform,
         post_id=tweet_id,
         url=url,
         author=Author(
-            id=str(user.get("rest_id") or legacy.get("user_id_str") or ""),
+            id=as_text(user.get("rest_id") or legacy.get("user_id_str")),
             handle=handle,
-            nickname=user_core.get("name") or user_legacy.get("name") or None,
-            followers=as_int(user_legacy.get("followers_count")),
+            nickname=as_text(user_core.get("name") or user_legacy.get("name")) or None,
+            followers=as_count(user_legacy.get("followers_count")),
         ),
         caption=text,
         hashtags=list(dict.fromkeys(normalize_hashtag(t) for t in tags if isinstance(t, str))),
-        posted_at=posted_at(str(legacy.get("created_at") or "")),
+        posted_at=posted_at(as_text(legacy.get("created_at"))),
         stats=PostStats(
-            views=as_int(as_dict(tweet.get("views")).get("count")),
-            likes=as_int(legacy.get("favorite_count")),
-            shares=as_int(legacy.get("retweet_count")),
-            comments=as_int(legacy.get("reply_count")),
+            views=as_count(as_dict(tweet.get("views")).get("count")),
+            likes=as_count(legacy.get("favorite_count")),
+            shares=as_count(legacy.get("retweet_count")),
+            comments=as_count(legacy.get("reply_count")),
         ),
         media_url=best_mp4(media),
-        duration=millis / 1000 if millis else None,
+        duration=as_duration(millis / 1000) if millis else None,
         watch=evidence.watch,
         hashtag=evidence.hashtag,
         first_seen=evidence.captured_at,

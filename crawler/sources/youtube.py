@@ -39,7 +39,7 @@ from crawler.sources.ytdlp import (
     hashtags_in,
     webpage_url_of,
 )
-from crawler.tiktok_format import as_dict, as_list
+from crawler.tiktok_format import MalformedItem, as_dict, as_http_url, as_list, as_text, post_id_of
 from reelwatch.errors import InputError
 from reelwatch.models import Author, Post, PostStats, Provenance, utcnow
 
@@ -171,15 +171,16 @@ def youtube_entry_to_post(entry: dict[str, Any], listed: Listed) -> Post | None:
     entries that are not videos (playlists, channels, hashtag tiles)."""
     from yt_dlp.extractor.youtube import YoutubeIE
 
+    if not isinstance(entry, dict):
+        raise MalformedItem("entry is not an object")
     if entry.get("_type") in ("playlist", "multi_video"):
         return None
     url, _ = webpage_url_of(entry)
+    url = as_http_url(url) or ""
     key = entry_extractor_key(entry)
     if key != YoutubeIE.ie_key() and not (not key and YoutubeIE.suitable(url)):
         return None
-    video_id = str(entry.get("id") or YoutubeIE.get_temp_id(url) or "")
-    if not video_id:
-        raise ValueError("entry has no video id")
+    video_id = post_id_of(as_text(entry.get("id")) or YoutubeIE.get_temp_id(url), "entry")
     author = author_of(entry)
     if not author.handle and listed.query.kind == "account":
         author.handle = listed.query.value
@@ -187,7 +188,7 @@ def youtube_entry_to_post(entry: dict[str, Any], listed: Listed) -> Post | None:
         entry,
         platform="youtube",
         post_id=video_id,
-        url=url or f"https://www.youtube.com/watch?v={quote(video_id)}",
+        url=url or f"https://www.youtube.com/watch?v={quote(video_id, safe='')}",
         listed=listed,
         author=author,
     )

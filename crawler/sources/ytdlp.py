@@ -34,6 +34,15 @@ from crawler.sources.base import (
     SourceFailure,
     SourceSettings,
 )
+from crawler.tiktok_format import (
+    MalformedItem,
+    as_count,
+    as_duration,
+    as_http_url,
+    as_text,
+    as_timestamp,
+    post_id_of,
+)
 from reelwatch.errors import InputError
 from reelwatch.models import Author, Post, PostStats, Provenance, normalize_hashtag, utcnow
 
@@ -66,8 +75,8 @@ class Listed:
 
 def caption_of(entry: dict[str, Any]) -> str:
     """Title and description as one caption, without saying the same thing twice."""
-    title = str(entry.get("title") or "").strip()
-    description = str(entry.get("description") or "").strip()
+    title = as_text(entry.get("title")).strip()
+    description = as_text(entry.get("description")).strip()
     if not description or description == title:
         return title
     if not title or description.startswith(title):
@@ -85,11 +94,14 @@ def posted_at_of(entry: dict[str, Any]) -> datetime | None:
     """``timestamp``, else ``release_timestamp``, else ``upload_date`` (midnight UTC)."""
     for key in ("timestamp", "release_timestamp"):
         value = entry.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, int | float) and (when := as_timestamp(value)) is not None:
+            return when
     date = entry.get("upload_date")
     if isinstance(date, str) and re.fullmatch(r"\d{8}", date):
-        return datetime.strptime(date, "%Y%m%d").replace(tzinfo=UTC)
+        try:
+            return datetime.strptime(date, "%Y%m%d").replace(tzinfo=UTC)
+        except ValueError:  # 20261399
+            return None
     return None
 
 
@@ -97,24 +109,24 @@ def author_of(entry: dict[str, Any]) -> Author:
     """yt-dlp names people inconsistently across sites: ``uploader_id`` is a handle
     (``@name``) on YouTube and a numeric id elsewhere; ``uploader`` a display name on
     YouTube and often the handle elsewhere."""
-    uploader_id = str(entry.get("uploader_id") or "")
-    uploader = str(entry.get("uploader") or "")
+    uploader_id = as_text(entry.get("uploader_id"))
+    uploader = as_text(entry.get("uploader"))
     if uploader_id.startswith("@"):
-        handle, author_id = uploader_id[1:], str(entry.get("channel_id") or uploader_id)
+        handle, author_id = uploader_id[1:], as_text(entry.get("channel_id")) or uploader_id
     else:
-        handle, author_id = uploader, str(entry.get("channel_id") or uploader_id)
+        handle, author_id = uploader, as_text(entry.get("channel_id")) or uploader_id
     followers = entry.get("channel_follower_count")
     return Author(
         id=author_id,
         handle=handle,
-        nickname=entry.get("channel") or uploader or None,
-        followers=followers if isinstance(followers, int) else None,
+        nickname=as_text(entry.get("channel")) or uploader or None,
+        followers=as_count(followers) if isinstance(followers, int) else None,
     )
 
 
 def _count(entry: dict[str, Any], key: str) -> int | None:
     value = entry.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return as_count(value) if isinstance(value, int) else None
 
 
 def stats_of(entry: dict[str, Any]) -> PostStats:
@@ -138,8 +150,8 @@ def webpage_url_of(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ``<guid>`` as ``force_videoid``)."""
     from yt_dlp.utils import unsmuggle_url
 
-    url, data = unsmuggle_url(str(entry.get("webpage_url") or entry.get("url") or ""), {})
-    return url, data or {}
+    url, data = unsmuggle_url(as_text(entry.get("webpage_url") or entry.get("url")), {})
+    return url, data if isinstance(data, dict) else {}
 
 
 def entry_post(
@@ -153,7 +165,6 @@ def entry_post(
 ) -> Post:
     """A Post from one yt-dlp entry (flat or complete)."""
     caption = caption_of(entry)
-    duration = entry.get("duration")
     return Post(
         platform=platform,
         post_id=post_id,
@@ -163,7 +174,7 @@ def entry_post(
         hashtags=hashtags_in(caption),
         posted_at=posted_at_of(entry),
         stats=stats_of(entry),
-        duration=float(duration) if isinstance(duration, int | float) and duration else None,
+        duration=as_duration(entry.get("duration")),
         watch=listed.watch,
         hashtag=listed.query.hashtag,
         first_seen=listed.captured_at,
@@ -171,7 +182,7 @@ def entry_post(
         provenance=Provenance(
             raw=raw_of(entry),
             captured_at=listed.captured_at,
-            source_url=str(entry.get("playlist_webpage_url") or listed.url),
+            source_url=as_text(entry.get("playlist_webpage_url")) or listed.url,
             user_agent=listed.user_agent,
             method="ytdlp",
             query=str(listed.query),
@@ -398,8 +409,8 @@ def entry_extractor_key(entry: dict[str, Any]) -> str:
     """The extractor that made (or would make) the entry: ``ie_key`` for a flat link (its
     ``extractor_key`` is the playlist's, copied in by yt-dlp), else ``extractor_key``."""
     if entry.get("_type") in ("url", "url_transparent"):
-        return str(entry.get("ie_key") or "")
-    return str(entry.get("extractor_key") or entry.get("ie_key") or "")
+        return as_text(entry.get("ie_key"))
+    return as_text(entry.get("extractor_key") or entry.get("ie_key"))
 
 
 def ytdlp_entry_to_post(entry: dict[str, Any], listed: Listed, *, platform: str) -> Post | None:
@@ -409,14 +420,18 @@ def ytdlp_entry_to_post(entry: dict[str, Any], listed: Listed, *, platform: str)
     URL names them (the generic one, with the feed's ``<guid>`` or the URL as the id, when
     none does). Entries that link to playlists are not posts and give None.
     """
+    if not isinstance(entry, dict):
+        raise MalformedItem("entry is not an object")
     if entry.get("_type") in ("playlist", "multi_video"):
         return None
     url, smuggled = webpage_url_of(entry)
     if not url:
-        raise ValueError("entry has no URL")
+        raise MalformedItem("entry has no URL")
+    if as_http_url(url) is None:
+        raise MalformedItem(f"entry URL {url[:100]!a} is not an http(s) URL")
     is_link = entry.get("_type") in ("url", "url_transparent")
     key = entry_extractor_key(entry)
-    post_id = str(entry.get("id") or "")
+    post_id = as_text(entry.get("id"))
     if not key:
         cls = _extractor_for(url)
         if cls is not None:
@@ -427,8 +442,8 @@ def ytdlp_entry_to_post(entry: dict[str, Any], listed: Listed, *, platform: str)
     if is_link and (key in _CONTAINERS or (cls is not None and cls.is_single_video(url) is False)):
         return None
     key = key or "generic"
-    post_id = post_id or str(smuggled.get("force_videoid") or url)
-    post_id = f"{key.lower()}:{post_id}"
+    post_id = post_id or as_text(smuggled.get("force_videoid")) or url
+    post_id = post_id_of(f"{key.lower()}:{post_id}", "entry")
     return entry_post(entry, platform=platform, post_id=post_id, url=url, listed=listed)
 
 
