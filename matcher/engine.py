@@ -97,7 +97,8 @@ class MatchReport:
     def to_json(self) -> dict[str, Any]:
         """The ``reelwatch match --json`` object (a JSON-ready dict) of the architecture::
 
-        {"input", "media": {"sha256", "duration", "width", "height", ...},
+        {"input", "media": {"sha256", "duration", "width", "height", ..., "captured_at",
+                            "source_url"},
          "ai": {"is_ai", "reasons"}, "signals_off": {name: why},
          "matches": [{"title", "title_id", "score", "confidence", "signals": {name: score},
                       "notes": [...], "segments": [{"signal", "query_start", "query_end",
@@ -114,6 +115,10 @@ class MatchReport:
                 "height": self.media.height,
                 "fps": self.media.fps,
                 "bytes": self.media.bytes,
+                "captured_at": (
+                    self.media.captured_at.isoformat() if self.media.captured_at else None
+                ),
+                "source_url": self.media.source_url,
             },
             "ai": self.ai.model_dump(),
             "signals_off": dict(self.signals_off),

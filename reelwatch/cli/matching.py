@@ -12,7 +12,7 @@ from rich.table import Table
 
 from reelwatch.cli import console, error_line, settings_of, terminal_safe
 from reelwatch.errors import InputError, ReelwatchError
-from reelwatch.models import Confidence, Match, TriageStatus
+from reelwatch.models import Confidence, Match, Media, TriageStatus, utcnow
 from reelwatch.settings import Settings
 
 matches_app = typer.Typer(help="Matches landed for triage.", no_args_is_help=True)
@@ -67,7 +67,9 @@ def match(
     failures = 0
     for item in inputs:
         try:
-            report = matcher.match_file(_resolve_input(settings, item), context=context)
+            path = _resolve_input(settings, item)
+            report = matcher.match_file(path, context=context)
+            report.media = _read_from(report.media, item, path)
         except ReelwatchError as exc:
             failures += 1
             print(error_line(exc), file=sys.stderr)
@@ -80,6 +82,14 @@ def match(
         _print_report(item, report)
     if failures:
         raise typer.Exit(1)
+
+
+def _read_from(media: Media, item: str, path: Path) -> Media:
+    """The report's media with where it was read from (the URL given, or the local file as a
+    ``file://`` URL) and when, as ``match --json`` shows them."""
+    is_url = item.startswith(("http://", "https://"))
+    source = item if is_url else path.resolve().as_uri()
+    return media.model_copy(update={"source_url": source, "captured_at": utcnow()})
 
 
 def media_size(media: Any) -> str:

@@ -111,3 +111,18 @@ def test_downloads_are_recorded_and_verify_reports_exactly_the_changed_files(
     assert text.returncode == 1
     last = text.stdout.strip().splitlines()[-1]
     assert last.startswith("verify: ") and "3 differ from their records" in last
+
+
+def test_match_json_says_where_and_when_a_local_file_was_read(
+    run_cli: Runner, reference_clip: Path, tmp_path: Path
+) -> None:
+    added = run_cli("catalog", "add", "--title", "Starfall Station", str(reference_clip))
+    assert added.returncode == 0, added.stderr
+    local = tmp_path / "my copy.mp4"
+    local.write_bytes(reference_clip.read_bytes())
+    done = run_cli("match", "--json", str(local))
+    assert done.returncode == 0, done.stderr
+    media = json.loads(done.stdout)["media"]
+    assert media["source_url"] == local.resolve().as_uri()
+    assert media["source_url"].startswith("file:///") and "my%20copy.mp4" in media["source_url"]
+    assert media["captured_at"] and media["bytes"] == local.stat().st_size
