@@ -16,6 +16,7 @@ from tests.workers.conftest import COPY_ID, TAG, replica, sink, world, world_set
 from triage.stores import open_store
 from workers import tasks
 from workers.app import configure
+from workers.pipeline import Pipeline
 
 __all__ = ["replica", "sink", "world", "world_settings"]  # fixtures used by name
 
@@ -86,6 +87,26 @@ def test_downloads_are_recorded_and_verify_reports_exactly_the_changed_files(
     assert sorted((d["kind"], d["problem"], d["path"]) for d in found["differences"]) == [
         ("evidence", "sha256 differs", evidence[0]),
         ("media", "sha256 differs", shown_media),
+    ]
+
+    # Matching the post again reuses the changed evidence file; its record stays the first.
+    pipeline = Pipeline(landed)
+    try:
+        pipeline.land(post.key, pipeline.match(post.key))
+    finally:
+        pipeline.close()
+    with open_store(landed) as store:
+        [rematched] = store.list_matches(post_key=post.key)
+    assert rematched.updated_at > match.updated_at
+    kept = {e.path: e for s in rematched.segments for e in s.evidence_files}
+    assert (
+        kept[evidence[0]]
+        == {e.path: e for s in match.segments for e in s.evidence_files}[evidence[0]]
+    )
+    rc, again = _verify(run_cli, "--evidence")
+    assert rc == 1
+    assert [(d["problem"], d["path"]) for d in again["differences"]] == [
+        ("sha256 differs", evidence[0])
     ]
 
     size = (landed.home / evidence[0]).stat().st_size

@@ -296,6 +296,9 @@ def merge_match(existing: Match, new: Match) -> Match:
 
     The matcher's verdict and the post's details are refreshed; triage work (status, assignee,
     note, history) and ``created_at`` belong to people and are never overwritten by a re-run.
+    An evidence file recorded before keeps its first sha256 and size: evidence is never
+    rewritten in place, so a file that reads otherwise now was changed, and a re-run must
+    not record the change as the original (``reelwatch verify`` reports it).
     """
     merged = new.model_copy(deep=True)
     merged.created_at = existing.created_at
@@ -303,6 +306,9 @@ def merge_match(existing: Match, new: Match) -> Match:
     merged.assignee = existing.assignee
     merged.note = existing.note
     merged.history = [h.model_copy() for h in existing.history]
+    first = {e.path: e for s in existing.segments for e in s.evidence_files}
+    for seg in merged.segments:
+        seg.evidence_files = [first.get(e.path, e) for e in seg.evidence_files]
     return merged
 
 
