@@ -15,6 +15,7 @@ Errors come back in one line, URLs shortened; a full disk leaves no partial file
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -158,27 +159,34 @@ def store_content_addressed(src: Path, media_dir: Path) -> Downloaded:
     """Move ``src`` to its content address under ``media_dir``; an existing copy wins.
 
     The file appears under its address whole or not at all (a copy across file systems goes
-    to a temporary name first)."""
+    to a temporary name first), and a stored file is never replaced: the address is created by
+    a hard link, which fails when it exists (two workers storing one video at once both end
+    with the first one's file)."""
     sha = sha256_file(src)
     ext = src.suffix.lower() or ".bin"
     dest = media_dir / sha[:2] / f"{sha}{ext}"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        src.unlink(missing_ok=True)
-        return Downloaded(path=dest, sha256=sha, bytes=dest.stat().st_size)
-    try:
-        os.replace(src, dest)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+    if not dest.exists():
         try:
-            shutil.copyfile(src, partial)
-            os.replace(partial, dest)
-        finally:
-            partial.unlink(missing_ok=True)
-        src.unlink(missing_ok=True)
+            link_new(src, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+            try:
+                shutil.copyfile(src, partial)
+                link_new(partial, dest)
+            finally:
+                partial.unlink(missing_ok=True)
+    src.unlink(missing_ok=True)
     return Downloaded(path=dest, sha256=sha, bytes=dest.stat().st_size)
+
+
+def link_new(src: Path, dest: Path) -> None:
+    """Give ``src``'s bytes the name ``dest`` unless that name exists (then the file there is
+    kept as it is): ``os.link`` never replaces a file, where ``os.replace`` would."""
+    with contextlib.suppress(FileExistsError):
+        os.link(src, dest)
 
 
 def _media_url(info: dict[str, Any]) -> str | None:
