@@ -98,6 +98,8 @@ def test_a_version_1_store_is_migrated_and_keeps_its_matches(tmp_path: Path) -> 
     conn.execute("ALTER TABLE matches DROP COLUMN notes")
     for column in FAILURE_COLUMNS:
         conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
+    for column in CAPTURE_COLUMNS:
+        conn.execute(f"ALTER TABLE media DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -115,6 +117,8 @@ def test_a_version_1_store_is_migrated_and_keeps_its_matches(tmp_path: Path) -> 
 
 FAILURE_COLUMNS = ("failed_at", "failed_step", "failed_settings", "failed_transient", "retries")
 """The posts columns version 3 added (how and when a post failed, its retries)."""
+CAPTURE_COLUMNS = ("captured_at", "source_url", "media_url", "first_post")
+"""The media columns version 4 added (when and where a file was captured)."""
 
 VERSION_2_SCHEMA = """
 CREATE TABLE posts (
