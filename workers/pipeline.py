@@ -53,6 +53,10 @@ from workers.download import download
 log = logging.getLogger(__name__)
 
 
+UNFINISHED = frozenset({PostState.DISCOVERED, PostState.DOWNLOADED, PostState.FINGERPRINTED})
+"""States of a post whose chain has not ended; a crawl that finds such a post again runs it."""
+
+
 class StepSkipped(Exception):
     """The post failed earlier (or just now) with a recorded, non-retryable error."""
 
@@ -110,10 +114,12 @@ class Pipeline:
         found: every post upserted (known posts only when their stats are due a refresh,
         ``crawl.stats_refresh_s``), the run and its counts recorded in the crawl state, the
         query's cursor and newest post time remembered. Known posts are not processed again
-        unless they never finished (still ``discovered``), so a crash between discovery and
-        processing loses nothing, or they failed for good under settings that have changed
-        since (put back once, see :mod:`workers.retry`). A crawl the platform interrupted
-        keeps what it found, records it, then raises.
+        unless they never finished (still ``discovered``, ``downloaded`` or ``fingerprinted``),
+        so a crash between discovery and processing, or a step a dying worker took from the
+        broker without recording it, loses nothing (the steps are idempotent), or they
+        failed for good under settings that have changed since (put back once, see
+        :mod:`workers.retry`). A crawl the platform interrupted keeps what it found, records
+        it, then raises.
         """
         from crawler.state import CrawlRun, CrawlState
         from workers.retry import put_back, settings_digest, stale
@@ -155,7 +161,7 @@ class Pipeline:
                 found.known.append(post.key)
                 if utcnow() - stored.last_seen >= refresh:
                     self.store.upsert_post(post)
-                if stored.state == PostState.DISCOVERED:
+                if stored.state in UNFINISHED:
                     found.todo.append(post.key)
                 elif stale(stored, digest):
                     rerun.append(stored)
