@@ -234,3 +234,25 @@ def test_posts_download_ahead_of_their_chains(world_settings: Settings) -> None:
     with open_store(world_settings) as store:
         last = store.get_post(todo[-1])
     assert last is not None and last.state == PostState.DISCOVERED
+
+
+def test_a_crawl_runs_again_the_known_posts_whose_chain_never_ended(
+    world_settings: Settings,
+) -> None:
+    """A post left downloaded or fingerprinted (its chain's next step lost with a killed
+    worker) is run again by the next crawl that finds it, as a post never started is; a
+    matched one is not."""
+    from workers.pipeline import Pipeline
+
+    pipeline = Pipeline(world_settings)
+    try:
+        _, todo = pipeline.discover("replica", TAG)
+        assert len(todo) == 4
+        discovered, downloaded, fingerprinted, matched = todo
+        pipeline.store.set_post_state(downloaded, PostState.DOWNLOADED, media_sha256="ab" * 32)
+        pipeline.store.set_post_state(fingerprinted, PostState.FINGERPRINTED)
+        pipeline.store.set_post_state(matched, PostState.MATCHED)
+        _, again = pipeline.discover("replica", TAG)
+    finally:
+        pipeline.close()
+    assert sorted(again) == sorted([discovered, downloaded, fingerprinted])
