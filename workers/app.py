@@ -187,8 +187,11 @@ _current: dict[str, Settings] = {}
 
 def configure(settings: Settings) -> Celery:
     """Point the app (and the tasks' pipeline) at ``settings``; call before sending tasks."""
+    from reelwatch import redact
     from workers import tasks
 
+    # Workers log broker, store and mail errors: mask the settings' secrets in them.
+    redact.install(settings)
     _current["settings"] = settings
     config = celery_config(settings)
     changed = any(app.conf.get(k) != config[k] for k in ("broker_url", "result_backend"))
