@@ -34,6 +34,7 @@ from reelwatch.settings import Settings
 from tests.workers.conftest import process_env
 from triage.smtp_sink import SmtpSink, free_port
 from triage.stores import open_store
+from workers.app import configure
 
 SIGNALS = ["copy"]
 SIZE = (320, 180)
@@ -128,6 +129,15 @@ def catalogue(settings: Settings, clips: Clips, tag: str) -> str:
     title = catalog.add_title(TITLE, owner="Northlight", hashtags=[tag])
     catalog.add_assets(title.id, [clips.reference])
     return title.id
+
+
+@pytest.fixture
+def broker_settings(settings: Settings) -> Iterator[Settings]:
+    """The test's settings; it sends its tasks to the broker it points them at, until it ends
+    (then they are eager again, for the tests after it)."""
+    yield settings
+    settings.broker_url = None
+    configure(settings)
 
 
 @pytest.fixture

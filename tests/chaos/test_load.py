@@ -17,7 +17,6 @@ import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,13 +52,6 @@ PAUSE_AT = 0.35
 STALL_S = 40.0
 """No post ending for this long (past the visibility timeout and the longest retry wait)
 after the last fault means a step was lost in the broker (see the test)."""
-
-
-@pytest.fixture
-def broker_settings(settings: Settings) -> Iterator[Settings]:
-    yield settings
-    settings.broker_url = None
-    configure(settings)
 
 
 def _done(db: Path) -> int:

@@ -11,7 +11,6 @@ for each 30 s window, and the test takes about two minutes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,13 +37,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.redis, needs_redis]
 
 POSTS = 8
 WINDOW_S = 30.0
-
-
-@pytest.fixture
-def broker_settings(settings: Settings) -> Iterator[Settings]:
-    yield settings
-    settings.broker_url = None
-    configure(settings)
 
 
 def test_a_platform_refusing_for_a_minute_is_ridden_out(

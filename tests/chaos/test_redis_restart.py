@@ -5,7 +5,6 @@ running reconnects by itself and finishes them all, each once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.redis, needs_redis]
 
 POSTS = 12
 DOWN_S = 6
-
-
-@pytest.fixture
-def broker_settings(settings: Settings) -> Iterator[Settings]:
-    yield settings
-    settings.broker_url = None
-    configure(settings)
 
 
 def test_redis_restarted_with_aof_loses_no_queued_post(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.redis, needs_redis]
 
 POSTS = 8
 LOCK_S = 45.0
-
-
-@pytest.fixture
-def broker_settings(settings: Settings) -> Iterator[Settings]:
-    yield settings
-    settings.broker_url = None
-    configure(settings)
 
 
 def test_store_locked_for_45_s_landing_retries_and_catches_up(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,14 +64,6 @@ def _crawl(settings: Settings, broker: str, tag: str, limit: int) -> list[str]:
     configure(settings)
     summary = tasks.crawl.delay("replica", tag, limit, "chaos").get(timeout=120)
     return sorted(summary["queued"])
-
-
-@pytest.fixture
-def broker_settings(settings: Settings) -> Iterator[Settings]:
-    """The test's settings; it sends its tasks to the broker it points them at, until it ends."""
-    yield settings
-    settings.broker_url = None
-    configure(settings)
 
 
 def test_kill_9_mid_download_redelivers_to_another_worker_and_lands_once(
