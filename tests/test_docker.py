@@ -162,3 +162,14 @@ def test_the_crawling_image_has_the_browser_that_browser_sources_drive() -> None
     are listed in Debian's chromium."""
     cpu = (ROOT / "docker" / "Dockerfile").read_text()
     assert re.search(r"apt-get install[^&]*\bchromium\b", cpu)
+
+
+def test_the_cpu_image_installs_every_package_from_the_lock() -> None:
+    """Like `make`, the CPU image installs each package at the version constraints.txt pins
+    (the GPU image's CUDA builds of torch, faiss and onnxruntime are outside that lock)."""
+    cpu = (ROOT / "docker" / "Dockerfile").read_text()
+    copied = re.search(r"^COPY (.+) \./$", cpu, re.MULTILINE)
+    assert copied and "constraints.txt" in copied.group(1).split()
+    installs = re.findall(r"pip install [^\n\\&]*", cpu)
+    assert len(installs) == 3
+    assert all("-c constraints.txt" in line for line in installs), installs
