@@ -12,7 +12,6 @@ the board, the emails and the evidence packs show them like any other evidence f
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import uuid
@@ -23,7 +22,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from matcher.decode import check_file
+from matcher.decode import check_file, sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import EvidenceFile
 
@@ -161,7 +160,7 @@ def publish(tmp: Path, dst: Path) -> Path:
     holds the same bytes, ``dst`` is the answer; when it holds other bytes, the new file is
     published beside it under a name carrying its own sha256 (``<stem>.<sha[:16]><suffix>``).
     ``tmp`` is left for the caller to remove. Returns the path the bytes are at."""
-    sha = sha256_of(tmp)
+    sha = sha256_file(tmp)
     for target in (dst, dst.with_name(f"{dst.stem}.{sha[:16]}{dst.suffix}")):
         try:
             os.link(tmp, target)
@@ -172,17 +171,9 @@ def publish(tmp: Path, dst: Path) -> Path:
     raise OSError(f"{dst.name}: both {dst.name} and its versioned name hold other bytes")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def same_bytes(path: Path, sha256: str, size: int) -> bool:
     try:
-        return path.stat().st_size == size and sha256_of(path) == sha256
+        return path.stat().st_size == size and sha256_file(path) == sha256
     except OSError:
         return False
 
@@ -193,4 +184,4 @@ def evidence_record(home: Path, relative: str) -> EvidenceFile:
     path = Path(relative)
     if not path.is_absolute():
         path = home / path
-    return EvidenceFile(path=relative, sha256=sha256_of(path), bytes=path.stat().st_size)
+    return EvidenceFile(path=relative, sha256=sha256_file(path), bytes=path.stat().st_size)

@@ -10,7 +10,6 @@ landed); they are not differences. Exit status 1 when anything differs, else 0.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from matcher.decode import sha256_file
 from reelwatch.cli import console, settings_of
 from reelwatch.models import Media
 from reelwatch.settings import Settings
@@ -82,14 +82,6 @@ class Verification:
         }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check(kind: str, shown: str, path: Path, sha256: str, size: int, out: Verification) -> None:
     """Compare one file with its record: gone, size, then content."""
     try:
@@ -105,7 +97,7 @@ def _check(kind: str, shown: str, path: Path, sha256: str, size: int, out: Verif
         )
         return
     try:
-        found = _sha256(path)
+        found = sha256_file(path)
     except OSError as exc:
         out.differences.append(Difference(kind, MISSING, shown, f"unreadable: {exc.strerror}"))
         return
