@@ -49,11 +49,35 @@ class Confidence(StrEnum):
 
 
 class TriageStatus(StrEnum):
+    """Where a match is in the enforcement loop: detect, validate, enforce, confirm removal.
+
+    ``new`` -> ``confirmed`` (a reviewer agrees) -> ``notice_drafted`` (a takedown notice
+    names it) -> ``notice_sent`` (a reviewer marked the notice sent; re-checks start) ->
+    ``removed`` (the post is gone), ``rejected`` (the platform refused the notice) or, after a
+    removal, ``reinstated`` (the post came back). ``dismissed``: not infringing. Reviewers may
+    set any status; re-checks move only ``notice_sent``, ``removed`` and ``reinstated``.
+    """
+
     NEW = "new"
     CONFIRMED = "confirmed"
-    DISMISSED = "dismissed"
-    TAKEDOWN_REQUESTED = "takedown_requested"
+    NOTICE_DRAFTED = "notice_drafted"
+    NOTICE_SENT = "notice_sent"
     REMOVED = "removed"
+    REJECTED = "rejected"
+    REINSTATED = "reinstated"
+    DISMISSED = "dismissed"
+
+    @classmethod
+    def _missing_(cls, value: object) -> TriageStatus | None:
+        # Stores and scripts from before the lifecycle said "takedown_requested" for what is
+        # now "notice_sent"; they keep working.
+        return cls.NOTICE_SENT if value == "takedown_requested" else None
+
+    @property
+    def at_field(self) -> str | None:
+        """The :class:`Enforcement` field that records when a match last entered it (none for
+        ``new``: that is ``Match.created_at``)."""
+        return None if self is TriageStatus.NEW else f"{self.value}_at"
 
 
 class PostState(StrEnum):
@@ -307,6 +331,41 @@ class TitleMatch(BaseModel):
     """Why the score and tier are what they are (policy, signals left out)."""
 
 
+class CheckOutcome(StrEnum):
+    """What a re-check of a post through its source found."""
+
+    UP = "up"
+    REMOVED = "removed"
+    UNKNOWN = "unknown"
+    """The source did not say (429, a timeout, a captcha): try again later, change nothing."""
+
+
+class Enforcement(BaseModel):
+    """When a match entered each status of the lifecycle, and what re-checks of its post found.
+
+    Each ``<status>_at`` is the latest time the match entered that status (``new_at`` is not
+    kept: ``Match.created_at`` is that). ``removal_s`` is the time to removal: from the notice
+    being marked sent to the post found removed, set the first time it is removed.
+    """
+
+    confirmed_at: datetime | None = None
+    notice_drafted_at: datetime | None = None
+    notice_sent_at: datetime | None = None
+    removed_at: datetime | None = None
+    rejected_at: datetime | None = None
+    reinstated_at: datetime | None = None
+    dismissed_at: datetime | None = None
+    notice_id: str | None = None
+    """The latest notice that names this match."""
+    removal_s: float | None = None
+    checked_at: datetime | None = None
+    """When the post was last re-checked through its source."""
+    check: CheckOutcome | None = None
+    check_detail: str = ""
+    """What the source answered, in one line ("HTTP 404", "yt-dlp: Video unavailable")."""
+    checks: int = 0
+
+
 class HistoryEntry(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     status: TriageStatus
@@ -334,12 +393,15 @@ class Match(BaseModel):
     ai: AIFlag = Field(default_factory=AIFlag)
     media_sha256: str | None = None
     watch: str | None = None
+    views: int | None = None
+    """The post's play count when the match last landed (the accounting's "views reached")."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     status: TriageStatus = TriageStatus.NEW
     assignee: str | None = None
     note: str = ""
     history: list[HistoryEntry] = Field(default_factory=list)
+    enforcement: Enforcement = Field(default_factory=Enforcement)
 
     @property
     def id(self) -> str:
@@ -371,3 +433,43 @@ class Alert(BaseModel):
     @property
     def id(self) -> str:
         return f"{self.match_id}:{self.channel}:{self.recipient}"
+
+
+class NoticeStatus(StrEnum):
+    DRAFTED = "drafted"
+    SENT = "sent"
+    WITHDRAWN = "withdrawn"
+
+
+class Notice(BaseModel):
+    """A takedown notice to one platform about one account's copies of one title.
+
+    Drafting never sends anything: a reviewer submits ``text`` (or the platform's form, whose
+    fields are ``form``) and then marks the notice sent, which moves its matches to
+    ``notice_sent`` and starts the re-checks.
+    """
+
+    id: str
+    platform: str
+    account: str
+    title_id: str
+    title: str
+    match_ids: list[str]
+    urls: list[str]
+    status: NoticeStatus = NoticeStatus.DRAFTED
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = ""
+    sent_at: datetime | None = None
+    sent_by: str = ""
+    reference: str = ""
+    """The platform's case or ticket number, entered when the notice is marked sent."""
+    template: str = ""
+    """The file under ``config/notices/`` the notice was drafted from."""
+    subject: str = ""
+    text: str = ""
+    """The notice letter, with every DMCA 512(c)(3) element, ready to send."""
+    form_url: str = ""
+    """Where the platform takes copyright reports."""
+    form: dict[str, str] = Field(default_factory=dict)
+    """The platform form's fields (label -> value), filled in."""
+    note: str = ""

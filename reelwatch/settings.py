@@ -438,6 +438,49 @@ class KibanaSettings(BaseModel):
     verify_tls: bool = True
 
 
+class NoticeSettings(BaseModel):
+    """Who takedown notices come from (the DMCA 512(c)(3) contact details) and which
+    templates draft them. A notice is drafted with whatever is set; the board and the CLI say
+    which details are still missing, and nothing is ever sent by reelwatch itself."""
+
+    templates_dir: Path | None = None
+    """Folder of notice templates; defaults to ``config/notices/``."""
+    rights_owner: str = ""
+    """Whose copyright the notice asserts; empty: the title's owner from the catalog."""
+    contact_name: str = ""
+    """The person signing: the rights owner or its authorised agent."""
+    company: str = ""
+    address: str = ""
+    email: str = ""
+    phone: str = ""
+    authority: str = "authorised agent of the rights owner"
+    """How the signer relates to the rights owner (the 512(c)(3)(A) authority)."""
+
+
+class RemovalSettings(BaseModel):
+    """Re-checks of posts whose notice was marked sent (through the post page or yt-dlp)."""
+
+    check_every_s: float = Field(default=6 * 3600.0, ge=10, le=30 * 86400)
+    """How often one post is re-checked while its notice is out."""
+    schedule_every_s: float = Field(default=900.0, ge=1, le=86400)
+    """How often beat sends the re-check task (which checks only the posts that are due)."""
+    watch_removed_days: float = Field(default=30.0, ge=0, le=3650)
+    """Removed posts keep being re-checked this long, so a reinstatement is seen."""
+    give_up_days: float = Field(default=90.0, gt=0, le=3650)
+    """A notice older than this whose post is still up is no longer re-checked."""
+    confirm_checks: int = Field(default=1, ge=1, le=10)
+    """Checks in a row that must find the post gone before it is marked removed."""
+    max_per_run: int = Field(default=200, ge=1, le=100_000)
+
+
+class LedgerSettings(BaseModel):
+    """The repeat-infringer ledger: accounts by what they did in a rolling window."""
+
+    window_days: float = Field(default=90.0, gt=0, le=3650)
+    alert_threshold: int = Field(default=3, ge=0, le=100_000)
+    """Confirmed matches of one account within the window that trigger an email (0: never)."""
+
+
 class BoardSettings(BaseModel):
     token: SecretStr | None = None
     """Required when the board listens on anything but loopback; a bearer token or the login
@@ -468,6 +511,9 @@ class Settings(BaseSettings):
     kibana: KibanaSettings = Field(default_factory=KibanaSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)
+    removal: RemovalSettings = Field(default_factory=RemovalSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -508,6 +554,15 @@ class Settings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.home / "evidence"
+
+    @property
+    def notices_dir(self) -> Path:
+        """Where drafted notices are written (one folder per notice)."""
+        return self.home / "notices"
+
+    @property
+    def notice_templates_dir(self) -> Path:
+        return self.notices.templates_dir or config_dir() / "notices"
 
     @property
     def outbox_dir(self) -> Path:

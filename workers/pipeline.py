@@ -348,6 +348,7 @@ class Pipeline:
                     ai=ai,
                     media_sha256=post.media_sha256,
                     watch=post.watch,
+                    views=post.stats.views,
                     updated_at=utcnow(),
                 )
                 for tm in matches

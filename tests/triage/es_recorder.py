@@ -362,7 +362,8 @@ def _field(src: Json, path: str) -> Any:
 
 
 def _matches(src: Json, query: Json) -> bool:
-    """``query`` (``match_all``, ``bool`` with ``filter``/``must``, ``term``, ``range``) holds."""
+    """``query`` (``match_all``, ``bool`` with ``filter``/``must``, ``term``, ``terms``,
+    ``range``) holds."""
     ((kind, spec),) = query.items()
     if kind == "match_all":
         return True
@@ -374,6 +375,11 @@ def _matches(src: Json, query: Json) -> bool:
         want = want.get("value") if isinstance(want, dict) else want
         value = _field(src, path)
         return want in value if isinstance(value, list) else value == want
+    if kind == "terms":
+        ((path, wanted),) = spec.items()
+        value = _field(src, path)
+        values = value if isinstance(value, list) else [value]
+        return any(v in wanted for v in values)
     if kind == "range":
         ((path, bounds),) = spec.items()
         value = _field(src, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,8 +20,12 @@ from reelwatch.errors import InputError
 from reelwatch.models import (
     Alert,
     AlertStatus,
+    CheckOutcome,
     Confidence,
+    Match,
     Media,
+    Notice,
+    NoticeStatus,
     PostState,
     PostStats,
     TriageStatus,
@@ -333,19 +337,113 @@ class StoreContract:
         match = make_match()
         store.upsert_match(match)
         store.set_status(match.id, TriageStatus.CONFIRMED, note="same shot", actor="ana")
-        updated = store.set_status(match.id, "takedown_requested", actor="bo")
-        assert updated.status == TriageStatus.TAKEDOWN_REQUESTED
+        updated = store.set_status(match.id, "notice_sent", actor="bo")
+        assert updated.status == TriageStatus.NOTICE_SENT
         got = store.get_match(match.id)
         assert got == updated
         assert [(h.status, h.note, h.actor) for h in got.history] == [
             (TriageStatus.CONFIRMED, "same shot", "ana"),
-            (TriageStatus.TAKEDOWN_REQUESTED, "", "bo"),
+            (TriageStatus.NOTICE_SENT, "", "bo"),
         ]
         assert got.note == "same shot"
         with pytest.raises(InputError):
             store.set_status("tiktok:0:missing", TriageStatus.CONFIRMED)
         with pytest.raises(InputError):
             store.set_status(match.id, "approved")
+
+    def test_lifecycle_times_and_time_to_removal(self, store: Store) -> None:
+        match = make_match()
+        store.upsert_match(match)
+        t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        store.set_status(match.id, "confirmed", at=t0)
+        store.set_status(match.id, "notice_drafted", at=t0 + timedelta(hours=1), notice_id="n-1")
+        store.set_status(match.id, "notice_sent", at=t0 + timedelta(hours=2))
+        removed = store.set_status(match.id, "removed", at=t0 + timedelta(hours=30))
+        enf = removed.enforcement
+        assert enf.confirmed_at == t0
+        assert enf.notice_drafted_at == t0 + timedelta(hours=1)
+        assert enf.notice_sent_at == t0 + timedelta(hours=2)
+        assert enf.removed_at == t0 + timedelta(hours=30)
+        assert enf.notice_id == "n-1"
+        assert enf.removal_s == 28 * 3600
+        # Reinstated and removed again: the time to removal stays the first one.
+        store.set_status(match.id, "reinstated", at=t0 + timedelta(days=3))
+        again = store.set_status(match.id, "removed", at=t0 + timedelta(days=4))
+        assert again.enforcement.reinstated_at == t0 + timedelta(days=3)
+        assert again.enforcement.removal_s == 28 * 3600
+        # A re-match keeps the lifecycle: it belongs to people and the re-checks.
+        store.upsert_match(make_match())
+        assert store.get_match(match.id).enforcement == again.enforcement  # type: ignore[union-attr]
+
+    def test_update_match_is_atomic_and_aborts_on_error(self, store: Store) -> None:
+        match = make_match()
+        store.upsert_match(match)
+
+        def record_check(m: Match) -> None:
+            m.enforcement.checks += 1
+            m.enforcement.check = CheckOutcome.UP
+
+        for _ in range(3):
+            store.update_match(match.id, record_check)
+        got = store.get_match(match.id)
+        assert got is not None and got.enforcement.checks == 3
+        assert got.enforcement.check == CheckOutcome.UP
+
+        def refuse(m: Match) -> None:
+            m.enforcement.checks = 99
+            raise InputError("no")
+
+        with pytest.raises(InputError):
+            store.update_match(match.id, refuse)
+        assert store.get_match(match.id).enforcement.checks == 3  # type: ignore[union-attr]
+        with pytest.raises(InputError):
+            store.update_match("tiktok:0:missing", record_check)
+
+    def test_legacy_takedown_requested_reads_as_notice_sent(self, store: Store) -> None:
+        match = make_match()
+        store.upsert_match(match)
+        store.set_status(match.id, "takedown_requested")
+        assert store.get_match(match.id).status == TriageStatus.NOTICE_SENT  # type: ignore[union-attr]
+        assert [m.id for m in store.list_matches(status="notice_sent")] == [match.id]
+        assert store.count_matches(status=TriageStatus.NOTICE_SENT) == 1
+
+    # Notices -------------------------------------------------------------------------------
+    def test_notices_round_trip_and_filters(self, store: Store) -> None:
+        t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        first = Notice(
+            id="n-1",
+            platform="tiktok",
+            account="copycat",
+            title_id="bridgerton",
+            title="Bridgerton",
+            match_ids=["tiktok:1:bridgerton", "tiktok:2:bridgerton"],
+            urls=["https://www.tiktok.com/@copycat/video/1"],
+            created_at=t0,
+            text="Dear TikTok,\n\u202eevil",
+            form={"Copyrighted work": "Bridgerton"},
+        )
+        second = first.model_copy(
+            update={
+                "id": "n-2",
+                "account": "other",
+                "match_ids": ["tiktok:3:bridgerton"],
+                "created_at": t0 + timedelta(hours=1),
+            }
+        )
+        store.upsert_notice(first)
+        store.upsert_notice(second)
+        assert store.get_notice("n-1") == first
+        assert store.get_notice("n-404") is None
+        assert [n.id for n in store.list_notices()] == ["n-2", "n-1"]
+        assert [n.id for n in store.list_notices(match_id="tiktok:2:bridgerton")] == ["n-1"]
+        assert [n.id for n in store.list_notices(account="other")] == ["n-2"]
+        assert store.list_notices(platform="youtube") == []
+        sent = first.model_copy(update={"status": NoticeStatus.SENT, "sent_at": t0})
+        store.upsert_notice(sent)
+        assert [n.id for n in store.list_notices(status="sent")] == ["n-1"]
+        assert store.get_notice("n-1") == sent
+        with pytest.raises(InputError):
+            store.list_notices(status="mailed")
 
     # Alerts --------------------------------------------------------------------------------
     def test_claim_alert_only_once(self, store: Store) -> None:

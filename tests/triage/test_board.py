@@ -423,13 +423,13 @@ def test_confirm_with_note_lands_in_store_and_history(client: TestClient, board:
     token = csrf_of(client, f"/matches/{board.main_id}")
     client.post(
         f"/matches/{board.main_id}/status",
-        data={"csrf": token, "status": "takedown_requested", "note": "letter sent"},
+        data={"csrf": token, "status": "notice_sent", "note": "letter sent"},
     )
     stored = board.store.get_match(board.main_id)
     assert stored is not None
     assert [h.status for h in stored.history] == [
         TriageStatus.CONFIRMED,
-        TriageStatus.TAKEDOWN_REQUESTED,
+        TriageStatus.NOTICE_SENT,
     ]
     assert stored.history[-1].actor == "board"
 
@@ -550,14 +550,14 @@ def test_csv_export_applies_filters_and_defuses_formulas(client: TestClient) -> 
 
 
 def test_title_report_accounts_for_every_instance(client: TestClient, board: BoardData) -> None:
-    board.store.set_status(board.main_id, TriageStatus.TAKEDOWN_REQUESTED, note="notice #12")
+    board.store.set_status(board.main_id, TriageStatus.NOTICE_SENT, note="notice #12")
     doc = page(client.get("/titles/the-crown/report"))
     rows = doc.css("tr.instance")
     assert len(rows) == 4
     text = [" ".join(" ".join(r.css("::text").getall()).split()) for r in rows]
     assert "https://www.tiktok.com/@fan/video/7001" in text[0]
     assert "@crownclips" in text[0]
-    assert "takedown requested" in text[0]
+    assert "notice sent" in text[0]
     assert "notice #12" in text[0]
     assert "copy 1.5–3.5 s" in text[0]
     assert rows[0].css("img::attr(src)").getall() == [

@@ -29,9 +29,11 @@ from reelwatch.models import (
     AIFlag,
     Alert,
     Author,
+    Enforcement,
     HistoryEntry,
     Match,
     Media,
+    Notice,
     Post,
     PostStats,
     Provenance,
@@ -123,12 +125,14 @@ KEYWORD_FIELDS = {
     "matches": ["id", "post_key", "platform", "post_id", "account", "hashtags", "title_id"],
     "media": ["sha256"],
     "alerts": ["id", "match_id", "channel", "recipient", "status"],
+    "notices": ["id", "platform", "account", "title_id", "match_ids", "status"],
 }
 MODELS: dict[str, type[BaseModel]] = {
     "posts": Post,
     "media": Media,
     "matches": Match,
     "alerts": Alert,
+    "notices": Notice,
 }
 NESTED_MODELS: dict[str, type[BaseModel]] = {
     "author": Author,
@@ -137,6 +141,7 @@ NESTED_MODELS: dict[str, type[BaseModel]] = {
     "segments": Segment,
     "history": HistoryEntry,
     "ai": AIFlag,
+    "enforcement": Enforcement,
 }
 
 
@@ -319,8 +324,10 @@ def test_status_update_lands_in_place_with_history(
         status="confirmed",
         note="same shot",
         history=[updated.history[0].model_dump(mode="json")],
+        enforcement=updated.enforcement.model_dump(mode="json"),
     )
     assert write.body == expected
+    assert updated.enforcement.confirmed_at == updated.history[0].at
     assert updated.history[0].actor == "ana"
     assert len(recorder.indices["reelwatch-matches-000001"].docs) == 1
 

@@ -282,8 +282,7 @@ def test_each_visualization_shows_what_the_issue_asks(objects: list[dict[str, An
     assert all(kql_fields(q) == {"ai.is_ai"} for q in ai_queries)
     funnel = aggs("reelwatch-triage-funnel")[1]["params"]["filters"]
     statuses = [re.findall(r'"(\w+)"', f["input"]["query"]) for f in funnel]
-    assert statuses == [["new"], ["confirmed"], ["takedown_requested"], ["removed"], ["dismissed"]]
-    assert {s for [s] in statuses} == {s.value for s in TriageStatus}
+    assert statuses == [[s.value] for s in TriageStatus]  # in lifecycle order
 
 
 def test_saved_search_lists_new_high_confidence_matches(objects: list[dict[str, Any]]) -> None:

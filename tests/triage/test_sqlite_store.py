@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from reelwatch.errors import InputError, ReelwatchError
-from reelwatch.models import Confidence, Match, PostState
+from reelwatch.models import Confidence, Match, PostState, TriageStatus
 from reelwatch.settings import Settings
+from tests.triage.factories import make_match
 from tests.triage.store_contract import StoreContract
 from triage.stores import SQLiteStore, StoreError, open_store, store_class
 from triage.stores.sqlite import SCHEMA_VERSION
@@ -100,6 +101,9 @@ def test_a_version_1_store_is_migrated_and_keeps_its_matches(tmp_path: Path) -> 
         conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
     for column in CAPTURE_COLUMNS:
         conn.execute(f"ALTER TABLE media DROP COLUMN {column}")
+    for column in ENFORCEMENT_COLUMNS:
+        conn.execute(f"ALTER TABLE matches DROP COLUMN {column}")
+    conn.execute("DROP TABLE notices")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -119,6 +123,33 @@ FAILURE_COLUMNS = ("failed_at", "failed_step", "failed_settings", "failed_transi
 """The posts columns version 3 added (how and when a post failed, its retries)."""
 CAPTURE_COLUMNS = ("captured_at", "source_url", "media_url", "first_post")
 """The media columns version 4 added (when and where a file was captured)."""
+ENFORCEMENT_COLUMNS = ("views", "enforcement")
+"""The matches columns version 5 added (play count, lifecycle times and re-checks)."""
+
+
+def test_a_version_4_store_moves_takedown_requested_to_notice_sent(tmp_path: Path) -> None:
+    path = tmp_path / "reelwatch.db"
+    match = make_match()
+    with SQLiteStore(path) as store:
+        store.upsert_match(match)
+    conn = sqlite3.connect(path)
+    for column in ENFORCEMENT_COLUMNS:
+        conn.execute(f"ALTER TABLE matches DROP COLUMN {column}")
+    conn.execute("DROP TABLE notices")
+    conn.execute("UPDATE matches SET status = 'takedown_requested'")
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+
+    with SQLiteStore(path) as store:
+        old = store.get_match(match.id)
+        assert old is not None and old.status == TriageStatus.NOTICE_SENT
+        assert old.enforcement.notice_sent_at is None and old.views is None
+        assert store.list_notices() == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT status FROM matches").fetchone()[0] == "notice_sent"
+    conn.close()
+
 
 VERSION_2_SCHEMA = """
 CREATE TABLE posts (

@@ -87,8 +87,10 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 STATUS_ACTIONS: tuple[tuple[TriageStatus, str], ...] = (
     (TriageStatus.CONFIRMED, "Confirm"),
     (TriageStatus.DISMISSED, "Dismiss"),
-    (TriageStatus.TAKEDOWN_REQUESTED, "Takedown requested"),
+    (TriageStatus.NOTICE_SENT, "Notice sent"),
     (TriageStatus.REMOVED, "Removed"),
+    (TriageStatus.REJECTED, "Rejected"),
+    (TriageStatus.REINSTATED, "Reinstated"),
     (TriageStatus.NEW, "Reopen"),
 )
 

@@ -18,7 +18,7 @@ read-merge-write atomic, because several Celery workers write to one store at on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import Enum
 from types import TracebackType
@@ -29,8 +29,11 @@ from reelwatch.models import (
     Alert,
     AlertStatus,
     Confidence,
+    HistoryEntry,
     Match,
     Media,
+    Notice,
+    NoticeStatus,
     Post,
     PostState,
     TriageStatus,
@@ -168,14 +171,55 @@ class Store(ABC):
         """How many matches :meth:`list_matches` returns for the same filters, unpaged."""
 
     @abstractmethod
+    def update_match(self, match_id: str, change: Callable[[Match], object]) -> Match:
+        """Apply ``change`` to the stored match and write it back, atomically (no other
+        writer's change in between is lost); the match as written. ``change`` edits the match
+        in place and may raise to abort (nothing is written). Unknown id -> :class:`InputError`.
+        """
+
     def set_status(
-        self, match_id: str, status: TriageStatus | str, note: str = "", actor: str = ""
+        self,
+        match_id: str,
+        status: TriageStatus | str,
+        note: str = "",
+        actor: str = "",
+        *,
+        at: datetime | None = None,
+        notice_id: str | None = None,
     ) -> Match:
-        """Record a triage decision and append it to the match's history.
+        """Record a triage decision (see :func:`apply_status`) and append it to the history.
 
         A non-empty ``note`` also becomes the match's current note. Unknown id or status ->
         :class:`InputError`.
         """
+        new_status = parse_status(status)
+        when = at or utcnow()
+        return self.update_match(
+            match_id,
+            lambda m: apply_status(
+                m, new_status, note=note, actor=actor, at=when, notice_id=notice_id
+            ),
+        )
+
+    # Notices -------------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_notice(self, notice: Notice) -> None:
+        """Write a notice (its id is its identity; a second write replaces the first)."""
+
+    @abstractmethod
+    def get_notice(self, id: str) -> Notice | None: ...
+
+    @abstractmethod
+    def list_notices(
+        self,
+        *,
+        status: NoticeStatus | str | None = None,
+        match_id: str | None = None,
+        platform: str | None = None,
+        account: str | None = None,
+    ) -> list[Notice]:
+        """Notices newest first; every filter given must hold (``match_id``: notices that name
+        that match). Unknown status -> :class:`InputError`."""
 
     # Alerts --------------------------------------------------------------------------------
     @abstractmethod
@@ -306,10 +350,39 @@ def merge_match(existing: Match, new: Match) -> Match:
     merged.assignee = existing.assignee
     merged.note = existing.note
     merged.history = [h.model_copy() for h in existing.history]
+    merged.enforcement = existing.enforcement.model_copy(deep=True)
+    merged.views = new.views if new.views is not None else existing.views
     first = {e.path: e for s in existing.segments for e in s.evidence_files}
     for seg in merged.segments:
         seg.evidence_files = [first.get(e.path, e) for e in seg.evidence_files]
     return merged
+
+
+def apply_status(
+    match: Match,
+    status: TriageStatus,
+    *,
+    note: str = "",
+    actor: str = "",
+    at: datetime | None = None,
+    notice_id: str | None = None,
+) -> Match:
+    """What a status change does to ``match`` (in place; every backend applies it inside its
+    own atomic update): the status, the note, a history entry, the time the status was
+    entered and, on the first removal after a notice was sent, the time to removal."""
+    when = at or utcnow()
+    enf = match.enforcement
+    match.status = status
+    if note:
+        match.note = note
+    match.history.append(HistoryEntry(at=when, status=status, note=note, actor=actor))
+    if status.at_field is not None:
+        setattr(enf, status.at_field, when)
+    if notice_id is not None:
+        enf.notice_id = notice_id
+    if status == TriageStatus.REMOVED and enf.removal_s is None and enf.notice_sent_at:
+        enf.removal_s = max(0.0, (as_utc(when) - as_utc(enf.notice_sent_at)).total_seconds())
+    return match
 
 
 E = TypeVar("E", bound=Enum)
@@ -334,6 +407,10 @@ def parse_confidence(confidence: Confidence | str) -> Confidence:
 
 def parse_post_state(state: PostState | str) -> PostState:
     return parse_enum(PostState, state, "post state")
+
+
+def parse_notice_status(status: NoticeStatus | str) -> NoticeStatus:
+    return parse_enum(NoticeStatus, status, "notice status")
 
 
 def parse_alert_status(status: AlertStatus | str) -> AlertStatus:

@@ -67,9 +67,10 @@ from reelwatch.models import (
     Alert,
     AlertStatus,
     Confidence,
-    HistoryEntry,
     Match,
     Media,
+    Notice,
+    NoticeStatus,
     Post,
     PostState,
     TriageStatus,
@@ -85,6 +86,7 @@ from triage.stores.base import (
     merge_post,
     parse_alert_status,
     parse_confidence,
+    parse_notice_status,
     parse_post_state,
     parse_status,
 )
@@ -163,6 +165,7 @@ _MATCHES = _Kind(
     lambda m: {"id": m.id, "confidence_rank": m.confidence.rank},
 )
 _ALERTS = _Kind("alerts", Alert, lambda a: a.id, lambda a: {"id": a.id})
+_NOTICES = _Kind("notices", Notice, lambda n: n.id, lambda n: {})
 
 
 @dataclass(frozen=True)
@@ -561,24 +564,40 @@ class ElasticsearchStore(Store):
         query = _match_query(status, min_confidence, title_id, platform, post_key)
         return self._count(_MATCHES, query)
 
-    def set_status(
-        self, match_id: str, status: TriageStatus | str, note: str = "", actor: str = ""
-    ) -> Match:
-        new_status = parse_status(status)
-        entry = HistoryEntry(status=new_status, note=note, actor=actor)
-
-        def change(match: Match | None) -> Match:
+    def update_match(self, match_id: str, change: Callable[[Match], object]) -> Match:
+        def apply(match: Match | None) -> Match:
             if match is None:
                 raise InputError(f"unknown match {match_id!r}")
-            match.status = new_status
-            if note:
-                match.note = note
-            match.history.append(entry)
+            change(match)
             return match
 
-        _, after = self._change(_MATCHES, match_id, change, f"set the status of {match_id!r}")
+        _, after = self._change(_MATCHES, match_id, apply, f"update match {match_id!r}")
         assert after is not None
         return after
+
+    # Notices -------------------------------------------------------------------------------
+    def upsert_notice(self, notice: Notice) -> None:
+        self._change(_NOTICES, notice.id, lambda _old: notice, f"write notice {notice.id!r}")
+
+    def get_notice(self, id: str) -> Notice | None:
+        return self._get(_NOTICES, id)
+
+    def list_notices(
+        self,
+        *,
+        status: NoticeStatus | str | None = None,
+        match_id: str | None = None,
+        platform: str | None = None,
+        account: str | None = None,
+    ) -> list[Notice]:
+        filters: list[dict[str, Any]] = []
+        if status is not None:
+            filters.append({"term": {"status": parse_notice_status(status).value}})
+        for field, value in (("match_ids", match_id), ("platform", platform), ("account", account)):
+            if value is not None:
+                filters.append({"term": {field: value}})
+        sort = [{"created_at": "desc"}, {"id": "asc"}]
+        return self._search(_NOTICES, {"bool": {"filter": filters}}, sort)
 
     # Alerts --------------------------------------------------------------------------------
     def claim_alert(self, alert: Alert) -> bool:
@@ -757,7 +776,11 @@ def _match_query(
 ) -> dict[str, Any]:
     filters: list[dict[str, Any]] = []
     if status is not None:
-        filters.append({"term": {"status": parse_status(status).value}})
+        wanted = parse_status(status)
+        values = [wanted.value]
+        if wanted == TriageStatus.NOTICE_SENT:
+            values.append("takedown_requested")  # matches triaged before the lifecycle
+        filters.append({"terms": {"status": values}})
     if min_confidence is not None:
         filters.append(
             {"range": {"confidence_rank": {"gte": parse_confidence(min_confidence).rank}}}

@@ -1,13 +1,13 @@
 """Index setup and lifecycle of the Elasticsearch store, apart from the store's documents.
 
-Each kind of record (``posts``, ``media``, ``matches``, ``alerts``) lives behind an alias
-``<prefix>-<kind>`` whose write index is ``<prefix>-<kind>-000001`` (later ``-000002`` ... when
-ILM rolls it over). The index templates, component templates (explicit, strict mappings) and
-the ILM policy are JSON files under ``config/elasticsearch/``; :func:`setup_indices` installs
-them, then creates each missing first index with its write alias. It is idempotent: each body
-carries a checksum in its ``_meta``, so a second run sends nothing, and an index another
-process created first is accepted. A changed mappings component is also applied to the live
-indices behind its alias.
+Each kind of record (``posts``, ``media``, ``matches``, ``alerts``, ``notices``) lives behind
+an alias ``<prefix>-<kind>`` whose write index is ``<prefix>-<kind>-000001`` (later ``-000002``
+... when ILM rolls it over). The index templates, component templates (explicit, strict
+mappings) and the ILM policy are JSON files under ``config/elasticsearch/``;
+:func:`setup_indices` installs them, then creates each missing first index with its write
+alias. It is idempotent: each body carries a checksum in its ``_meta``, so a second run sends
+nothing, and an index another process created first is accepted. A changed mappings component
+is also applied to the live indices behind its alias.
 
 Both the store (:class:`~triage.stores.elasticsearch.ElasticsearchStore`, which sets up a
 cluster it finds empty) and ``reelwatch es setup`` call these functions on a client, inside
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 INDEX_PREFIX = "reelwatch"
 """Names of every alias, index, template and policy start with this (settings may override)."""
-KINDS = ("posts", "media", "matches", "alerts")
+KINDS = ("posts", "media", "matches", "alerts", "notices")
 META_OWNER = "reelwatch"
 """``_meta.managed_by`` on everything setup installs."""
 

@@ -26,9 +26,10 @@ from reelwatch.models import (
     Alert,
     AlertStatus,
     Confidence,
-    HistoryEntry,
     Match,
     Media,
+    Notice,
+    NoticeStatus,
     Post,
     PostState,
     TriageStatus,
@@ -43,6 +44,7 @@ from triage.stores.base import (
     merge_post,
     parse_alert_status,
     parse_confidence,
+    parse_notice_status,
     parse_post_state,
     parse_status,
 )
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 
     from reelwatch.settings import Settings
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema
 changes."""
 
@@ -71,6 +73,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE media ADD COLUMN media_url TEXT",
         "ALTER TABLE media ADD COLUMN first_post TEXT",
     ),
+    5: (
+        "ALTER TABLE matches ADD COLUMN views INTEGER",
+        "ALTER TABLE matches ADD COLUMN enforcement JSON",
+        # The lifecycle's "notice_sent" is what "takedown_requested" meant.
+        "UPDATE matches SET status = 'notice_sent' WHERE status = 'takedown_requested'",
+    ),
 }
 """Statements that bring a store of version ``n - 1`` to version ``n``."""
 
@@ -88,6 +96,10 @@ _JSON = frozenset(
         "notes",
         "ai",
         "history",
+        "enforcement",
+        "match_ids",
+        "urls",
+        "form",
     }
 )
 """Columns that hold a nested model field as JSON text."""
@@ -142,6 +154,13 @@ _ALERTS = _Table(
     lambda a: {"id": a.id, "created_ts": as_utc(a.created_at).timestamp()},
 )
 
+_NOTICES = _Table(
+    "notices",
+    "id",
+    Notice,
+    lambda n: {"created_ts": as_utc(n.created_at).timestamp()},
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
     key TEXT PRIMARY KEY, platform TEXT NOT NULL, post_id TEXT NOT NULL, url TEXT NOT NULL,
@@ -165,7 +184,8 @@ CREATE TABLE IF NOT EXISTS matches (
     confidence_rank INTEGER NOT NULL, signals JSON, segments JSON, notes JSON, ai JSON,
     media_sha256 TEXT,
     watch TEXT, created_at TEXT, updated_at TEXT, updated_ts REAL NOT NULL,
-    status TEXT NOT NULL, assignee TEXT, note TEXT, history JSON
+    status TEXT NOT NULL, assignee TEXT, note TEXT, history JSON, views INTEGER,
+    enforcement JSON
 );
 CREATE INDEX IF NOT EXISTS matches_rank
     ON matches (confidence_rank DESC, score DESC, updated_ts DESC);
@@ -179,6 +199,13 @@ CREATE TABLE IF NOT EXISTS alerts (
     lease_ts REAL
 );
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status, created_ts);
+CREATE TABLE IF NOT EXISTS notices (
+    id TEXT PRIMARY KEY, platform TEXT NOT NULL, account TEXT, title_id TEXT NOT NULL,
+    title TEXT, match_ids JSON, urls JSON, status TEXT NOT NULL, created_at TEXT,
+    created_by TEXT, sent_at TEXT, sent_by TEXT, reference TEXT, template TEXT, subject TEXT,
+    text TEXT, form_url TEXT, form JSON, note TEXT, created_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_created ON notices (created_ts DESC);
 """
 # lease_ts: when the current delivery attempt started (NULL: none in flight). It is store
 # bookkeeping, not part of the Alert model. Indexes are created IF NOT EXISTS on every open, so
@@ -371,20 +398,51 @@ class SQLiteStore(Store):
         with self._tx(write=False) as conn:
             return int(conn.execute(f"SELECT COUNT(*) FROM matches{where}", params).fetchone()[0])
 
-    def set_status(
-        self, match_id: str, status: TriageStatus | str, note: str = "", actor: str = ""
-    ) -> Match:
-        new_status = parse_status(status)
+    def update_match(self, match_id: str, change: Callable[[Match], object]) -> Match:
         with self._tx() as conn:
             match = _get(conn, _MATCHES, match_id)
             if match is None:
                 raise InputError(f"unknown match {match_id!r}")
-            match.status = new_status
-            if note:
-                match.note = note
-            match.history.append(HistoryEntry(status=new_status, note=note, actor=actor))
+            change(match)
             _write(conn, _MATCHES, match)
             return match
+
+    # Notices -------------------------------------------------------------------------------
+    def upsert_notice(self, notice: Notice) -> None:
+        with self._tx() as conn:
+            _write(conn, _NOTICES, notice)
+
+    def get_notice(self, id: str) -> Notice | None:
+        return self._read(_NOTICES, id)
+
+    def list_notices(
+        self,
+        *,
+        status: NoticeStatus | str | None = None,
+        match_id: str | None = None,
+        platform: str | None = None,
+        account: str | None = None,
+    ) -> list[Notice]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(parse_notice_status(status).value)
+        if match_id is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(notices.match_ids) WHERE value = ?)")
+            params.append(match_id)
+        if platform is not None:
+            where.append("platform = ?")
+            params.append(platform)
+        if account is not None:
+            where.append("account = ?")
+            params.append(account)
+        sql = "SELECT * FROM notices"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_ts DESC, id"
+        with self._tx(write=False) as conn:
+            return [_NOTICES.load(row) for row in conn.execute(sql, params)]
 
     # Alerts --------------------------------------------------------------------------------
     def claim_alert(self, alert: Alert) -> bool:
