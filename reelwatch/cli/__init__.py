@@ -118,8 +118,13 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def _register() -> None:
+    import reelwatch.cli.accounts as accounts
     import reelwatch.cli.browser as browser
+    import reelwatch.cli.evidence as evidence
+    import reelwatch.cli.notices as notices
     import reelwatch.cli.posts as posts
+    import reelwatch.cli.removals as removals
+    import reelwatch.cli.report as report
     import reelwatch.cli.verify as verify
     from reelwatch.cli import board, catalog, crawling, demo, es, evaluate, kibana, matching, ops
 
@@ -130,6 +135,11 @@ def _register() -> None:
     app.add_typer(kibana.kibana_app, name="kibana")
     app.add_typer(es.es_app, name="es")
     app.add_typer(browser.browser_app, name="browser")
+    app.add_typer(evidence.evidence_app, name="evidence")
+    app.add_typer(notices.notice_app, name="notice")
+    app.add_typer(removals.removals_app, name="removals")
+    app.add_typer(accounts.accounts_app, name="accounts")
+    app.add_typer(report.report_app, name="report")
     app.command("match")(matching.match)
     app.add_typer(crawling.sources_app, name="sources")
     app.command("crawl")(crawling.crawl)
