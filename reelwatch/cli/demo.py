@@ -213,3 +213,13 @@ def _summary(
         console.print(mails)
     console.print(f"{processed} new post(s) processed in {elapsed:.0f} s")
     console.print(f"data home: {settings.home}")
+    best = next((m for m in found if m.confidence == Confidence.HIGH), None)
+    if best is not None:
+        # Strangers' ids go out as data, never as markup.
+        console.print("Act on a match (the enforcement loop: docs/enforcement.md):")
+        for line in (
+            f"  reelwatch evidence export {best.id} --out packs/",
+            f"  reelwatch notice draft {best.id}",
+            f"  reelwatch report {best.title_id}",
+        ):
+            console.print(Text(line))
