@@ -13,7 +13,6 @@ and refuse anything outside their folder, so a crafted segment or URL cannot rea
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,11 +38,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelwatch.errors import InputError
 from reelwatch.models import Match, Post, Segment, TriageStatus, slugify, utcnow
+from triage.board.files import (
+    IMAGE_SUFFIXES,
+    PLACEHOLDER_URL,
+    evidence_url,
+    media_file,
+    poster_for,
+    resolve_under,
+    thumbnail_url,
+)
 from triage.board.queries import (
     QueueFilters,
     account_matches,
     csv_rows,
     facets,
+    lifecycle,
     matched_times,
     repeat_accounts,
     select_matches,
@@ -81,8 +90,6 @@ HERE = Path(__file__).resolve().parent
 PER_PAGE = 50
 MAX_NOTE_CHARS = 5000
 MAX_CAPTION_PREVIEW = 160
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 STATUS_ACTIONS: tuple[tuple[TriageStatus, str], ...] = (
     (TriageStatus.CONFIRMED, "Confirm"),
@@ -135,6 +142,7 @@ def _templates() -> Jinja2Templates:
     )
     env.filters["when"] = _when
     env.filters["seconds"] = _seconds
+    env.filters["duration"] = duration_text
     env.filters["label"] = _label
     env.filters["web_url"] = _web_url
     env.filters["path_part"] = lambda v: quote(str(v), safe=":@")
@@ -151,6 +159,23 @@ def _when(value: datetime | None) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
+
+
+def duration_text(seconds: float | None) -> str:
+    """A span of time as a reviewer reads it: ``45 s``, ``12 min``, ``5 h 3 min``, ``3 d 4 h``."""
+    if seconds is None:
+        return "-"
+    s = max(0, round(seconds))
+    if s < 90:
+        return f"{s} s"
+    minutes = s // 60
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def _label(value: Any) -> str:
@@ -339,46 +364,6 @@ def queue_filters(
 Filters = Annotated[QueueFilters, Depends(queue_filters)]
 
 
-# Evidence and media paths -------------------------------------------------------------------
-def evidence_url(settings: Settings, path: str) -> str | None:
-    """The board URL of an evidence file, or None if the path is not under the evidence dir."""
-    candidate = Path(path)
-    full = candidate if candidate.is_absolute() else settings.home / candidate
-    try:
-        relative = full.relative_to(settings.evidence_dir)
-    except ValueError:
-        return None
-    if ".." in relative.parts or not relative.parts:
-        return None
-    return "/evidence/" + quote(relative.as_posix())
-
-
-def resolve_under(root: Path, relative: str) -> Path | None:
-    """``root/relative`` if it is an existing file inside ``root`` after resolving links."""
-    base = root.resolve()
-    try:
-        target = (base / relative).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    if not target.is_relative_to(base) or not target.is_file():
-        return None
-    return target
-
-
-def media_file(settings: Settings, sha256: str) -> Path | None:
-    """The downloaded file with this content hash (``media/<sha[:2]>/<sha>.<ext>``), if any."""
-    if not _SHA256_RE.fullmatch(sha256):
-        return None
-    folder = settings.media_dir / sha256[:2]
-    if not folder.is_dir():
-        return None
-    for candidate in sorted(folder.glob(f"{sha256}.*")):
-        found = resolve_under(settings.media_dir, f"{sha256[:2]}/{candidate.name}")
-        if found is not None:
-            return found
-    return None
-
-
 @dataclass(frozen=True)
 class Picture:
     label: str
@@ -448,7 +433,13 @@ def _routes() -> APIRouter:
         return state.templates.TemplateResponse(
             request,
             "queue.html",
-            _context(request, filters=filters, result=result, facets=facets(state.store)),
+            _context(
+                request,
+                filters=filters,
+                result=result,
+                facets=facets(state.store),
+                thumbs={m.id: thumbnail_url(state.settings, m) for m in result.matches},
+            ),
         )
 
     @router.get("/login", response_class=HTMLResponse)
@@ -521,6 +512,7 @@ def _routes() -> APIRouter:
                 match=match,
                 post=post,
                 segments=segment_views(state.settings, match),
+                lifecycle=lifecycle(match),
                 clip_url=f"/media/{sha}#t={clip_start(match):.2f}" if has_media else None,
                 clip_start=clip_start(match),
             ),
@@ -649,6 +641,18 @@ def _routes() -> APIRouter:
         if target is None or target.suffix.lower() not in IMAGE_SUFFIXES:
             raise _not_found("evidence image")
         return FileResponse(target, headers={"Cache-Control": "private, max-age=3600"})
+
+    @router.get("/thumbs/{sha256}.jpg")
+    def thumb(request: Request, sha256: str) -> Response:
+        """A poster frame of stored media (made once, then cached); the placeholder when there
+        is none to make."""
+        state: BoardState = request.app.state.board
+        poster = poster_for(state.settings, sha256)
+        if poster is None:
+            return RedirectResponse(PLACEHOLDER_URL, status_code=307)
+        return FileResponse(
+            poster, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     @router.get("/media/{sha256}")
     def media(request: Request, sha256: str) -> Response:

@@ -13,11 +13,12 @@ import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from reelwatch.errors import InputError
-from reelwatch.models import Confidence, Match, normalize_hashtag
+from reelwatch.models import Confidence, Match, TriageStatus, normalize_hashtag
 from triage.stores.base import Store, parse_confidence, parse_status
 
 AI_CHOICES = ("", "yes", "no")
@@ -269,3 +270,21 @@ def csv_rows(matches: Iterable[Match]) -> Iterator[str]:
             m.caption,
         ]
         yield flush([_cell(v) for v in row])
+
+
+@dataclass(frozen=True)
+class LifecycleStep:
+    status: TriageStatus
+    at: datetime | None
+    """When the match last entered this status (``new``: when it was found)."""
+    current: bool
+
+
+def lifecycle(match: Match) -> list[LifecycleStep]:
+    """Every status of the enforcement loop, in order, with the time the match entered it."""
+    steps = []
+    for status in TriageStatus:
+        field_name = status.at_field
+        at = match.created_at if field_name is None else getattr(match.enforcement, field_name)
+        steps.append(LifecycleStep(status, at, status == match.status))
+    return steps
