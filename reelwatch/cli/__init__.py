@@ -139,7 +139,7 @@ def _register() -> None:
     app.add_typer(notices.notice_app, name="notice")
     app.add_typer(removals.removals_app, name="removals")
     app.add_typer(accounts.accounts_app, name="accounts")
-    app.add_typer(report.report_app, name="report")
+    app.command("report")(report.report)
     app.command("match")(matching.match)
     app.add_typer(crawling.sources_app, name="sources")
     app.command("crawl")(crawling.crawl)
