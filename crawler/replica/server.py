@@ -29,6 +29,14 @@ pages with ``fetch`` as the reader scrolls; unsigned or wrongly signed calls get
 with an empty body; media URLs expire after ``media_ttl_s`` and need the session's cookie and
 a Referer from the site. ``captcha=True`` (switchable while serving) answers tag and video
 pages with a verification page instead.
+
+:meth:`ReplicaServer.take_down` removes a post the way TikTok does (switchable while serving,
+undone by :meth:`ReplicaServer.restore`): its page still answers HTTP 200, with
+``webapp.video-detail`` carrying a non-zero ``statusCode`` (:data:`~crawler.recheck.ITEM_NOT_FOUND`
+for a post removed for copyright or deleted, :data:`~crawler.recheck.ITEM_PRIVATE` for one made
+private) and no ``itemStruct``; its media answers 404 and it drops out of every listing (tag
+pages, the item-list API, account pages and the other platforms' faces). An id the site never
+had still answers 404. Faults (429, 503, captcha) apply to its page as to any other.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from crawler.recheck import ITEM_NOT_FOUND, ITEM_PRIVATE
 from crawler.replica import signing
 from crawler.replica.faces import face_routes
 from crawler.replica.site import SITE_FILE, challenge_id, load_items
@@ -67,6 +76,14 @@ SIGNED_PAGE_COUNT = 20
 """Largest page the signed API serves (TikTok's web client asks for at most this)."""
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+TAKE_DOWN_REASONS: dict[str, tuple[int, str, str]] = {
+    "copyright": (ITEM_NOT_FOUND, "item doesn't exist", "Video currently unavailable"),
+    "deleted": (ITEM_NOT_FOUND, "item doesn't exist", "Video currently unavailable"),
+    "private": (ITEM_PRIVATE, "item is private", "This video is private"),
+}
+"""Why a post was taken down -> the ``statusCode`` and ``statusMsg`` its page carries, and
+what the page shows a reader (TikTok says the same for a copyright removal and a deletion)."""
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -175,6 +192,21 @@ class _Catalog:
             by_id={str(i["id"]): i for i in items},
             by_tag=by_tag,
             tag_by_challenge={challenge_id(t): t for t in by_tag},
+        )
+
+    def without(self, ids: frozenset[str]) -> _Catalog:
+        """This catalog with the posts of ``ids`` gone from every index (taken down)."""
+        if not ids:
+            return self
+        by_tag = {
+            tag: kept
+            for tag, items in self.by_tag.items()
+            if (kept := [i for i in items if str(i["id"]) not in ids])
+        }
+        return _Catalog(
+            by_id={k: v for k, v in self.by_id.items() if k not in ids},
+            by_tag=by_tag,
+            tag_by_challenge={k: t for k, t in self.tag_by_challenge.items() if t in by_tag},
         )
 
 
@@ -437,6 +469,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.replica.signed:
             self._start_session()
+        reason = self.replica.taken_down(id)
+        if reason is not None:
+            self._send_taken_down(id, reason, head=head)
+            return
         item = self.replica.catalog().by_id.get(id)
         if item is None:
             self._send_text(HTTPStatus.NOT_FOUND, "video not found\n", head=head)
@@ -460,6 +496,18 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send_html(rehydration_page(title, scope, shown), head=head)
 
+    def _send_taken_down(self, id: str, reason: str, *, head: bool) -> None:
+        """A taken-down post's page as TikTok serves one: 200, a status code, no item."""
+        status, message, shown = TAKE_DOWN_REASONS[reason]
+        scope = {
+            "webapp.app-context": {"language": "en", "region": "US"},
+            "webapp.video-detail": {"statusCode": status, "statusMsg": message},
+        }
+        body = (
+            f'<main style="font:16px sans-serif;margin:24px"><h2>{html.escape(shown)}</h2></main>'
+        )
+        self._send_html(rehydration_page(f"{shown} | replica", scope, body), head=head)
+
     def _media_refusal(self, id: str, query: dict[str, list[str]]) -> str | None:
         """Why a signed media URL is refused (expired, forged, no session cookie or Referer)."""
         secret = self.replica.secret
@@ -476,7 +524,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _media(self, *, head: bool, query: dict[str, list[str]], id: str) -> None:
         path = self.replica.site_dir / "videos" / f"{id}.mp4"
-        if not _ID_RE.fullmatch(id) or not path.is_file():
+        gone = self.replica.taken_down(id) is not None
+        if gone or not _ID_RE.fullmatch(id) or not path.is_file():
             self._send_text(HTTPStatus.NOT_FOUND, "media not found\n", head=head)
             return
         if self.replica.media_ttl_s is not None:
@@ -579,6 +628,8 @@ class ReplicaServer:
         self._catalog: _Catalog | None = None
         self._catalog_version: tuple[int, int] | None = None
         self._catalog_lock = threading.Lock()
+        self._taken_down: dict[str, str] = {}
+        self._served: tuple[tuple[int, int], frozenset[str], _Catalog] | None = None
         self._httpd: _ReplicaHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -590,16 +641,47 @@ class ReplicaServer:
         return f"http://{host!s}:{port}"
 
     def catalog(self) -> _Catalog:
-        """The site as it is now: ``site.json`` is re-read when its modification time or size
-        changed, so rewrite the file (``build_site`` does) rather than edit it in place within
-        the same instant."""
+        """The site as it is now, without the posts taken down: ``site.json`` is re-read when
+        its modification time or size changed, so rewrite the file (``build_site`` does)
+        rather than edit it in place within the same instant."""
         stat = (self.site_dir / SITE_FILE).stat()
         version = (stat.st_mtime_ns, stat.st_size)
         with self._catalog_lock:
             if self._catalog is None or version != self._catalog_version:
                 self._catalog = _Catalog.load(self.site_dir)
                 self._catalog_version = version
-            return self._catalog
+            gone = frozenset(self._taken_down)
+            if self._served is None or self._served[:2] != (version, gone):
+                self._served = (version, gone, self._catalog.without(gone))
+            return self._served[2]
+
+    def take_down(self, post_id: str, reason: str = "copyright") -> None:
+        """Remove a post as the platform would after a notice (``copyright``), its uploader
+        (``deleted``) or a change of its privacy (``private``); see the module docstring.
+        Takes effect on the next request; :meth:`restore` undoes it. ``KeyError`` for an id
+        the site does not have, ``ValueError`` for an unknown reason."""
+        post_id = str(post_id)
+        if reason not in TAKE_DOWN_REASONS:
+            known = ", ".join(TAKE_DOWN_REASONS)
+            raise ValueError(f"unknown take-down reason {reason!r}; use one of: {known}")
+        self.catalog()  # loads the site once, so an id is known after a reload
+        with self._catalog_lock:
+            catalog = self._catalog
+            if post_id not in self._taken_down and (
+                catalog is None or post_id not in catalog.by_id
+            ):
+                raise KeyError(f"the replica has no post {post_id}")
+            self._taken_down[post_id] = reason
+
+    def restore(self, post_id: str) -> None:
+        """Put a taken-down post back as it was (reinstated); nothing for one that is up."""
+        with self._catalog_lock:
+            self._taken_down.pop(str(post_id), None)
+
+    def taken_down(self, post_id: str) -> str | None:
+        """Why ``post_id`` is taken down, or None when it is not."""
+        with self._catalog_lock:
+            return self._taken_down.get(str(post_id))
 
     def start(self) -> str:
         """Load the site, bind, serve in the background; returns the base URL."""

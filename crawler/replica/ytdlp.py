@@ -14,6 +14,7 @@ from typing import Any
 from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.utils import ExtractorError, float_or_none, int_or_none, traverse_obj, url_or_none
 
+from crawler.recheck import ACCOUNT_PRIVATE, ITEM_NOT_FOUND, ITEM_PRIVATE
 from crawler.tiktok_format import as_dict, rehydration_scope
 
 
@@ -38,10 +39,7 @@ class ReplicaIE(InfoExtractor):
         status = int_or_none(detail.get("statusCode"))
         item = traverse_obj(detail, ("itemInfo", "itemStruct"))
         if status != 0 or not isinstance(item, dict):
-            raise ExtractorError(
-                f"post {video_id} is not available (statusCode {detail.get('statusCode')!r})",
-                expected=True,
-            )
+            raise ExtractorError(_unavailable(detail), video_id=video_id, expected=True)
         video = item.get("video") or {}
         formats: list[dict[str, Any]] = []
         for key in ("playAddr", "downloadAddr"):
@@ -81,6 +79,19 @@ class ReplicaIE(InfoExtractor):
             "comment_count": int_or_none(stats.get("commentCount")),
             "formats": formats,
         }
+
+
+def _unavailable(detail: dict[str, Any]) -> str:
+    """What the extractor says of a post page without the post, as platforms word it: a
+    private post is "This video is private", a removed or deleted one "Video currently
+    unavailable"; the status code and message follow."""
+    code = detail.get("statusCode")
+    said = f"statusCode {code!r}" + (f": {detail['statusMsg']}" if detail.get("statusMsg") else "")
+    if int_or_none(code) in (ITEM_PRIVATE, ACCOUNT_PRIVATE):
+        return f"This video is private ({said})"
+    if int_or_none(code) == ITEM_NOT_FOUND:
+        return f"Video currently unavailable ({said})"
+    return f"Video not available ({said})"
 
 
 class ReplicaUserIE(InfoExtractor):
