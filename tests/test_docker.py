@@ -14,10 +14,12 @@ import pytest
 import yaml
 
 from reelwatch.settings import Settings
+from tests.test_elastalert import variables
 from workers.app import QUEUES, task_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
+ELASTALERT_CONFIG = ROOT / "config" / "elastalert" / "config.yaml"
 MATCH_QUEUE_VAR = "REELWATCH_WORKERS__MATCH_QUEUE"
 
 needs_compose = pytest.mark.skipif(
@@ -33,7 +35,13 @@ def _config(
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("REELWATCH_BOARD_TOKEN", "REELWATCH_MATCH_QUEUE")
+        if k
+        not in (
+            "REELWATCH_BOARD_TOKEN",
+            "REELWATCH_MATCH_QUEUE",
+            "REELWATCH_ALERT_EMAIL_TO",
+            "REELWATCH_ALERT_EMAIL_FROM",
+        )
     }
     if token is not None:
         env["REELWATCH_BOARD_TOKEN"] = token
@@ -65,6 +73,7 @@ def test_compose_config_is_valid_and_wires_the_stack() -> None:
         "worker",
         "beat",
         "board",
+        "elastalert",
     } <= set(services)
     assert services["worker-gpu"]["profiles"] == ["gpu"]  # started only with --profile gpu
     assert services["cli"]["profiles"] == ["cli"]
@@ -96,6 +105,50 @@ def test_the_gpu_worker_runs_the_gpu_image_on_a_reserved_gpu() -> None:
     assert gpu["command"][:3] == ["worker", "--queues", "gpu"]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
+
+
+@needs_compose
+def test_elastalert_runs_the_rules_against_the_compose_elasticsearch_and_mail() -> None:
+    services = _services()
+    alert = services["elastalert"]
+    image, _, tag = alert["image"].rpartition(":")
+    assert image == "jertel/elastalert2"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"pin a release, not {tag!r}"
+    assert alert["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
+    assert "mailcatcher" in alert["depends_on"]
+    assert "profiles" not in alert and not alert.get("ports")
+    # config/elastalert mounted where ElastAlert2's image reads it and config.yaml looks.
+    config = yaml.safe_load(ELASTALERT_CONFIG.read_text())
+    mounts = {}
+    for volume in alert["volumes"]:
+        source, target, mode = (
+            volume.split(":")
+            if isinstance(volume, str)
+            else (
+                volume["source"],
+                volume["target"],
+                "ro" if volume.get("read_only") else "rw",
+            )
+        )
+        mounts[target] = (Path(source), mode)
+    assert mounts["/opt/elastalert/config.yaml"] == (ELASTALERT_CONFIG, "ro")
+    assert mounts[config["rules_folder"]] == (ELASTALERT_CONFIG.parent / "rules", "ro")
+    assert config["es_host"] in services and config["es_port"] == 9200
+    # Every $VAR of the rules is set, with the mail server and board the workers use.
+    env = alert["environment"]
+    used = set().union(*(variables(p) for p in (ELASTALERT_CONFIG.parent / "rules").glob("*")))
+    assert used and used <= set(env)
+    worker = services["worker"]["environment"]
+    for name in (
+        "REELWATCH_EMAIL__SMTP_HOST",
+        "REELWATCH_EMAIL__SMTP_PORT",
+        "REELWATCH_EMAIL__BOARD_URL",
+    ):
+        assert env[name] == worker[name], name
+    assert env["REELWATCH_EMAIL__SMTP_HOST"] in services
+    assert "REELWATCH_BROKER_URL" not in env  # not a reelwatch process
+    to = _services(REELWATCH_ALERT_EMAIL_TO="legal@studio.example")["elastalert"]["environment"]
+    assert to["REELWATCH_ALERT_EMAIL_TO"] == "legal@studio.example"
 
 
 def _queues(service: dict[str, Any]) -> list[str]:
