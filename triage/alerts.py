@@ -22,29 +22,44 @@ Digests
     out as they come, later ones are *held* (pending, marked :data:`HELD_FOR_DIGEST`) and the
     next :func:`flush_pending` sends them as one digest. Beat runs that flush every few
     minutes; the embedded runner must call it at the end of a run.
+
+Repeat infringers
+    An account that crosses ``settings.ledger.alert_threshold`` confirmed matches gets one
+    alert per recipient (:func:`deliver_account_alert`, called by
+    :func:`triage.ledger.after_status_change`), whose ``match_id`` is the account's key
+    (``account:<platform>:<account>:repeat``), not a match's id. It is claimed, leased,
+    retried and never sent twice like any alert; :func:`flush_pending` retries it with the
+    account's ledger as it stands then, and never counts it towards a watch's digest.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.models import Alert, AlertStatus, Confidence, Match, Post, utcnow
 from reelwatch.settings import AlertSettings
-from triage.notifiers.base import SendsDigests
+from triage.ledger import account_matches, is_account_alert, ledger_of, parse_alert_key
+from triage.notifiers.base import SendsAccountAlerts, SendsDigests
 
 if TYPE_CHECKING:
     from reelwatch.settings import Settings
+    from triage.ledger import AccountLedger
     from triage.notifiers.base import Notifier
     from triage.stores.base import Store
 
 log = logging.getLogger(__name__)
+
+MAX_ACCOUNT_ALERT_MATCHES = 50
+"""A repeat-infringer alert lists this many of the account's matches at most (those confirmed
+in the window first); the ledger's numbers count them all."""
 
 ATTEMPT_LEASE_S = 600.0
 """How long an attempt may be in flight before another worker takes the alert over; well above
@@ -174,8 +189,12 @@ def flush_pending(
     window = _Window(store, throttle.window_s)
     attempted: list[Alert] = []
     queues: dict[tuple[str, str], list[_Candidate]] = {}
+    accounts: list[Alert] = []
     for pending in store.list_alerts(AlertStatus.PENDING):
         if pending.channel not in by_channel:
+            continue
+        if is_account_alert(pending):
+            accounts.append(pending)
             continue
         match = window.match(pending.match_id)
         if match is None:
@@ -203,6 +222,48 @@ def flush_pending(
                 lease_s=lease_s,
                 may_hold=False,
                 report_skipped=False,
+            )
+    if accounts:
+        attempted += _flush_account_alerts(store, by_channel, accounts, settings, lease_s=lease_s)
+    return attempted
+
+
+def deliver_account_alert(
+    store: Store,
+    notifiers: Iterable[Notifier],
+    key: str,
+    ledger: AccountLedger,
+    *,
+    lease_s: float = ATTEMPT_LEASE_S,
+) -> list[Alert]:
+    """Tell every recipient of every channel that can (:class:`SendsAccountAlerts`) that
+    ``ledger``'s account crossed the repeat-infringer threshold; ``key`` names the crossing
+    (:func:`triage.ledger.account_alert_key`). Safe to call any number of times, from any
+    number of processes: each (key, channel, recipient) is claimed before it is sent.
+
+    Returns the alerts this call attempted (sent, pending with the reason, or failed); an alert
+    already sent, or in flight elsewhere, is left alone and not returned.
+    """
+    attempted: list[Alert] = []
+    matches: list[Match] | None = None
+    for notifier in notifiers:
+        if not isinstance(notifier, SendsAccountAlerts):
+            continue
+        for recipient in notifier.recipients:
+            alert = Alert(match_id=key, channel=notifier.channel, recipient=recipient)
+            taken = (
+                alert if store.claim_alert(alert) else store.lease_alert(alert.id, lease_s=lease_s)
+            )
+            if taken is None:
+                continue
+            if matches is None:
+                matches = account_matches(store, ledger, limit=MAX_ACCOUNT_ALERT_MATCHES)
+            attempted.append(
+                _record(
+                    store,
+                    taken,
+                    partial(notifier.send_account_alert, ledger, matches, recipient, taken.id),
+                )
             )
     return attempted
 
@@ -247,7 +308,11 @@ class _Window:
             since = utcnow() - timedelta(seconds=self.window_s)
             self._recent = {}
             for alert in self.store.list_alerts():
-                if alert.status == AlertStatus.FAILED or alert.created_at < since:
+                if (
+                    alert.status == AlertStatus.FAILED
+                    or alert.created_at < since
+                    or is_account_alert(alert)
+                ):
                     continue
                 match = self.match(alert.match_id)
                 key = (alert.channel, alert.recipient, match.watch if match else None)
@@ -349,10 +414,16 @@ def _hold(store: Store, taken: _Candidate, watch: str | None) -> Alert:
 
 def _attempt(store: Store, notifier: Notifier, taken: _Candidate) -> Alert:
     """Send one taken alert and record the outcome (which releases the lease)."""
-    alert = taken.alert
+    return _record(
+        store, taken.alert, lambda: notifier.send(taken.match, taken.post, taken.alert.recipient)
+    )
+
+
+def _record(store: Store, alert: Alert, send: Callable[[], str]) -> Alert:
+    """Run ``send`` for a taken alert and record the outcome (which releases the lease)."""
     done = alert.model_copy()
     try:
-        done.message_id = notifier.send(taken.match, taken.post, alert.recipient)
+        done.message_id = send()
     except TransientError as e:
         done.status, done.error = AlertStatus.PENDING, str(e)
         log.warning("alert %s will be retried: %s", alert.id, e)
@@ -409,3 +480,57 @@ def _attempt_digest(
         store.update_alert(done)
         results.append(done)
     return results
+
+
+def _flush_account_alerts(
+    store: Store,
+    by_channel: Mapping[str, Notifier],
+    pending: Sequence[Alert],
+    settings: Settings | None,
+    *,
+    lease_s: float,
+) -> list[Alert]:
+    """Retry pending repeat-infringer alerts with each account's ledger as it stands now.
+
+    Without settings (the window and threshold) the ledger cannot be computed: they wait for a
+    flush that has them, as the beat task's does. An account with no match left, or a channel
+    that cannot tell about accounts, fails the alert with that reason.
+    """
+    if settings is None:
+        log.warning("%d repeat-infringer alerts wait for a flush with settings", len(pending))
+        return []
+    attempted: list[Alert] = []
+    ledgers: dict[tuple[str, str], tuple[AccountLedger | None, list[Match]]] = {}
+    for alert in pending:
+        parsed = parse_alert_key(alert.match_id)
+        assert parsed is not None
+        platform, account, _generation = parsed
+        taken = store.lease_alert(alert.id, lease_s=lease_s)
+        if taken is None:
+            continue
+        notifier = by_channel[alert.channel]
+        if (platform, account) not in ledgers:
+            ledger = ledger_of(settings, store, platform, account)
+            shown = (
+                account_matches(store, ledger, limit=MAX_ACCOUNT_ALERT_MATCHES) if ledger else []
+            )
+            ledgers[(platform, account)] = (ledger, shown)
+        ledger, shown = ledgers[(platform, account)]
+        if ledger is None or not isinstance(notifier, SendsAccountAlerts):
+            taken.status = AlertStatus.FAILED
+            taken.error = (
+                f"the account @{account} on {platform} has no match in the store any more"
+                if ledger is None
+                else f"the {alert.channel} channel cannot send repeat-infringer alerts"
+            )
+            store.update_alert(taken)
+            attempted.append(taken)
+            continue
+        attempted.append(
+            _record(
+                store,
+                taken,
+                partial(notifier.send_account_alert, ledger, shown, taken.recipient, taken.id),
+            )
+        )
+    return attempted

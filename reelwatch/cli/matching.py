@@ -183,9 +183,24 @@ def set_status(
     note: Annotated[str, typer.Option(help="Why.")] = "",
     actor: Annotated[str, typer.Option(help="Who decided.")] = "cli",
 ) -> None:
-    """Record a triage decision on a match (kept in its history)."""
+    """Record a triage decision on a match (kept in its history).
+
+    When it brings the match's account to ledger.alert_threshold confirmed matches in the
+    window, the repeat-infringer alert goes out (once per crossing)."""
+    from triage.ledger import after_status_change
     from triage.stores import open_store
 
-    with open_store(settings_of(ctx)) as store:
+    settings = settings_of(ctx)
+    with open_store(settings) as store:
         m = store.set_status(match_id, status, note=note, actor=actor)
-    console.print(f"{m.id}: {m.status.value}")
+        console.print(f"{terminal_safe(m.id)}: {m.status.value}")
+        alert = after_status_change(settings, store, m)
+    if alert is not None:
+        state = alert.status.value + (f" ({alert.error})" if alert.error else "")
+        console.print(
+            terminal_safe(
+                f"@{m.account.lstrip('@')} on {m.platform} crossed the repeat-infringer "
+                f"threshold ({settings.ledger.alert_threshold} confirmed in "
+                f"{settings.ledger.window_days:g} days): alert {state}"
+            )
+        )

@@ -14,6 +14,7 @@ import pytest
 from reelwatch.models import Match
 from reelwatch.settings import Settings
 from tests.triage.factories import make_match
+from triage.ledger import build_ledgers
 from triage.notifiers.email import TEMPLATES_DIR, EmailNotifier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +73,14 @@ def assert_inert(html: str) -> None:
 
 def test_templates_ship_with_the_package_under_its_package_data() -> None:
     names = sorted(p.name for p in TEMPLATES_DIR.iterdir())
-    assert names == ["alert.html", "alert.txt", "digest.html", "digest.txt"]
+    assert names == [
+        "alert.html",
+        "alert.txt",
+        "digest.html",
+        "digest.txt",
+        "repeat.html",
+        "repeat.txt",
+    ]
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["*"]
     assert all(any(fnmatch(n, p) for p in patterns) for n in names), "each is installed"
@@ -106,6 +114,29 @@ def test_digest_html_is_autoescaped_and_its_subject_is_one_line(settings: Settin
     text, html = parts(message)
     assert_inert(html)
     assert html.count("<li>") == 2 and text.count("Triage it:") == 2
+
+
+def test_repeat_infringer_html_is_autoescaped_and_its_subject_is_one_line(
+    settings: Settings,
+) -> None:
+    notifier = EmailNotifier(settings)
+    matches = [
+        hostile_match("666", platform="x"),
+        make_match("667", account="evil" + HOSTILE, platform="x", post_url="javascript:alert(1)"),
+    ]
+    (ledger,) = build_ledgers(matches, settings)
+    message = notifier.build_account_alert(ledger, matches, "ana@studio.test", ledger.alert_key)
+
+    subject = str(message["Subject"])
+    assert "\r" not in subject and "\n" not in subject and "\u2028" not in subject
+    assert subject.startswith("[reelwatch] repeat infringer @evil<script>")
+    assert message["Bcc"] is None and message["X-Injected"] is None
+    text, html = parts(message)
+    assert_inert(html)
+    assert html.count("<li>") >= 2 and text.count("Triage:") == 2
+    hrefs = [a["href"] for t, a in tags_of(html) if t == "a"]
+    assert "javascript:alert(1)" not in hrefs, "a post URL that is not a web URL is not linked"
+    assert "\r" not in text and "\u2028" not in text
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,<script>x</script>"])

@@ -14,6 +14,9 @@ Adding a channel
 4. Optionally also subclass :class:`SendsDigests` when the channel can tell about many matches
    in one message; ``triage.alerts`` then throttles a watch that fires many at once into one
    digest per recipient. A channel without it simply gets one message per alert.
+5. Optionally subclass :class:`SendsAccountAlerts` when the channel can tell about a repeat
+   infringer (an account crossing ``settings.ledger.alert_threshold``, see
+   :mod:`triage.ledger`); a channel without it is not told about accounts.
 
 Notifiers do not decide *whether* to alert or remember what they sent: ``triage.alerts`` does
 that through the Store, so that the never-twice guarantee lives in one place.
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from reelwatch.models import Match, Post
     from reelwatch.settings import Settings
+    from triage.ledger import AccountLedger
 
 
 class Notifier(ABC):
@@ -71,3 +75,15 @@ class SendsDigests(ABC):
         The id must be derived from the alert ids of ``entries``, so that a retry of the same
         digest is recognisable. Errors are sorted as for :meth:`Notifier.send`.
         """
+
+
+class SendsAccountAlerts(ABC):
+    """Capability mixin: tell about an account that crossed the repeat-infringer threshold."""
+
+    @abstractmethod
+    def send_account_alert(
+        self, ledger: AccountLedger, matches: Sequence[Match], recipient: str, alert_id: str
+    ) -> str:
+        """Deliver one repeat-infringer alert about ``ledger``'s account, listing ``matches``
+        (in ledger order), and return its message id, derived from ``alert_id`` so a retry is
+        recognisable. Errors are sorted as for :meth:`Notifier.send`."""

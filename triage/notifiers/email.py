@@ -2,10 +2,13 @@
 
 A watch that fires many alerts at once gets a digest instead (:meth:`EmailNotifier.send_digest`,
 chosen by ``triage.alerts``): one message per recipient listing every match with its evidence
-thumbnail, post link and board link.
+thumbnail, post link and board link. An account crossing the repeat-infringer threshold gets
+one message per recipient too (:meth:`EmailNotifier.send_account_alert`): its ledger numbers
+and its matches, each with its board link.
 
 Bodies are Jinja2 templates shipped in ``triage/notifiers/templates/`` (``alert.html``,
-``alert.txt``, ``digest.html``, ``digest.txt``); the ``.html`` ones are autoescaped, the
+``alert.txt``, ``digest.html``, ``digest.txt``, ``repeat.html``, ``repeat.txt``); the ``.html``
+ones are autoescaped, the
 ``.txt`` ones are not (plain text has nothing to escape).
 
 Everything in a match that came from a platform (caption, handle, hashtags, URLs, even the post
@@ -32,6 +35,7 @@ import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -42,12 +46,13 @@ import jinja2
 
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.models import Alert, Match, Post, Segment, utcnow
-from triage.notifiers.base import Notifier, SendsDigests
+from triage.notifiers.base import Notifier, SendsAccountAlerts, SendsDigests
 
 if TYPE_CHECKING:
     from typing import Self
 
     from reelwatch.settings import Settings
+    from triage.ledger import AccountLedger
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +85,7 @@ class _Image:
     filename: str
 
 
-class EmailNotifier(Notifier, SendsDigests):
+class EmailNotifier(Notifier, SendsDigests, SendsAccountAlerts):
     """Sends match alerts by email; see the module docstring for what it guarantees."""
 
     channel = "email"
@@ -120,6 +125,13 @@ class EmailNotifier(Notifier, SendsDigests):
         message = self.build_digest(entries, recipient, watch)
         token = self.digest_token([m for m, _ in entries], recipient)
         self._deliver(message, f"digest-{token}")
+        return str(message["Message-ID"])
+
+    def send_account_alert(
+        self, ledger: AccountLedger, matches: Sequence[Match], recipient: str, alert_id: str
+    ) -> str:
+        message = self.build_account_alert(ledger, matches, recipient, alert_id)
+        self._deliver(message, alert_id)
         return str(message["Message-ID"])
 
     def send_notice(self, subject: str, text: str, recipient: str, key: str) -> str:
@@ -230,6 +242,74 @@ class EmailNotifier(Notifier, SendsDigests):
             html=self._digest_html(rows, watch_name),
             images=[row.thumbnail for row in rows if row.thumbnail is not None],
         )
+
+    def build_account_alert(
+        self, ledger: AccountLedger, matches: Sequence[Match], recipient: str, alert_id: str
+    ) -> EmailMessage:
+        """The repeat-infringer alert: the account's ledger numbers, why it scores what it
+        does, and ``matches`` with their post and board links (no images: the matches' own
+        alerts carried those)."""
+        address = _recipient_address(recipient)
+        account = _header_text(ledger.account, MAX_HANDLE_CHARS)
+        platform = _header_text(ledger.platform, MAX_HANDLE_CHARS)
+        days = f"{ledger.window_days:g} days"
+        values: dict[str, object] = {
+            "account": _plain(account),
+            "platform": _plain(platform),
+            "days": days,
+            "confirmed": ledger.confirmed,
+            "facts": self._ledger_facts(ledger, days),
+            "reasons": [_plain(r) for r in ledger.risk_reasons],
+            "also_on": [_plain(p) for p in ledger.also_on],
+            "rows": [self._ledger_row(m) for m in matches],
+            "more": max(0, ledger.matches - len(matches)),
+            "account_link": self.account_link(ledger),
+        }
+        return self._assemble(
+            subject=f"[reelwatch] repeat infringer @{account} on {platform} "
+            f"({ledger.confirmed} confirmed in {days})",
+            to=address,
+            message_id=self.message_id(alert_id),
+            extra={"X-Reelwatch-Account": _header_text(f"{platform}:{account}", 200)},
+            text=_render("repeat.txt", **values),
+            html=_render("repeat.html", **values),
+            images=[],
+        )
+
+    def account_link(self, ledger: AccountLedger) -> str:
+        """The account's page on the board."""
+        return (
+            f"{self.config.board_url.rstrip('/')}/accounts/{quote(ledger.platform, safe='')}/"
+            f"{quote(ledger.account, safe='@')}"
+        )
+
+    def _ledger_facts(self, ledger: AccountLedger, days: str) -> list[tuple[str, str]]:
+        def when(at: datetime | None) -> str:
+            return at.strftime("%Y-%m-%d %H:%M UTC") if at is not None else "-"
+
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(ledger.statuses.items()))
+        return [
+            ("Risk", f"{ledger.risk:g}"),
+            (f"Confirmed in the last {days}", str(ledger.confirmed)),
+            (f"Notices sent in the last {days}", str(ledger.notices_sent)),
+            (f"Removals in the last {days}", str(ledger.removals)),
+            (f"Reinstated in the last {days}", str(ledger.reinstated)),
+            ("Matches (all time)", f"{ledger.matches} ({statuses})"),
+            ("Titles", _plain(_cap(", ".join(ledger.titles), MAX_CAPTION_CHARS))),
+            ("Views reached", f"{ledger.views:,}"),
+            ("First seen", when(ledger.first_seen)),
+            ("Last seen", when(ledger.last_seen)),
+        ]
+
+    def _ledger_row(self, match: Match) -> dict[str, object]:
+        return {
+            "title": _plain(match.title),
+            "status": match.status.value,
+            "confidence": match.confidence.value,
+            "score": f"{match.score:.2f}",
+            "post": _plain(_cap(match.post_url, 500)),
+            "board_link": self.board_link(match),
+        }
 
     def _digest_text(self, rows: list[_DigestRow], watch_name: str) -> str:
         return _render("digest.txt", watch=watch_name, rows=self._digest_rows(rows))
