@@ -51,6 +51,10 @@ EXPECTED_VISUALIZATIONS = {
     "reelwatch-repeat-accounts",
     "reelwatch-ai-share",
     "reelwatch-triage-funnel",
+    "reelwatch-status-by-platform",
+    "reelwatch-views-reached",
+    "reelwatch-time-to-removal",
+    "reelwatch-removals-over-time",
 }
 SEARCH_ID = "reelwatch-new-high-confidence"
 
@@ -144,7 +148,7 @@ def test_every_line_is_a_saved_object_with_parseable_json_attributes() -> None:
             if source:
                 json.loads(source)
             count += 1
-    assert count == 11
+    assert count == 15
 
 
 def test_ids_are_unique(objects: list[dict[str, Any]]) -> None:
@@ -208,7 +212,7 @@ def test_aggregated_fields_are_aggregatable_in_the_mapping(objects: list[dict[st
             for agg in json.loads(obj["attributes"]["visState"])["aggs"]:
                 if "field" in agg["params"]:
                     aggregated[agg["params"]["field"]] = types.get(agg["params"]["field"], "?")
-    aggregatable = {"keyword", "date", "boolean", "float", "byte", "long", "integer"}
+    aggregatable = {"keyword", "date", "boolean", "float", "double", "byte", "long", "integer"}
     assert {f: t for f, t in aggregated.items() if t not in aggregatable} == {}
     assert {"title", "confidence", "platform", "hashtags", "account"} <= set(aggregated)
     assert types["ai.is_ai"] == "boolean"
@@ -283,6 +287,58 @@ def test_each_visualization_shows_what_the_issue_asks(objects: list[dict[str, An
     funnel = aggs("reelwatch-triage-funnel")[1]["params"]["filters"]
     statuses = [re.findall(r'"(\w+)"', f["input"]["query"]) for f in funnel]
     assert statuses == [[s.value] for s in TriageStatus]  # in lifecycle order
+
+
+def test_the_accounting_figures_of_the_report_are_on_the_dashboard(
+    objects: list[dict[str, Any]],
+) -> None:
+    """Issue 12's accounting: matches by status and platform, views reached, time to removal
+    per platform (in hours), removals over time, repeat-infringer accounts."""
+    known = by_id(objects)
+
+    def vis(vis_id: str) -> tuple[str, list[dict[str, Any]], str]:
+        attrs = known[("visualization", vis_id)]["attributes"]
+        state = json.loads(attrs["visState"])
+        query = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]["query"]
+        return state["type"], list(state["aggs"]), query
+
+    def used(aggs: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
+        return [(a["type"], a["params"].get("field"), a["schema"]) for a in aggs]
+
+    kind, aggs, _ = vis("reelwatch-status-by-platform")
+    assert kind == "histogram"
+    assert used(aggs)[1:] == [("terms", "platform", "segment"), ("terms", "status", "group")]
+    state = json.loads(
+        known[("visualization", "reelwatch-status-by-platform")]["attributes"]["visState"]
+    )
+    assert state["params"]["seriesParams"][0]["mode"] == "stacked"
+    assert aggs[2]["params"]["size"] >= len(TriageStatus)  # every status its own colour
+
+    kind, aggs, _ = vis("reelwatch-views-reached")
+    assert (kind, used(aggs)[0]) == ("metric", ("sum", "views", "metric"))
+
+    kind, aggs, query = vis("reelwatch-time-to-removal")
+    assert kind == "table"
+    metrics = {(t, f) for t, f, schema in used(aggs) if schema == "metric"}
+    assert {("median", "enforcement.removal_s"), ("avg", "enforcement.removal_s")} <= metrics
+    assert ("terms", "platform", "bucket") in used(aggs)
+    assert kql_fields(query) == {"enforcement.removal_s"}  # over the removed matches only
+    # Seconds in the documents, hours on the screen: the data view formats the field.
+    matches = known[("index-pattern", "reelwatch-matches")]["attributes"]
+    duration = json.loads(matches["fieldFormatMap"])["enforcement.removal_s"]
+    assert duration["id"] == "duration"
+    assert (duration["params"]["inputFormat"], duration["params"]["outputFormat"]) == (
+        "seconds",
+        "asHours",
+    )
+
+    kind, aggs, query = vis("reelwatch-removals-over-time")
+    assert used(aggs)[1] == ("date_histogram", "enforcement.removed_at", "segment")
+    assert kql_fields(query) == {"enforcement.removed_at"}
+
+    _, aggs, _ = vis("reelwatch-repeat-accounts")
+    assert ("sum", "views", "metric") in used(aggs)
+    assert ("terms", "account", "bucket") in used(aggs)
 
 
 def test_saved_search_lists_new_high_confidence_matches(objects: list[dict[str, Any]]) -> None:
@@ -456,8 +512,8 @@ def test_import_sends_one_multipart_request_with_every_object(
     assert sent == expected
     assert "http://board.internal:8765/matches/{{value}}" in payload.decode().replace("\\", "")
 
-    assert "imported 11 saved objects" in result.stdout
-    assert "1 dashboard, 2 index-pattern, 1 search, 7 visualization" in result.stdout
+    assert "imported 15 saved objects" in result.stdout
+    assert "1 dashboard, 2 index-pattern, 1 search, 11 visualization" in result.stdout
     assert f"{fake_kibana.url}/app/dashboards#/view/reelwatch-dashboard" in result.stdout
 
 
@@ -501,7 +557,7 @@ def test_kibana_errors_become_one_line(fake_kibana: FakeKibana, home: Path) -> N
     result = run_cli(home, "kibana", "import", "--url", fake_kibana.url)
     assert result.returncode == 1
     line = one_error_line(result.stderr)
-    assert "imported 10 of 11" in line
+    assert "imported 10 of 15" in line
     assert "visualization reelwatch-platforms: missing_references" in line
     assert "index-pattern reelwatch-matches" in line
 
@@ -572,7 +628,7 @@ def test_import_into_a_real_kibana(objects: list[dict[str, Any]]) -> None:
             timeout=30,
         )
         assert got.status_code == 200, got.text
-        assert len(json.loads(got.json()["attributes"]["panelsJSON"])) == 8
+        assert len(json.loads(got.json()["attributes"]["panelsJSON"])) == 12
         again = import_saved_objects(objects, settings, url=url, space=space)
         assert again.success_count == len(objects)
     finally:
