@@ -644,11 +644,11 @@ def write_notice(notice: Notice, out_dir: Path, *, templates_dir: Path | None = 
     form = {
         "notice_id": notice.id,
         "platform": notice.platform,
-        "account": notice.account,
-        "title": notice.title,
+        "account": clean_text(notice.account, MAX_HANDLE),
+        "title": clean_text(notice.title, MAX_NAME),
         "status": notice.status.value,
         "form_url": notice.form_url,
-        "urls": notice.urls,
+        "urls": [clean_url(u) for u in notice.urls],
         "fields": fields,
     }
     try:
