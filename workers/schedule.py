@@ -2,8 +2,10 @@
 
 One crawl per (watch, hashtag) on the watch's crontab, carrying the watch's options (limit,
 max age, minimum confidence, recipients) in its arguments; a periodic flush of alerts that a
-mail server that was away left pending; and, unless turned off, the daily source check that
-emails when a platform stopped answering (``settings.beat.sources_check_schedule``).
+mail server that was away left pending; the re-check of posts whose takedown notice was sent
+(``removals:recheck`` every ``settings.removal.schedule_every_s``, see :mod:`workers.removals`);
+and, unless turned off, the daily source check that emails when a platform stopped answering
+(``settings.beat.sources_check_schedule``).
 
 Beat only *sends* tasks; workers do the work. Watch entries are named
 ``watch:<name>:<hashtag>`` so a changed watchlist replaces entries instead of piling them up;
@@ -58,6 +60,11 @@ def beat_schedule(watches: list[Watch], settings: Settings) -> dict[str, dict[st
         "task": "reelwatch.flush_alerts",
         "schedule": settings.beat.flush_alerts_every_s,
         "options": {"queue": "land"},
+    }
+    schedule["removals:recheck"] = {
+        "task": "reelwatch.recheck_removals",
+        "schedule": settings.removal.schedule_every_s,
+        "options": {"queue": "crawl"},  # workers.tasks.RECHECK_QUEUE
     }
     check = settings.beat.sources_check_schedule.strip()
     if check:

@@ -237,3 +237,18 @@ def sources_check() -> dict[str, list[str]]:
         return run_sources_check(settings, claims)
     finally:
         claims.close()
+
+
+RECHECK_QUEUE = "crawl"
+
+
+@app.task(name="reelwatch.recheck_removals", base=PipelineTask)
+def recheck_removals(due_only: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Re-check the posts whose notice was sent and move their matches (removed, still up,
+    reinstated); see :mod:`workers.removals`. Beat sends it every
+    ``removal.schedule_every_s``; ``reelwatch removals check`` runs it once. Both send it to
+    the ``crawl`` queue (:data:`RECHECK_QUEUE`): it fetches platform pages, as crawls do."""
+    from workers.removals import recheck
+
+    p = pipeline()
+    return recheck(p.settings, p.store, due_only=due_only, limit=limit).as_dict()

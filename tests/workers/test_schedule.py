@@ -52,6 +52,7 @@ def test_each_watched_hashtag_is_crawled_on_its_crontab(settings: Settings) -> N
         "watch:bridgerton:bridgerton",
         "watch:bridgerton:queencharlotte",
         "alerts:flush",
+        "removals:recheck",
     }
     assert schedule["alerts:flush"]["task"] == "reelwatch.flush_alerts"
 
@@ -86,3 +87,17 @@ def test_the_source_check_runs_on_its_own_crontab_unless_turned_off(settings: Se
     settings.beat.sources_check_schedule = "at dawn"
     with pytest.raises(InputError, match=r"beat\.sources_check_schedule: schedule .at dawn."):
         beat_schedule([], settings)
+
+
+def test_the_removal_recheck_runs_every_schedule_every_s_on_the_crawl_queue(
+    settings: Settings,
+) -> None:
+    settings.removal.schedule_every_s = 42
+    entry = beat_schedule([], settings)["removals:recheck"]
+    assert entry["task"] == "reelwatch.recheck_removals"
+    assert entry["schedule"] == 42
+    assert entry["options"] == {"queue": "crawl"}
+    from workers import tasks
+
+    assert tasks.recheck_removals.name == entry["task"]
+    assert entry["options"]["queue"] == tasks.RECHECK_QUEUE
