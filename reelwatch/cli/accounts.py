@@ -116,8 +116,8 @@ def show_account(
     over = "  (at or over the alert threshold)" if ledger.over_threshold else ""
     lines = [
         f"@{ledger.account} on {ledger.platform}: risk {ledger.risk:g}{over}",
-        f"  in the last {days}: {ledger.confirmed} confirmed, {ledger.notices_sent} notices "
-        f"sent, {ledger.removals} removed, {ledger.reinstated} reinstated",
+        f"  in the last {days}: {ledger.confirmed} confirmed, {ledger.notices_sent} with a "
+        f"notice sent, {ledger.removals} removed, {ledger.reinstated} reinstated",
         f"  all time: {ledger.matches} matches ("
         + ", ".join(f"{n} {s}" for s, n in sorted(ledger.statuses.items()))
         + f"), best {ledger.best.value}, {ledger.views:,} views",

@@ -75,7 +75,7 @@ def test_show_explains_the_risk_and_lists_the_matches(settings: Settings, run_cl
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "@fan on tiktok: risk" in text
-    assert "in the last 90 days: 1 confirmed, 1 notices sent, 0 removed, 0 reinstated" in text
+    assert "in the last 90 days: 1 confirmed, 1 with a notice sent, 0 removed, 0 reinstated" in text
     assert "1 confirmed match in the last 90 days (+10)" in text
     assert "also on: instagram (same handle; may be another person)" in text
     for match_id in ("tiktok:1:the-crown", "tiktok:2:bridgerton", "tiktok:3:the-crown"):

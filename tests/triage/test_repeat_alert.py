@@ -103,7 +103,7 @@ def test_crossing_the_threshold_emails_every_recipient_once_with_the_ledger_and_
         assert "http://board.test/accounts/tiktok/Fan" in content
         assert "3 confirmed match" in content
         assert "instagram" in content and "may be another person" in content
-    assert "Confirmed in the last 90 days:" in text
+    assert "Confirmed (last 90 days):     3" in text
     assert "Views reached:" in text and "3,000" in text
 
     # Again, and a fourth confirmation: the crossing was told already.

@@ -290,10 +290,10 @@ class EmailNotifier(Notifier, SendsDigests, SendsAccountAlerts):
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(ledger.statuses.items()))
         return [
             ("Risk", f"{ledger.risk:g}"),
-            (f"Confirmed in the last {days}", str(ledger.confirmed)),
-            (f"Notices sent in the last {days}", str(ledger.notices_sent)),
-            (f"Removals in the last {days}", str(ledger.removals)),
-            (f"Reinstated in the last {days}", str(ledger.reinstated)),
+            (f"Confirmed (last {days})", str(ledger.confirmed)),
+            (f"Notices sent (last {days})", str(ledger.notices_sent)),
+            (f"Removals (last {days})", str(ledger.removals)),
+            (f"Reinstated (last {days})", str(ledger.reinstated)),
             ("Matches (all time)", f"{ledger.matches} ({statuses})"),
             ("Titles", _plain(_cap(", ".join(ledger.titles), MAX_CAPTION_CHARS))),
             ("Views reached", f"{ledger.views:,}"),
