@@ -317,7 +317,7 @@ def test_a_form_template_naming_an_unknown_value_is_one_error_and_drafts_nothing
 
 
 def test_marking_sent_moves_the_matches_to_notice_sent(
-    crown_notice: tuple[Notice, list[Match]], settings: Settings, store: Store
+    crown_notice: tuple[Notice, list[Match]], settings: Settings, store: Store, tmp_path: Path
 ) -> None:
     notice, matches = crown_notice
     at = T0 + timedelta(days=2)
@@ -337,6 +337,9 @@ def test_marking_sent_moves_the_matches_to_notice_sent(
         assert got.enforcement.notice_id == notice.id
         assert "TT-123" in got.history[-1].note
     assert {m.id for m in store.list_matches(status="notice_sent")} == {m.id for m in matches}
+    page = write_notice(sent, tmp_path, templates_dir=settings.notice_templates_dir)[1].read_text()
+    assert "Marked sent on 2025-03-03 12:00 UTC by jane, reference TT-123." in page
+    assert "nothing has been sent" not in page
 
 
 def test_marking_a_sent_notice_sent_again_changes_nothing(
