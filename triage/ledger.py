@@ -38,6 +38,7 @@ The alert
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -83,6 +84,7 @@ _ACTED_ON = frozenset(
 )
 """Statuses that mean a reviewer holds the match to be infringing."""
 
+MAX_ALERT_HANDLE = 100
 ALERT_PREFIX = "account:"
 ALERT_SUFFIX = ":repeat"
 _ALERT_KEY_RE = re.compile(r"^account:([^:]*):(.*):repeat(?::([0-9]+))?$", re.DOTALL)
@@ -147,10 +149,20 @@ def handle_key(account: str) -> str:
     return account.strip().lstrip("@").strip().lower()
 
 
+def alert_handle(account: str) -> str:
+    """The account as alert ids name it: :func:`handle_key`, or for a handle longer than
+    :data:`MAX_ALERT_HANDLE` (a hostile one) its start and a digest of the whole, so alert ids
+    stay short enough for every store (Elasticsearch ids are at most 512 bytes)."""
+    key = handle_key(account)
+    if len(key) <= MAX_ALERT_HANDLE:
+        return key
+    return f"{key[:60]}~{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 def account_alert_key(platform: str, account: str, generation: int = 1) -> str:
     """The ``Alert.match_id`` of an account's repeat-infringer alert: deterministic, so every
     process names the same crossing the same way."""
-    base = f"{ALERT_PREFIX}{platform}:{handle_key(account)}{ALERT_SUFFIX}"
+    base = f"{ALERT_PREFIX}{platform}:{alert_handle(account)}{ALERT_SUFFIX}"
     return base if generation <= 1 else f"{base}:{generation}"
 
 
@@ -204,11 +216,16 @@ def ledger_of(
     *,
     now: datetime | None = None,
 ) -> AccountLedger | None:
-    """The ledger of one account (``@x`` or ``x``, any case); None when it has no match."""
+    """The ledger of one account (``@x`` or ``x``, any case, or as an alert id names it);
+    None when it has no match."""
     key = handle_key(account)
     if not key:
         return None
-    matches = [m for m in store.list_matches() if handle_key(m.account) == key]
+    matches = [
+        m
+        for m in store.list_matches()
+        if handle_key(m.account) == key or alert_handle(m.account) == key
+    ]
     for ledger in build_ledgers(matches, settings, now=now):
         if ledger.platform == platform:
             return ledger
@@ -463,7 +480,7 @@ def _crossing_key(
     earliest: dict[int, datetime] = {}
     for alert in store.list_alerts():
         parsed = parse_alert_key(alert.match_id)
-        if parsed is None or parsed[0] != ledger.platform or parsed[1] != ledger.key:
+        if parsed is None or parsed != (ledger.platform, alert_handle(ledger.account), parsed[2]):
             continue
         at = as_utc(alert.created_at)
         earliest[parsed[2]] = min(earliest.get(parsed[2], at), at)

@@ -239,3 +239,15 @@ def test_alert_keys_are_deterministic_and_parse_back_whatever_the_handle() -> No
     hostile = "a:b:repeat\nx"
     assert parse_alert_key(account_alert_key("x", hostile, 3)) == ("x", handle_key(hostile), 3)
     assert parse_alert_key("tiktok:7001:the-crown") is None
+
+
+def test_a_very_long_handle_gets_a_short_alert_key_that_still_finds_its_ledger(
+    settings: Settings, store: Store
+) -> None:
+    long_handle = "x" * 5000
+    land(store, "1", long_handle)
+    key = account_alert_key("tiktok", long_handle)
+    assert len(key) < 120
+    platform, handle, _ = parse_alert_key(key) or ("", "", 0)
+    found = ledger_of(settings, store, platform, handle, now=NOW)
+    assert found is not None and found.account == long_handle
