@@ -4,6 +4,9 @@ removed by the scheduled re-check, on a real Redis with a ``reelwatch worker`` a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from reelwatch.models import CheckOutcome, Match, Post, TriageStatus, utcnow
 from reelwatch.settings import Settings
 from tests.triage.factories import make_match
 from tests.workers.conftest import process_env, reelwatch_process
+from tests.workers.test_beat import queued
 from tests.workers.test_removals import POSTS, make_site
 from triage.stores import open_store
 
@@ -151,3 +155,24 @@ def test_a_post_taken_down_after_its_notice_was_sent_is_marked_removed_by_beat(
     beat_log, worker_log = logs["beat"].read_text(), logs["worker"].read_text()
     assert "beat: sending removals:recheck (reelwatch.recheck_removals)" in beat_log
     assert "reelwatch.recheck_removals" in worker_log
+
+
+@pytest.mark.redis
+def test_with_a_broker_the_cli_queues_the_recheck_for_the_workers(
+    settings: Settings, redis_url: str
+) -> None:
+    env = process_env(settings, REELWATCH_BROKER_URL=redis_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "reelwatch", "removals", "check", "--all", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["queue"] == "crawl"
+    [message] = queued(redis_url, "crawl")
+    assert message["headers"]["task"] == "reelwatch.recheck_removals"
+    assert message["headers"]["id"] == said["queued"]
+    assert message["kwargs"] == {"due_only": False, "limit": None}
