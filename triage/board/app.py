@@ -13,6 +13,8 @@ and refuse anything outside their folder, so a crafted segment or URL cannot rea
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,11 +35,13 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelwatch.errors import InputError
-from reelwatch.models import Match, Post, Segment, TriageStatus, slugify, utcnow
+from reelwatch.models import Match, NoticeStatus, Segment, TriageStatus, utcnow
+from triage.accounting import accounting_csv, human_duration, title_accounting
 from triage.board.files import (
     IMAGE_SUFFIXES,
     PLACEHOLDER_URL,
@@ -49,12 +53,11 @@ from triage.board.files import (
 )
 from triage.board.queries import (
     QueueFilters,
-    account_matches,
     csv_rows,
     facets,
     lifecycle,
     matched_times,
-    repeat_accounts,
+    same_account_and_title,
     select_matches,
 )
 from triage.board.security import (
@@ -69,8 +72,12 @@ from triage.board.security import (
     safe_next,
     same_secret,
 )
+from triage.ledger import account_ledger, after_status_change, ledger_of
+from triage.ledger import account_matches as ledger_matches
+from triage.notices import draft_notices, mark_sent, missing_contact, withdraw_notice
+from triage.packs import export_pack, pack_name
 from triage.stores import open_store
-from triage.stores.base import Store, as_utc
+from triage.stores.base import Store, parse_enum
 from workers.retry import (
     FailedFilter,
     parse_since,
@@ -89,6 +96,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 PER_PAGE = 50
 MAX_NOTE_CHARS = 5000
+MAX_REFERENCE_CHARS = 200
+MAX_ACTOR_CHARS = 100
 MAX_CAPTION_PREVIEW = 160
 
 STATUS_ACTIONS: tuple[tuple[TriageStatus, str], ...] = (
@@ -142,7 +151,8 @@ def _templates() -> Jinja2Templates:
     )
     env.filters["when"] = _when
     env.filters["seconds"] = _seconds
-    env.filters["duration"] = duration_text
+    env.filters["duration"] = human_duration
+    env.filters["percent"] = lambda v: "-" if v is None else f"{v:.1%}"
     env.filters["label"] = _label
     env.filters["web_url"] = _web_url
     env.filters["path_part"] = lambda v: quote(str(v), safe=":@")
@@ -159,23 +169,6 @@ def _when(value: datetime | None) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
-
-
-def duration_text(seconds: float | None) -> str:
-    """A span of time as a reviewer reads it: ``45 s``, ``12 min``, ``5 h 3 min``, ``3 d 4 h``."""
-    if seconds is None:
-        return "-"
-    s = max(0, round(seconds))
-    if s < 90:
-        return f"{s} s"
-    minutes = s // 60
-    if minutes < 90:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def _label(value: Any) -> str:
@@ -481,6 +474,7 @@ def _routes() -> APIRouter:
     @router.post("/matches/{match_id:anytext}/status", dependencies=[Depends(require_csrf)])
     def set_status(
         request: Request,
+        background: BackgroundTasks,
         match_id: str,
         status: Annotated[str, Form()],
         note: Annotated[str, Form()] = "",
@@ -491,9 +485,56 @@ def _routes() -> APIRouter:
             raise _not_found("match")
         if len(note) > MAX_NOTE_CHARS:
             raise InputError(f"the note is longer than {MAX_NOTE_CHARS} characters")
-        who = " ".join(actor.split())[:100] or "board"
-        state.store.set_status(match_id, status, note=note.strip(), actor=who)
-        return RedirectResponse(f"/matches/{quote(match_id, safe=':@')}", status_code=303)
+        state.store.set_status(match_id, status, note=note.strip(), actor=_actor(actor))
+        background.add_task(_after_changes, state.settings, state.store, [match_id])
+        return RedirectResponse(_match_href(match_id), status_code=303)
+
+    @router.get("/matches/{match_id:anytext}/evidence-pack")
+    def evidence_pack(request: Request, match_id: str) -> Response:
+        """The match's evidence pack as a zip (:func:`triage.packs.export_pack`), made in a
+        temporary folder that is removed once the download is over (or failed)."""
+        state: BoardState = request.app.state.board
+        if state.store.get_match(match_id) is None:
+            raise _not_found("match")
+        scratch = Path(tempfile.mkdtemp(prefix="reelwatch-pack-"))
+        try:
+            pack = export_pack(state.settings, state.store, match_id, scratch, as_zip=True)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return FileResponse(
+            pack,
+            media_type="application/zip",
+            filename=pack.name,
+            headers={"Cache-Control": "no-store"},
+            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        )
+
+    @router.post("/matches/{match_id:anytext}/notice", dependencies=[Depends(require_csrf)])
+    def draft_notice(
+        request: Request,
+        background: BackgroundTasks,
+        match_id: str,
+        scope: Annotated[str, Form()] = "match",
+        actor: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Draft a notice for this match, or (``scope=account``) for it and every confirmed
+        match of the same account and title; nothing is sent."""
+        state: BoardState = request.app.state.board
+        match = state.store.get_match(match_id)
+        if match is None:
+            raise _not_found("match")
+        if scope not in ("match", "account"):
+            raise InputError(f"unknown notice scope {scope!r}; use one of: match, account")
+        ids = [match.id]
+        if scope == "account":
+            ids += [m.id for m in same_account_and_title(state.store, match)]
+        drafts = draft_notices(state.settings, state.store, ids, actor=_actor(actor))
+        background.add_task(
+            _after_changes, state.settings, state.store, [i for n in drafts for i in n.match_ids]
+        )
+        target = _notice_href(drafts[0].id) if len(drafts) == 1 else "/notices?status=drafted"
+        return RedirectResponse(target, status_code=303)
 
     @router.get("/matches/{match_id:anytext}", response_class=HTMLResponse)
     def match_page(request: Request, match_id: str) -> Response:
@@ -513,6 +554,8 @@ def _routes() -> APIRouter:
                 post=post,
                 segments=segment_views(state.settings, match),
                 lifecycle=lifecycle(match),
+                notices=state.store.list_notices(match_id=match.id),
+                siblings=same_account_and_title(state.store, match),
                 clip_url=f"/media/{sha}#t={clip_start(match):.2f}" if has_media else None,
                 clip_start=clip_start(match),
             ),
@@ -574,20 +617,107 @@ def _routes() -> APIRouter:
     def accounts(request: Request) -> Response:
         state: BoardState = request.app.state.board
         return state.templates.TemplateResponse(
-            request, "accounts.html", _context(request, accounts=repeat_accounts(state.store))
+            request,
+            "accounts.html",
+            _context(
+                request,
+                accounts=account_ledger(state.settings, state.store),
+                threshold=state.settings.ledger.alert_threshold,
+                window_days=state.settings.ledger.window_days,
+            ),
         )
 
     @router.get("/accounts/{platform}/{account:anytext}", response_class=HTMLResponse)
     def account_page(request: Request, platform: str, account: str) -> Response:
         state: BoardState = request.app.state.board
-        matches = account_matches(state.store, platform, account)
-        if not matches:
+        ledger = ledger_of(state.settings, state.store, platform, account)
+        if ledger is None:
             raise _not_found("account")
+        matches = ledger_matches(state.store, ledger)
         return state.templates.TemplateResponse(
             request,
             "account.html",
-            _context(request, platform=platform, account=account, matches=matches),
+            _context(
+                request,
+                platform=platform,
+                account=ledger.account,
+                ledger=ledger,
+                matches=matches,
+                thumbs={m.id: thumbnail_url(state.settings, m) for m in matches},
+                threshold=state.settings.ledger.alert_threshold,
+            ),
         )
+
+    @router.get("/notices", response_class=HTMLResponse)
+    def notices(request: Request, status: str = "", platform: str = "") -> Response:
+        state: BoardState = request.app.state.board
+        status = status.strip()
+        if status:
+            parse_enum(NoticeStatus, status, "notice status")
+        found = state.store.list_notices(status=status or None, platform=platform.strip() or None)
+        return state.templates.TemplateResponse(
+            request,
+            "notices.html",
+            _context(
+                request,
+                notices=found,
+                status=status,
+                platform=platform.strip(),
+                notice_statuses=[s.value for s in NoticeStatus],
+            ),
+        )
+
+    @router.get("/notices/{notice_id}", response_class=HTMLResponse)
+    def notice_page(request: Request, notice_id: str) -> Response:
+        state: BoardState = request.app.state.board
+        notice = state.store.get_notice(notice_id)
+        if notice is None:
+            raise _not_found("notice")
+        return state.templates.TemplateResponse(
+            request,
+            "notice.html",
+            _context(
+                request,
+                notice=notice,
+                matches={i: state.store.get_match(i) for i in notice.match_ids},
+                missing=missing_contact(state.settings),
+            ),
+        )
+
+    @router.post("/notices/{notice_id}/sent", dependencies=[Depends(require_csrf)])
+    def notice_sent(
+        request: Request,
+        background: BackgroundTasks,
+        notice_id: str,
+        reference: Annotated[str, Form()] = "",
+        actor: Annotated[str, Form()] = "",
+    ) -> Response:
+        """A reviewer sent the notice: it becomes ``sent``, its matches ``notice_sent``."""
+        state: BoardState = request.app.state.board
+        if state.store.get_notice(notice_id) is None:
+            raise _not_found("notice")
+        if len(reference) > MAX_REFERENCE_CHARS:
+            raise InputError(f"the reference is longer than {MAX_REFERENCE_CHARS} characters")
+        sent = mark_sent(
+            state.settings, state.store, notice_id, actor=_actor(actor), reference=reference
+        )
+        background.add_task(_after_changes, state.settings, state.store, sent.match_ids)
+        return RedirectResponse(_notice_href(notice_id), status_code=303)
+
+    @router.post("/notices/{notice_id}/withdraw", dependencies=[Depends(require_csrf)])
+    def notice_withdraw(
+        request: Request,
+        background: BackgroundTasks,
+        notice_id: str,
+        actor: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Withdraw the notice: kept as ``withdrawn``; its matches go back to ``confirmed``."""
+        state: BoardState = request.app.state.board
+        if state.store.get_notice(notice_id) is None:
+            raise _not_found("notice")
+        gone = withdraw_notice(state.settings, state.store, notice_id, actor=_actor(actor))
+        background.add_task(_after_changes, state.settings, state.store, gone.match_ids)
+        return RedirectResponse(_notice_href(notice_id), status_code=303)
 
     @router.get("/export/matches.csv")
     def export_csv(request: Request, filters: Filters) -> Response:
@@ -605,33 +735,38 @@ def _routes() -> APIRouter:
     @router.get("/titles/{title_id}/report", response_class=HTMLResponse)
     def title_report(request: Request, title_id: str) -> Response:
         state: BoardState = request.app.state.board
-        matches = state.store.list_matches(title_id=title_id)
-        if not matches:
+        if not state.store.count_matches(title_id=title_id):
             raise _not_found("title")
-        posts: dict[str, Post | None] = {
-            m.post_key: state.store.get_post(m.post_key) for m in matches
-        }
-        ordered = sorted(
-            matches,
-            key=lambda m: (as_utc(_posted(posts[m.post_key]) or m.created_at), m.post_key),
-        )
-        counts: dict[str, int] = {}
-        for m in ordered:
-            counts[m.status.value] = counts.get(m.status.value, 0) + 1
+        acc = title_accounting(state.settings, state.store, title_id)
         return state.templates.TemplateResponse(
             request,
             "report.html",
             _context(
                 request,
-                title=matches[0].title,
-                title_id=title_id,
-                slug=slugify(title_id),
-                matches=ordered,
-                posts=posts,
-                counts=counts,
-                generated=utcnow(),
-                views={m.id: segment_views(state.settings, m) for m in ordered},
+                acc=acc,
+                evidence={
+                    i.match_id: [
+                        Picture(e.label, evidence_url(state.settings, e.path), e.path)
+                        for e in i.evidence
+                        if Path(e.path).suffix.lower() in IMAGE_SUFFIXES
+                    ]
+                    for i in acc.instances
+                },
             ),
+        )
+
+    @router.get("/titles/{title_id}/report.csv")
+    def title_report_csv(request: Request, title_id: str) -> Response:
+        state: BoardState = request.app.state.board
+        if not state.store.count_matches(title_id=title_id):
+            raise _not_found("title")
+        acc = title_accounting(state.settings, state.store, title_id)
+        name = pack_name(title_id)
+        stamp = acc.generated_at.strftime("%Y%m%d-%H%M%S")
+        return StreamingResponse(
+            accounting_csv(acc),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="reelwatch-{name}-{stamp}.csv"'},
         )
 
     @router.get("/evidence/{path:path}")
@@ -689,5 +824,31 @@ def _run_retried(settings: Settings, keys: list[str]) -> None:
         start_chains(settings, store, keys)
 
 
-def _posted(post: Post | None) -> datetime | None:
-    return post.posted_at if post is not None else None
+def _actor(actor: str) -> str:
+    """Who did it, as typed (one line, bounded); ``board`` when nobody said."""
+    return " ".join(actor.split())[:MAX_ACTOR_CHARS] or "board"
+
+
+def _match_href(match_id: str) -> str:
+    return f"/matches/{quote(match_id, safe=':@')}"
+
+
+def _notice_href(notice_id: str) -> str:
+    return f"/notices/{quote(notice_id, safe='')}"
+
+
+def _after_changes(settings: Settings, store: Store, match_ids: list[str]) -> None:
+    """After the answer went out: the repeat-infringer alert of each changed match's account
+    (:func:`triage.ledger.after_status_change`, which sends each crossing once). A mail server
+    that is away leaves the alert pending for the beat's flush; nothing here fails the change
+    already made."""
+    for match_id in dict.fromkeys(match_ids):
+        match = store.get_match(match_id)
+        if match is None:
+            continue
+        try:
+            after_status_change(settings, store, match)
+        except Exception as exc:  # a bug or an outage there must not undo the change made
+            log.warning(
+                "repeat-infringer alert after %r failed: %s", match_id, " ".join(str(exc).split())
+            )

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from reelwatch.errors import InputError
 from reelwatch.models import Confidence, Match, TriageStatus, normalize_hashtag
+from triage.ledger import handle_key
 from triage.stores.base import Store, parse_confidence, parse_status
 
 AI_CHOICES = ("", "yes", "no")
@@ -159,42 +160,18 @@ def facets(store: Store) -> Facets:
     )
 
 
-@dataclass(frozen=True)
-class AccountSummary:
-    platform: str
-    account: str
-    matches: int
-    titles: list[str]
-    statuses: dict[str, int]
-    best: Confidence
-
-
-def account_matches(store: Store, platform: str, account: str) -> list[Match]:
-    """Every match of one account on one platform, in queue order."""
-    wanted = account.lstrip("@")
-    return [m for m in store.list_matches(platform=platform) if m.account.lstrip("@") == wanted]
-
-
-def repeat_accounts(store: Store, *, min_matches: int = 1) -> list[AccountSummary]:
-    """Accounts by how many matches they have: repeat infringers first."""
-    grouped: dict[tuple[str, str], list[Match]] = {}
-    for m in store.list_matches():
-        if m.account:
-            grouped.setdefault((m.platform, m.account), []).append(m)
-    summaries = [
-        AccountSummary(
-            platform=platform,
-            account=account,
-            matches=len(ms),
-            titles=sorted({m.title for m in ms}),
-            statuses=dict(Counter(m.status.value for m in ms)),
-            best=max((m.confidence for m in ms), key=lambda c: c.rank),
+def same_account_and_title(store: Store, match: Match) -> list[Match]:
+    """The other confirmed matches of ``match``'s account (as the ledger compares handles) and
+    title on its platform: what one notice about that account's copies can name with it."""
+    if not handle_key(match.account):
+        return []
+    return [
+        m
+        for m in store.list_matches(
+            status=TriageStatus.CONFIRMED, title_id=match.title_id, platform=match.platform
         )
-        for (platform, account), ms in grouped.items()
-        if len(ms) >= min_matches
+        if m.id != match.id and handle_key(m.account) == handle_key(match.account)
     ]
-    summaries.sort(key=lambda s: (-s.matches, -s.best.rank, s.platform, s.account))
-    return summaries
 
 
 CSV_COLUMNS = (
