@@ -136,7 +136,7 @@ def test_reviewer_filters_opens_sees_frames_and_confirms(
 
     note = "Frame-exact copy of S1E1; notice goes out today."
     tab.fill("textarea[name=note]", note)
-    tab.fill("input[name=actor]", "ana")
+    tab.fill("form.status-form input[name=actor]", "ana")
     with tab.expect_navigation():
         tab.click("button[name=status][value=confirmed]")
     assert tab.inner_text("#current-status").strip() == "confirmed"
