@@ -704,7 +704,12 @@ def _verify_zip(path: Path, problems: list[str]) -> int:
                 try:
                     with zf.open(member) as f:
                         digest = _stream_sha256(f)
-                except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                except zipfile.BadZipFile as exc:
+                    # A stored member's bytes changed: the CRC-32 check fails at its end.
+                    why = "the zip's CRC-32 check fails" if "CRC" in str(exc) else str(exc)
+                    problems.append(f"{item.path}: its bytes changed ({why})")
+                    continue
+                except (OSError, ValueError) as exc:
                     problems.append(f"{item.path}: unreadable ({exc})")
                     continue
             _check_entry(item, member.file_size, digest, problems)
