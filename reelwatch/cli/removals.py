@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from reelwatch.cli import console, settings_of, terminal_safe
 
@@ -145,7 +145,15 @@ def list_tracked(
     if not matches:
         console.print("no match is tracked (none has its notice marked sent)")
         return
-    table = Table("match", "status", "notice sent", "time to removal", "last check", "found")
+    # Match ids are what other commands take: shown whole; the source's answer wraps instead.
+    widest = min(max(len(m.id) for m in matches), 120)
+    table = Table(
+        Column("match", min_width=widest),
+        "status",
+        "time to removal",
+        "last check",
+        "found",
+    )
     for m, row in zip(matches, rows, strict=True):
         enf = m.enforcement
         found = "-"
@@ -161,7 +169,6 @@ def list_tracked(
         table.add_row(
             terminal_safe(m.id),
             m.status.value,
-            human_when(enf.notice_sent_at),
             human_duration(enf.removal_s),
             last,
             terminal_safe(found),
