@@ -300,3 +300,25 @@ def test_the_page_screenshot_goes_in_the_capture_folder(landed: Landed, tmp_path
             assert post is not None
             post.provenance.screenshot = None
             store.upsert_post(post)
+
+
+def test_pack_names_are_plain_file_names_for_any_id() -> None:
+    assert pack_name("replica:7300:starfall-station") == "replica_7300_starfall-station"
+    hostile = ["x:../../etc/passwd:t", "x:a/b:t", "x:a\nb:t", "x:..:t", "x:" + "9" * 400 + ":t"]
+    names = [pack_name(i) for i in hostile]
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert "/" not in name and "\n" not in name and not name.startswith(".")
+        assert len(name) <= 161
+    # Two ids that differ only where characters were replaced do not share a name.
+    assert pack_name("x:a/b:t") != pack_name("x:a\\b:t")
+
+
+def test_a_link_inside_a_pack_folder_is_refused(landed: Landed, tmp_path: Path) -> None:
+    """A file of the pack replaced by a link to a file elsewhere is not followed."""
+    pack = _export(landed, landed.copy, tmp_path / "packs")
+    outside = tmp_path / "elsewhere.json"
+    shutil.copy(pack / "post.json", outside)
+    (pack / "post.json").unlink()
+    (pack / "post.json").symlink_to(outside)
+    assert verify_pack(pack).problems == ["post.json: a link, refused"]
