@@ -33,6 +33,7 @@ _FIXED_ROUTES = {
     "reelwatch.alert": "land",
     "reelwatch.flush_alerts": "land",
     "reelwatch.sources_check": "crawl",
+    "reelwatch.recheck_removals": "crawl",
 }
 
 

@@ -21,6 +21,7 @@ from tests.triage.factories import make_match
 from tests.workers.conftest import process_env, reelwatch_process
 from tests.workers.test_beat import queued
 from tests.workers.test_removals import POSTS, make_site
+from triage.accounting import accounting_csv, human_duration, title_accounting
 from triage.stores import open_store
 
 POST_ID, ACCOUNT = next(iter(POSTS.items()))
@@ -151,6 +152,17 @@ def test_a_post_taken_down_after_its_notice_was_sent_is_marked_removed_by_beat(
     ]
     assert back.enforcement.removal_s == enf.removal_s
     assert back.enforcement.check == CheckOutcome.UP
+
+    # The time to removal shows in the title's accounting (`reelwatch report`, the board's
+    # report page and its CSV all read it).
+    with open_store(settings) as store:
+        acc = title_accounting(settings, store, match.title_id)
+    assert acc.removal.count == 1
+    assert acc.removal.median_s == pytest.approx(enf.removal_s)
+    (instance,) = [i for i in acc.instances if i.match_id == match.id]
+    assert instance.removal_s == pytest.approx(enf.removal_s)
+    csv_text = "".join(accounting_csv(acc))
+    assert human_duration(enf.removal_s) in csv_text
 
     beat_log, worker_log = logs["beat"].read_text(), logs["worker"].read_text()
     assert "beat: sending removals:recheck (reelwatch.recheck_removals)" in beat_log
