@@ -162,6 +162,7 @@ def list_matches(
         console.print("no matches")
         return
     table = Table("title", "platform", "account", "score", "tier", "status", "post")
+    table.add_column("id (for evidence export, notice draft)", overflow="fold")
     for m in found:
         table.add_row(
             terminal_safe(m.title),
@@ -171,6 +172,7 @@ def list_matches(
             m.confidence.value,
             m.status.value,
             terminal_safe(m.post_url),
+            terminal_safe(m.id),
         )
     console.print(table)
 
