@@ -11,10 +11,12 @@ import csv
 import hashlib
 import io
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -36,6 +38,7 @@ from tests.triage.test_board import (
 )
 from triage.board import BOARD_TOKEN_ENV, create_app
 from triage.board.files import PLACEHOLDER_URL, poster_path
+from triage.board.server import BoardServer
 from triage.packs import verify_pack
 from triage.smtp_sink import SmtpSink
 from triage.stores import open_store
@@ -231,6 +234,30 @@ def test_evidence_pack_of_a_match_whose_media_is_gone_is_a_clear_400(
     assert "missing" in message
     assert scratch_dirs() == before
     assert client.get("/matches/tiktok:404:the-crown/evidence-pack").status_code == 404
+
+
+def test_an_evidence_pack_download_cut_short_leaves_no_temporary_folder(
+    board: BoardData,
+) -> None:
+    """A reviewer who cancels the download: the zip being sent is removed all the same."""
+    rng = np.random.default_rng(12)
+    big = rng.integers(0, 256, size=24 * 1024 * 1024, dtype=np.uint8).tobytes()
+    sha = store_media(board.settings, big, ".webm")  # random bytes: the zip cannot shrink them
+    board.store.upsert_match(make_match("7200", media_sha256=sha, created_at=T0))
+    before = scratch_dirs()
+    with BoardServer(create_app(board.settings, board.store)) as server:
+        with (
+            httpx2.Client(base_url=server.url, timeout=60) as http,
+            http.stream("GET", "/matches/tiktok:7200:the-crown/evidence-pack") as answer,
+        ):
+            assert answer.status_code == 200
+            first = next(answer.iter_bytes(64 * 1024))
+            assert first.startswith(b"PK")
+        for _ in range(200):  # the server notices the closed connection on its next write
+            if scratch_dirs() == before:
+                break
+            time.sleep(0.05)
+    assert scratch_dirs() == before
 
 
 # Notices ---------------------------------------------------------------------------------------

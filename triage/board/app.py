@@ -19,10 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import anyio
 import jinja2
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import (
@@ -35,9 +37,9 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.background import BackgroundTask
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from reelwatch.errors import InputError
 from reelwatch.models import Match, NoticeStatus, Segment, TriageStatus, utcnow
@@ -225,6 +227,21 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(_routes())
     return app
+
+
+class ScratchFileResponse(FileResponse):
+    """A file from a temporary folder, removed once the answer is over: sent whole, or cut
+    short by a client that went away (a background task would not run then)."""
+
+    def __init__(self, path: Path, *, scratch: Path, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self.scratch = scratch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await anyio.to_thread.run_sync(partial(shutil.rmtree, self.scratch, ignore_errors=True))
 
 
 # Request guard: host check, authentication, session cookie, security headers ----------------
@@ -502,12 +519,12 @@ def _routes() -> APIRouter:
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        return FileResponse(
+        return ScratchFileResponse(
             pack,
+            scratch=scratch,
             media_type="application/zip",
             filename=pack.name,
             headers={"Cache-Control": "no-store"},
-            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
         )
 
     @router.post("/matches/{match_id:anytext}/notice", dependencies=[Depends(require_csrf)])
