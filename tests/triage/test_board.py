@@ -594,7 +594,13 @@ def test_token_protects_every_page_and_file(
             f"/media/{board.clip_sha}",
             "/export/matches.csv",
             "/accounts",
+            "/accounts/tiktok/repeater",
             "/titles/the-crown/report",
+            "/titles/the-crown/report.csv",
+            f"/matches/{board.main_id}/evidence-pack",
+            f"/thumbs/{board.clip_sha}.jpg",
+            "/notices",
+            "/notices/n-20250301-tiktok-00000000",
         ):
             response = anon.get(path, follow_redirects=False)
             assert response.status_code == 401, path
@@ -610,12 +616,22 @@ def test_token_protects_every_page_and_file(
             data={"status": "dismissed"},
             headers={"Authorization": "Bearer nope"},
         )
+        drafted = anon.post(
+            f"/matches/{board.main_id}/notice",
+            data={"scope": "match"},
+            headers={"Authorization": "Bearer nope"},
+        )
+        assert drafted.status_code == 401
     assert board.store.get_match(board.main_id).status == TriageStatus.NEW  # type: ignore[union-attr]
+    assert board.store.list_notices() == []
 
     with TestClient(app, base_url="http://board.example") as script:
         auth = {"Authorization": "Bearer s3cret-token"}
         assert script.get("/", headers=auth).status_code == 200
         assert script.get("/evidence/7001-copy/query.jpg", headers=auth).status_code == 200
+        pack = script.get(f"/matches/{board.main_id}/evidence-pack", headers=auth)
+        assert pack.status_code == 200
+        assert pack.content.startswith(b"PK")
         response = script.post(
             f"/matches/{board.main_id}/status",
             data={"status": "dismissed", "note": "by api"},
