@@ -368,6 +368,26 @@ def test_withdraw_puts_the_matches_back_to_confirmed(client: TestClient, board: 
     assert "withdrawn" in error_text(response)
 
 
+def test_a_notice_for_a_dismissed_match_or_an_unknown_scope_is_a_clear_400(
+    client: TestClient, board: BoardData
+) -> None:
+    mid = board.main_id
+    board.store.set_status(mid, TriageStatus.DISMISSED)
+    doc = page(client.get(f"/matches/{mid}"))
+    assert doc.css("button#draft-notice::attr(disabled)").get() is not None
+    token = csrf_of(client, f"/matches/{mid}")
+    refused = client.post(f"/matches/{mid}/notice", data={"csrf": token, "scope": "match"})
+    assert refused.status_code == 400
+    assert "is dismissed" in error_text(refused)
+    board.store.set_status(mid, TriageStatus.CONFIRMED)
+    odd = client.post(f"/matches/{mid}/notice", data={"csrf": token, "scope": "everyone"})
+    assert odd.status_code == 400
+    assert error_text(odd) == "unknown notice scope 'everyone'; use one of: match, account"
+    assert board.store.list_notices() == []
+    unknown = client.post("/matches/tiktok:404:x/notice", data={"csrf": token})
+    assert unknown.status_code == 404
+
+
 def test_notices_list_filters_by_status(client: TestClient, board: BoardData) -> None:
     for mid in (board.main_id, "youtube:abc:bridgerton"):
         board.store.set_status(mid, TriageStatus.CONFIRMED)
