@@ -1,13 +1,17 @@
-"""The board's FastAPI app: the queue, match pages, accounts, exports, status changes.
+"""The board's FastAPI app: the queue, match pages, notices, accounts, reports, exports.
 
 Pages are rendered on the server with Jinja2 (autoescape on: captions, handles, hashtags, notes
 and even post ids come from strangers and always print as text). The only script is a static
-file that seeks the clip; the Content-Security-Policy forbids any other.
+file that seeks the clip and copies a notice's text; the Content-Security-Policy forbids any
+other. Routes stay thin: packs, notices, the ledger and the accounting are the libraries'
+(:mod:`triage.packs`, :mod:`triage.notices`, :mod:`triage.ledger`, :mod:`triage.accounting`).
 
-Files reach the browser through two routes only: ``/evidence/...`` serves images under
-``settings.evidence_dir`` (evidence paths in a Match are relative to ``settings.home``), and
-``/media/<sha256>`` serves ``settings.media_dir/<sha[:2]>/<sha>.<ext>``. Both resolve the path
-and refuse anything outside their folder, so a crafted segment or URL cannot read other files.
+Stored files reach the browser through three routes only: ``/evidence/...`` serves images under
+``settings.evidence_dir`` (evidence paths in a Match are relative to ``settings.home``),
+``/media/<sha256>`` serves ``settings.media_dir/<sha[:2]>/<sha>.<ext>`` and
+``/thumbs/<sha256>.jpg`` a poster frame of such a file (:mod:`triage.board.files`). They resolve
+the path and refuse anything outside their folder, so a crafted segment or URL cannot read
+other files. An evidence pack is built for each download in a temporary folder.
 """
 
 from __future__ import annotations
