@@ -31,11 +31,12 @@ from pathlib import Path
 from rich.console import Console
 
 import reelwatch.cli  # noqa: F401  (what `reelwatch crawl` imports first)
-from matcher.decode import Decoded, decode, sha256_file
+from matcher.decode import Decoded, decode
 from matcher.engine import Matcher
 from matcher.signals.base import Signal, TextInput
 from reelwatch import timing
 from reelwatch.cli.ops import finish_processing, process_posts, progress_bar
+from reelwatch.digest import sha256_file
 from reelwatch.settings import Settings, load_settings
 from reelwatch.watches import WatchOptions
 from workers.app import configure

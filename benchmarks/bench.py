@@ -69,11 +69,12 @@ from benchmarks._services import (  # noqa: E402
 )
 from crawler.replica.server import ReplicaServer  # noqa: E402
 from crawler.replica.site import ReplicaVideo, build_site  # noqa: E402
-from matcher.decode import Decoded, probe, sha256_file  # noqa: E402
+from matcher.decode import Decoded, probe  # noqa: E402
 from matcher.engine import Matcher  # noqa: E402
 from matcher.evaluation import EvalReference, EvalSet, build_catalog  # noqa: E402
 from matcher.signals.base import TextInput  # noqa: E402
 from reelwatch.demo.evalset import face_photos_dir, find_references  # noqa: E402
+from reelwatch.digest import sha256_file  # noqa: E402
 from reelwatch.models import Confidence, PostState  # noqa: E402
 from reelwatch.settings import Settings, load_settings  # noqa: E402
 from tests.workers.conftest import reelwatch_process  # noqa: E402  (as the workers' tests)

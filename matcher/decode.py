@@ -29,7 +29,6 @@ frame after each scene cut (see :func:`decode`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import stat
@@ -43,6 +42,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import Media
 from reelwatch.settings import MediaLimits
@@ -83,12 +83,6 @@ class Decoded:
     def duration(self) -> float:
         """Seconds of content (0 for a still)."""
         return float(self.media.duration or 0.0)
-
-
-def sha256_file(path: Path) -> str:
-    """The media identity: hex sha256 of the file's bytes (the one hasher matcher uses)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_file(path: Path) -> int:

@@ -22,7 +22,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from matcher.decode import check_file, sha256_file
+from matcher.decode import check_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import EvidenceFile
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.decode import Decoded, check_file, check_size, decode, sha256_file
+from matcher.decode import Decoded, check_file, check_size, decode
 from matcher.signals import Signal, signal_class
 from matcher.signals.base import Fingerprint, Role, write_npz
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import Media
 from reelwatch.settings import Settings

@@ -14,8 +14,8 @@ import pytest
 
 from benchmarks import _clipset
 from benchmarks.bench import demote_headings, replace_section
-from matcher.decode import sha256_file
 from reelwatch.demo import media
+from reelwatch.digest import sha256_file
 
 DOC = """# Benchmarks
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from matcher.decode import sha256_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError, ReelwatchError
 from reelwatch.models import Match, NoticeStatus, Post, Segment, TriageStatus, utcnow
 from triage.board.queries import _cell, matched_times

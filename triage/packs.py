@@ -46,7 +46,7 @@ from typing import IO, Any
 import jinja2
 
 import reelwatch
-from matcher.decode import sha256_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import Asset, Match, Media, Post, Title, utcnow
 from reelwatch.settings import Settings

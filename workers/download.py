@@ -33,7 +33,7 @@ from yt_dlp.networking.exceptions import RequestError, TransportError
 from yt_dlp.utils import DownloadError, match_filter_func
 
 from crawler.ytdlp import new_youtube_dl
-from matcher.decode import sha256_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError, PermanentError, TransientError
 from reelwatch.settings import Settings
 from workers import netguard

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from matcher.decode import sha256_file
 from reelwatch.cli import console, settings_of
+from reelwatch.digest import sha256_file
 from reelwatch.models import Media
 from reelwatch.settings import Settings
 from triage.stores.base import Store

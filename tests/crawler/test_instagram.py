@@ -25,7 +25,7 @@ from crawler.replica.social import storage_state
 from crawler.sources import InstagramSource
 from crawler.sources.captured import Evidence
 from crawler.sources.instagram import parse_answer, pk_of_shortcode, shortcode
-from matcher.decode import sha256_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.settings import Settings
 from workers.download import download

@@ -21,7 +21,7 @@ from crawler import crawl_run, reason_of
 from crawler.replica import ReplicaServer
 from crawler.replica.generate import generate_site
 from crawler.sources import TikTokSource
-from matcher.decode import sha256_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import PermanentError, TransientError
 from reelwatch.settings import Settings
 from workers.download import download

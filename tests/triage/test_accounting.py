@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from matcher.decode import sha256_file
+from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import (
     AIFlag,
