@@ -2,7 +2,7 @@
 
 Beat sends ``reelwatch.recheck_removals`` every ``removal.schedule_every_s``; the task checks
 only the matches that are due (:func:`due_matches`), each distinct post once, through its
-source (:func:`crawler.recheck.check_post`), and applies what it found to every match of that
+source (:func:`workers.recheck.check_post`), and applies what it found to every match of that
 post, each in one atomic store update:
 
 ============== ========================================= ============================
@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crawler.recheck import PostCheck, check_post
+from crawler.recheck import PostCheck
 from reelwatch.models import CheckOutcome, Match, Post, TriageStatus, utcnow
 from reelwatch.settings import Settings
 from triage.stores.base import Store, apply_status, as_utc
+from workers.recheck import check_post
 
 log = logging.getLogger(__name__)
 

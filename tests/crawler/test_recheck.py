@@ -11,7 +11,6 @@ import pytest
 
 from crawler.recheck import (
     PostCheck,
-    check_post,
     classify_page,
     classify_ytdlp_error,
     ytdlp_detail,
@@ -24,6 +23,7 @@ from reelwatch.models import CheckOutcome, Post
 from reelwatch.settings import Settings
 from tests.crawler.conftest import point_at
 from tests.crawler.test_replica_server import blob, get
+from workers.recheck import check_post
 
 UP, REMOVED, UNKNOWN = CheckOutcome.UP, CheckOutcome.REMOVED, CheckOutcome.UNKNOWN
 POST = "7300000000000000001"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.recheck import PostCheck, check_post
+from crawler.recheck import PostCheck
 from crawler.replica import ReplicaServer, ReplicaVideo, build_site
 from crawler.replica.generate import make_clip
 from crawler.sources import ReplicaSource
@@ -23,6 +23,7 @@ from reelwatch.settings import Settings
 from tests.triage.factories import make_match
 from triage.stores import open_store
 from triage.stores.base import Store
+from workers.recheck import check_post
 from workers.removals import due_matches, recheck
 
 TAG = "removaltest"
