@@ -39,6 +39,7 @@ from reelwatch.errors import InputError, ReelwatchError
 from reelwatch.models import (
     AIFlag,
     Asset,
+    AssetRef,
     Confidence,
     EvidenceFile,
     Media,
@@ -46,6 +47,7 @@ from reelwatch.models import (
     Title,
     TitleMatch,
     TitlePolicy,
+    WorkRef,
     normalize_hashtag,
     slugify,
 )
@@ -371,6 +373,24 @@ class Matcher:
         score, confidence, notes = apply_policy(
             title.policy, scores, segments, duration, self.settings
         )
+        used = {a.id: a for hits in per_signal.values() for h in hits if (a := asset_of.get(h))}
+        work = WorkRef(
+            owner=title.owner,
+            description=title.description,
+            aliases=list(title.aliases),
+            assets=[
+                AssetRef(
+                    id=a.id,
+                    kind=a.kind,
+                    name=a.name or Path(a.path).name,
+                    sha256=a.sha256,
+                    duration=a.duration,
+                    talent=talents.get(a.talent_id, a.talent_id) if a.talent_id else None,
+                    added_at=a.added_at,
+                )
+                for a in sorted(used.values(), key=lambda a: a.id)
+            ],
+        )
         return TitleMatch(
             title_id=title.id,
             title=title.name,
@@ -379,6 +399,7 @@ class Matcher:
             signals=scores,
             segments=segments,
             notes=notes,
+            work=work,
         )
 
     def _ai_flags(self, path: Path, context: QueryContext) -> AIFlag:

@@ -318,6 +318,31 @@ class AIFlag(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+class AssetRef(BaseModel):
+    """A reference asset as the catalog held it when a match was made."""
+
+    id: str
+    kind: AssetKind
+    name: str = ""
+    sha256: str = ""
+    duration: float | None = None
+    talent: str | None = None
+    """The talent's name, for a face asset."""
+    added_at: datetime | None = None
+
+
+class WorkRef(BaseModel):
+    """The copyrighted work a match is about, as the catalog described it when the match was
+    made: the owner, the description and the reference assets the segments name. Notices,
+    evidence packs and the accounting read it from the match, so they need no catalog (a
+    board on Elasticsearch may have none) and show the reference as it was matched."""
+
+    owner: str = ""
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    assets: list[AssetRef] = Field(default_factory=list)
+
+
 class TitleMatch(BaseModel):
     """The matcher's verdict on one title for one media file."""
 
@@ -329,6 +354,7 @@ class TitleMatch(BaseModel):
     segments: list[Segment] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     """Why the score and tier are what they are (policy, signals left out)."""
+    work: WorkRef | None = None
 
 
 class CheckOutcome(StrEnum):
@@ -391,6 +417,8 @@ class Match(BaseModel):
     segments: list[Segment] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     ai: AIFlag = Field(default_factory=AIFlag)
+    work: WorkRef | None = None
+    """The work as the catalog described it at match time (None: landed before it was kept)."""
     media_sha256: str | None = None
     watch: str | None = None
     views: int | None = None

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from reelwatch.digest import sha256_file
-from reelwatch.errors import InputError, ReelwatchError
+from reelwatch.errors import InputError
 from reelwatch.models import Match, NoticeStatus, Post, Segment, TriageStatus, utcnow
 from triage.board.queries import _cell, matched_times
 from triage.stores.base import Store, as_utc
@@ -222,7 +222,7 @@ def title_accounting(
     return TitleAccounting(
         title_id=title_id,
         title=matches[0].title,
-        owner=_owner(settings, title_id),
+        owner=_owner(settings, matches),
         generated_at=now or utcnow(),
         total=len(instances),
         by_status=by_status,
@@ -240,18 +240,12 @@ def title_accounting(
     )
 
 
-def _owner(settings: Settings, title_id: str) -> str:
-    """The catalog title's owner, else the configured rights owner (no catalog: that)."""
-    if (settings.catalog_dir / "catalog.db").is_file():
-        from matcher.catalog import Catalog
-
-        try:
-            title = Catalog(settings).get_title(title_id)
-        except (ReelwatchError, OSError):
-            title = None
-        if title is not None and title.owner:
-            return title.owner
-    return settings.notices.rights_owner
+def _owner(settings: Settings, matches: Iterable[Match]) -> str:
+    """``notices.rights_owner`` when set (as on notices), else the owner the catalog gave the
+    title when its matches were made (:attr:`Match.work`)."""
+    if settings.notices.rights_owner:
+        return settings.notices.rights_owner
+    return next((m.work.owner for m in matches if m.work is not None and m.work.owner), "")
 
 
 def latest_views(match: Match, post: Post | None) -> int | None:

@@ -493,40 +493,28 @@ def _segment_line(s: Segment, asset_names: dict[str, str]) -> str:
 
 
 class _WorkLookup:
-    """The copyrighted work as the catalog knows it: its owner, description and the reference
-    assets the matches matched; read once per draft, and only from a catalog that exists
-    (drafting never creates one)."""
+    """The copyrighted work as the matches recorded it when they were made (the catalog's
+    owner, description and the reference assets they matched: :class:`WorkRef`), so a
+    notice needs no catalog; ``notices.rights_owner`` wins over the recorded owner."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.asset_names: dict[str, str] = {}
-        self._catalog: Any = None
-        if (settings.catalog_dir / "catalog.db").is_file():
-            from matcher.catalog import Catalog
-
-            self._catalog = Catalog(settings)
 
     def __call__(self, title_id: str, title: str, matches: Iterable[Match]) -> dict[str, Any]:
-        owner = self.settings.notices.rights_owner
-        description = ""
-        assets: list[Any] = []
-        if self._catalog is not None:
-            found = self._catalog.get_title(title_id)
-            if found is not None:
-                title = title or found.name
-                owner = owner or found.owner
-                description = found.description
-            assets = self._catalog.assets(title_id)
+        matches = list(matches)
+        works = [m.work for m in matches if m.work is not None]
+        owner = self.settings.notices.rights_owner or next((w.owner for w in works if w.owner), "")
+        description = next((w.description for w in works if w.description), "")
+        assets = {a.id: a for w in works for a in w.assets}
         used = {s.ref_asset for m in matches for s in m.segments if s.timed}
-        by_id = {a.id: a for a in assets}
-        listed = [by_id[a] for a in sorted(used) if a in by_id] or assets[:10]
         lines = []
-        for a in listed:
-            name = clean_text(a.name or Path(a.path).name, MAX_NAME)
+        for a in sorted(assets.values(), key=lambda a: a.id):
+            name = clean_text(a.name or a.id, MAX_NAME)
             self.asset_names[a.id] = name
             length = f", {a.duration:.0f} s" if a.duration else ""
             lines.append(f"{name} ({a.kind.value}{length}; sha256 {a.sha256})")
-        lines += [clean_text(a, MAX_NAME) for a in sorted(used - by_id.keys())]
+        lines += [clean_text(a, MAX_NAME) for a in sorted(used - assets.keys())]
         return {
             "title": clean_text(title, MAX_NAME),
             "title_id": clean_text(title_id, MAX_NAME),
@@ -536,9 +524,6 @@ class _WorkLookup:
             "assets": lines,
             "assets_text": "\n".join(lines),
         }
-
-
-# Sent, withdrawn -------------------------------------------------------------------------------
 
 
 def get_notice(store: Store, notice_id: str) -> Notice:

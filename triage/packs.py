@@ -48,7 +48,7 @@ import jinja2
 import reelwatch
 from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
-from reelwatch.models import Asset, Match, Media, Post, Title, utcnow
+from reelwatch.models import Match, Media, Post, utcnow
 from reelwatch.settings import Settings
 from triage.board.files import media_file, resolve_under
 from triage.stores.base import Store
@@ -207,58 +207,29 @@ def _asset_refs(match: Match) -> list[str]:
     return [r for r in refs if not r.startswith("title:")]
 
 
-def _reference(settings: Settings, match: Match) -> tuple[Title | None, list[Asset]]:
-    """The title and the assets the match's segments name, from the catalog as it is now
-    (titles and assets are added, never edited: an asset's sha256 is its identity)."""
-    if not (settings.catalog_dir / "catalog.db").is_file():
-        return None, []
-    from matcher.catalog import Catalog
-
-    catalog = Catalog(settings)
-    title = catalog.get_title(match.title_id)
-    wanted = _asset_refs(match)
-    by_id = {a.id: a for a in catalog.assets(match.title_id)}
-    return title, [by_id[a] for a in wanted if a in by_id]
-
-
-def _talent_name(title: Title | None, talent_id: str | None) -> str | None:
-    if talent_id is None:
-        return None
-    from reelwatch.models import slugify
-
-    for name in title.talents if title else []:
-        if slugify(name) == talent_id:
-            return name
-    return talent_id
-
-
-def _reference_json(match: Match, title: Title | None, assets: list[Asset]) -> dict[str, Any]:
-    known = {a.id for a in assets}
+def _reference_json(match: Match) -> dict[str, Any]:
+    """The title and the reference assets the segments name, as the catalog described them
+    when the match was made (kept on the match: the pack needs no catalog)."""
+    work = match.work
+    refs = _asset_refs(match)
+    if work is None:
+        return {
+            "title": {"id": match.title_id, "name": match.title, "owner": ""},
+            "note": "matched before reelwatch kept the reference's identity on the match",
+            "assets": [],
+            "not_recorded": refs,
+        }
+    known = {a.id for a in work.assets}
     return {
-        "title": (
-            title.model_dump(mode="json")
-            if title
-            else {
-                "id": match.title_id,
-                "name": match.title,
-                "owner": "",
-                "note": "not in the catalog now",
-            }
-        ),
-        "assets": [
-            {
-                "id": a.id,
-                "kind": a.kind.value,
-                "name": a.name,
-                "sha256": a.sha256,
-                "duration": a.duration,
-                "talent_id": a.talent_id,
-                "talent": _talent_name(title, a.talent_id),
-                "added_at": a.added_at.isoformat(),
-            }
-            for a in assets
-        ],
-        "not_in_catalog": [r for r in _asset_refs(match) if r not in known],
+        "title": {
+            "id": match.title_id,
+            "name": match.title,
+            "owner": work.owner,
+            "description": work.description,
+            "aliases": work.aliases,
+        },
+        "assets": [a.model_dump(mode="json") for a in work.assets],
+        "not_recorded": [r for r in refs if r not in known],
     }
 
 
@@ -335,7 +306,6 @@ def export_pack(
     post = store.get_post(match.post_key)
     sha = match.media_sha256 or (post.media_sha256 if post else None)
     media = store.get_media(sha) if sha else None
-    title, assets = _reference(settings, match)
 
     scratch = _reserve(out_dir, name)
     if not as_zip:
@@ -361,7 +331,7 @@ def export_pack(
         writer.write("match.json", _dump(match.model_dump(mode="json")))
         if media is not None:
             writer.write("media.json", _dump(media.model_dump(mode="json")))
-        reference = _reference_json(match, title, assets)
+        reference = _reference_json(match)
         writer.write("reference.json", _dump(reference))
         created = utcnow()
         summary = _render_summary(

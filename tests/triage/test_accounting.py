@@ -29,6 +29,7 @@ from reelwatch.models import (
     PostStats,
     Segment,
     TriageStatus,
+    WorkRef,
 )
 from reelwatch.settings import Settings
 from tests.triage.factories import T0, make_match, make_post
@@ -413,10 +414,16 @@ def test_unknown_title_is_one_clear_line(store: Store, settings: Settings) -> No
         assert "\n" not in str(exc).replace("\\n", "")
 
 
-def test_owner_comes_from_the_settings_without_a_catalog(store: Store, settings: Settings) -> None:
+def test_owner_is_the_setting_else_the_one_recorded_when_matched(
+    store: Store, settings: Settings
+) -> None:
     seed_accounting(store, settings)
-    settings.notices.rights_owner = "Left Bank Pictures"
+    assert title_accounting(settings, store, TITLE).owner == ""
+    first = store.list_matches(title_id=TITLE)[0]
+    store.upsert_match(first.model_copy(update={"work": WorkRef(owner="Left Bank Pictures")}))
     assert title_accounting(settings, store, TITLE).owner == "Left Bank Pictures"
+    settings.notices.rights_owner = "Sony Pictures Television"
+    assert title_accounting(settings, store, TITLE).owner == "Sony Pictures Television"
 
 
 # CSV -----------------------------------------------------------------------------------------

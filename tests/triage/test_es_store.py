@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from reelwatch.models import (
     AIFlag,
     Alert,
+    AssetRef,
     Author,
     Enforcement,
     HistoryEntry,
@@ -39,6 +40,7 @@ from reelwatch.models import (
     Provenance,
     Segment,
     TriageStatus,
+    WorkRef,
 )
 from reelwatch.settings import Settings
 from tests.triage.es_recorder import ElasticsearchRecorder, running_recorder
@@ -142,6 +144,8 @@ NESTED_MODELS: dict[str, type[BaseModel]] = {
     "history": HistoryEntry,
     "ai": AIFlag,
     "enforcement": Enforcement,
+    "work": WorkRef,
+    "assets": AssetRef,
 }
 
 

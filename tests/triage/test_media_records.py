@@ -36,7 +36,7 @@ def test_a_store_without_capture_columns_is_migrated_and_keeps_its_media(tmp_pat
     conn = sqlite3.connect(path)
     for column in CAPTURE:
         conn.execute(f"ALTER TABLE media DROP COLUMN {column}")
-    for column in ("views", "enforcement"):  # added by version 5
+    for column in ("views", "enforcement", "work"):  # added by version 5
         conn.execute(f"ALTER TABLE matches DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 3")  # the version before the capture columns
     conn.commit()

@@ -15,7 +15,15 @@ import pytest
 import yaml
 
 from reelwatch.errors import InputError
-from reelwatch.models import Match, Notice, NoticeStatus, TriageStatus
+from reelwatch.models import (
+    AssetKind,
+    AssetRef,
+    Match,
+    Notice,
+    NoticeStatus,
+    TriageStatus,
+    WorkRef,
+)
 from reelwatch.settings import Settings
 from tests.triage.factories import T0, make_match
 from triage.notices import (
@@ -222,15 +230,24 @@ def test_drafting_again_adds_to_the_open_draft_of_that_group(
     assert fresh.urls == [c.post_url]
 
 
-def test_the_title_owner_and_description_come_from_the_catalog(
-    settings: Settings, store: Store
-) -> None:
-    from matcher.catalog import Catalog
-
-    Catalog(settings).add_title("The Crown", owner="Crown Pictures Ltd", description="A drama.")
-    [notice] = draft_notices(settings, store, [land(store, "1").id])
+def test_the_work_comes_from_the_match_as_it_was_matched(settings: Settings, store: Store) -> None:
+    """Owner, description and reference assets are those the catalog gave when the match was
+    made (kept on the match), so drafting needs no catalog; ``notices.rights_owner`` wins."""
+    work = WorkRef(
+        owner="Crown Pictures Ltd",
+        description="A drama.",
+        assets=[
+            AssetRef(id="crown-s1e1", kind=AssetKind.VIDEO, name="s01e01.mp4", sha256="ab" * 32)
+        ],
+    )
+    [notice] = draft_notices(settings, store, [land(store, "1", work=work).id])
     assert "Copyright owner: Crown Pictures Ltd" in notice.text
     assert "Description: A drama." in notice.text
+    assert f"s01e01.mp4 (video; sha256 {'ab' * 32})" in notice.text
+    assert not (settings.catalog_dir / "catalog.db").exists()  # no catalog was read or made
+    settings.notices.rights_owner = "Crown Holdings"
+    [again] = draft_notices(settings, store, [land(store, "2", work=work).id])
+    assert "Copyright owner: Crown Holdings" in again.text
 
 
 # Placeholders --------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_a_pack_holds_the_capture_and_verifies(landed: Landed, tmp_path: Path) -
     assert reference["title"]["name"] == "Starfall Station"
     assets = {s.ref_asset for s in match.segments if not s.ref_asset.startswith("title:")}
     assert assets and {a["id"] for a in reference["assets"]} == assets
-    assert reference["not_in_catalog"] == []
+    assert reference["not_recorded"] == []  # every asset named as it was matched
     assert all(len(a["sha256"]) == 64 for a in reference["assets"])
     stored_match = json.loads((pack / "match.json").read_text())
     assert stored_match["signals"] == match.signals and stored_match["status"] == "new"

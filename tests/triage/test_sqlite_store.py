@@ -123,8 +123,9 @@ FAILURE_COLUMNS = ("failed_at", "failed_step", "failed_settings", "failed_transi
 """The posts columns version 3 added (how and when a post failed, its retries)."""
 CAPTURE_COLUMNS = ("captured_at", "source_url", "media_url", "first_post")
 """The media columns version 4 added (when and where a file was captured)."""
-ENFORCEMENT_COLUMNS = ("views", "enforcement")
-"""The matches columns version 5 added (play count, lifecycle times and re-checks)."""
+ENFORCEMENT_COLUMNS = ("views", "enforcement", "work")
+"""The matches columns version 5 added (play count, lifecycle times and re-checks, the work
+as matched)."""
 
 
 def test_a_version_4_store_moves_takedown_requested_to_notice_sent(tmp_path: Path) -> None:

@@ -352,6 +352,7 @@ def merge_match(existing: Match, new: Match) -> Match:
     merged.history = [h.model_copy() for h in existing.history]
     merged.enforcement = existing.enforcement.model_copy(deep=True)
     merged.views = new.views if new.views is not None else existing.views
+    merged.work = new.work or existing.work
     first = {e.path: e for s in existing.segments for e in s.evidence_files}
     for seg in merged.segments:
         seg.evidence_files = [first.get(e.path, e) for e in seg.evidence_files]

@@ -76,6 +76,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: (
         "ALTER TABLE matches ADD COLUMN views INTEGER",
         "ALTER TABLE matches ADD COLUMN enforcement JSON",
+        "ALTER TABLE matches ADD COLUMN work JSON",
         # The lifecycle's "notice_sent" is what "takedown_requested" meant.
         "UPDATE matches SET status = 'notice_sent' WHERE status = 'takedown_requested'",
     ),
@@ -97,6 +98,7 @@ _JSON = frozenset(
         "ai",
         "history",
         "enforcement",
+        "work",
         "match_ids",
         "urls",
         "form",
@@ -185,7 +187,7 @@ CREATE TABLE IF NOT EXISTS matches (
     media_sha256 TEXT,
     watch TEXT, created_at TEXT, updated_at TEXT, updated_ts REAL NOT NULL,
     status TEXT NOT NULL, assignee TEXT, note TEXT, history JSON, views INTEGER,
-    enforcement JSON
+    enforcement JSON, work JSON
 );
 CREATE INDEX IF NOT EXISTS matches_rank
     ON matches (confidence_rank DESC, score DESC, updated_ts DESC);
