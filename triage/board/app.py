@@ -109,7 +109,8 @@ MAX_CAPTION_PREVIEW = 160
 STATUS_ACTIONS: tuple[tuple[TriageStatus, str], ...] = (
     (TriageStatus.CONFIRMED, "Confirm"),
     (TriageStatus.DISMISSED, "Dismiss"),
-    (TriageStatus.NOTICE_SENT, "Notice sent"),
+    # For a notice sent outside reelwatch (a letter, a call): the re-checks start all the same.
+    (TriageStatus.NOTICE_SENT, "Notice sent elsewhere"),
     (TriageStatus.REMOVED, "Removed"),
     (TriageStatus.REJECTED, "Rejected"),
     (TriageStatus.REINSTATED, "Reinstated"),
