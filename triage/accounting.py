@@ -44,7 +44,7 @@ import jinja2
 from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import Match, NoticeStatus, Post, Segment, TriageStatus, utcnow
-from triage.board.queries import _cell, matched_times
+from triage.cells import matched_times, spreadsheet_cell
 from triage.stores.base import Store, as_utc
 
 if TYPE_CHECKING:
@@ -407,7 +407,7 @@ def _csv_lines(rows: Iterable[list[str]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        writer.writerow([_cell(v) for v in row])
+        writer.writerow([spreadsheet_cell(v) for v in row])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

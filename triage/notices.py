@@ -44,6 +44,7 @@ from pydantic import BaseModel, Field, ValidationError
 from reelwatch.errors import InputError
 from reelwatch.models import Match, Notice, NoticeStatus, Segment, TriageStatus, slugify, utcnow
 from reelwatch.settings import Settings, load_settings
+from triage.cells import spreadsheet_cell
 from triage.stores.base import Store, apply_status, as_utc
 
 # Stranger text --------------------------------------------------------------------------------
@@ -657,9 +658,6 @@ def write_notice(notice: Notice, out_dir: Path, *, templates_dir: Path | None = 
     return written
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _csv(fields: list[dict[str, str]]) -> str:
     """Label and value per row; a cell a spreadsheet would run as a formula starts with an
     apostrophe instead."""
@@ -667,7 +665,7 @@ def _csv(fields: list[dict[str, str]]) -> str:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["label", "value"])
     for f in fields:
-        writer.writerow(["'" + c if c.startswith(_FORMULA_START) else c for c in f.values()])
+        writer.writerow([spreadsheet_cell(c) for c in f.values()])
     return buf.getvalue()
 
 

@@ -50,7 +50,7 @@ from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError
 from reelwatch.models import Match, Media, Post, utcnow
 from reelwatch.settings import Settings
-from triage.board.files import media_file, resolve_under
+from triage.files import media_file, resolve_under
 from triage.stores.base import Store
 
 PACK_FORMAT = 1

@@ -31,9 +31,9 @@ from reelwatch.models import AIFlag, Author, Confidence, Segment, TriageStatus
 from reelwatch.settings import Settings
 from tests.triage.factories import T0, make_match, make_post
 from triage.board import BOARD_TOKEN_ENV, create_app
-from triage.board.app import resolve_under
 from triage.board.security import SESSION_COOKIE
 from triage.board.server import BoardServer
+from triage.files import resolve_under
 from triage.stores import Store, open_store
 
 LOCAL = "http://127.0.0.1"

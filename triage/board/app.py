@@ -52,9 +52,7 @@ from triage.board.files import (
     IMAGE_SUFFIXES,
     PLACEHOLDER_URL,
     evidence_url,
-    media_file,
     poster_for,
-    resolve_under,
     thumbnail_url,
 )
 from triage.board.queries import (
@@ -62,7 +60,6 @@ from triage.board.queries import (
     csv_rows,
     facets,
     lifecycle,
-    matched_times,
     same_account_and_title,
     select_matches,
 )
@@ -78,6 +75,8 @@ from triage.board.security import (
     safe_next,
     same_secret,
 )
+from triage.cells import matched_times
+from triage.files import media_file, resolve_under
 from triage.ledger import account_ledger, after_status_change, ledger_of
 from triage.ledger import account_matches as ledger_matches
 from triage.notices import draft_notices, mark_sent, missing_contact, withdraw_notice

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ import av
 from PIL import Image
 
 from reelwatch.models import Match
+from triage.files import SHA256_RE, media_file, resolve_under
 
 if TYPE_CHECKING:
     from reelwatch.settings import Settings
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 PLACEHOLDER_URL = "/static/placeholder.svg"
 THUMB_SIZE = (160, 120)
 POSTER_AT_S = 1.0
@@ -54,32 +53,6 @@ def evidence_url(settings: Settings, path: str) -> str | None:
     if ".." in relative.parts or not relative.parts:
         return None
     return "/evidence/" + quote(relative.as_posix())
-
-
-def resolve_under(root: Path, relative: str) -> Path | None:
-    """``root/relative`` if it is an existing file inside ``root`` after resolving links."""
-    base = root.resolve()
-    try:
-        target = (base / relative).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    if not target.is_relative_to(base) or not target.is_file():
-        return None
-    return target
-
-
-def media_file(settings: Settings, sha256: str) -> Path | None:
-    """The downloaded file with this content hash (``media/<sha[:2]>/<sha>.<ext>``), if any."""
-    if not _SHA256_RE.fullmatch(sha256):
-        return None
-    folder = settings.media_dir / sha256[:2]
-    if not folder.is_dir():
-        return None
-    for candidate in sorted(folder.glob(f"{sha256}.*")):
-        found = resolve_under(settings.media_dir, f"{sha256[:2]}/{candidate.name}")
-        if found is not None:
-            return found
-    return None
 
 
 # Thumbnails ------------------------------------------------------------------------------
@@ -141,7 +114,7 @@ def _first_frame_after(media: Path) -> Image.Image | None:
 def poster_for(settings: Settings, sha256: str) -> Path | None:
     """The cached poster of the stored media with this hash, made now if it is not there yet;
     None for a malformed hash, media not on this machine, or media without a video frame."""
-    if not _SHA256_RE.fullmatch(sha256):
+    if not SHA256_RE.fullmatch(sha256):
         return None
     cached = poster_path(settings, sha256)
     if cached.is_file():
@@ -174,7 +147,7 @@ def thumbnail_url(settings: Settings, match: Match) -> str:
     sha = match.media_sha256
     if (
         sha
-        and _SHA256_RE.fullmatch(sha)
+        and SHA256_RE.fullmatch(sha)
         and (poster_path(settings, sha).is_file() or media_file(settings, sha) is not None)
     ):
         return f"/thumbs/{sha}.jpg"

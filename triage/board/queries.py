@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from reelwatch.errors import InputError
 from reelwatch.models import Confidence, Match, TriageStatus, normalize_hashtag
+from triage.cells import matched_times, spreadsheet_cell
 from triage.ledger import handle_key
 from triage.stores.base import Store, parse_confidence, parse_status
 
@@ -196,20 +197,6 @@ CSV_COLUMNS = (
     "caption",
 )
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    """A spreadsheet must show a stranger's text, not run it: formulas become text."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
-
-
-def matched_times(match: Match) -> str:
-    return "; ".join(
-        f"{s.signal} {s.query_start:.1f}-{s.query_end:.1f}s" if s.timed else f"{s.signal} (caption)"
-        for s in match.segments
-    )
-
 
 def csv_rows(matches: Iterable[Match]) -> Iterator[str]:
     """The CSV export, header first, one string per row (streamed to the client)."""
@@ -246,7 +233,7 @@ def csv_rows(matches: Iterable[Match]) -> Iterator[str]:
             m.note,
             m.caption,
         ]
-        yield flush([_cell(v) for v in row])
+        yield flush([spreadsheet_cell(v) for v in row])
 
 
 @dataclass(frozen=True)
