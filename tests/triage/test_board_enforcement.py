@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -190,14 +189,15 @@ def test_match_page_before_any_recheck(client: TestClient, board: BoardData) -> 
 
 
 # Evidence packs --------------------------------------------------------------------------------
-def scratch_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("reelwatch-pack-*")}
+def scratch_dirs(settings: Settings) -> set[str]:
+    """The board's temporary pack folders (under the data home, beside the media)."""
+    return {p.name for p in (settings.home / "tmp").glob("reelwatch-pack-*")}
 
 
 def test_evidence_pack_downloads_as_a_zip_that_verifies(
     client: TestClient, board: BoardData, tmp_path: Path
 ) -> None:
-    before = scratch_dirs()
+    before = scratch_dirs(board.settings)
     doc = page(client.get(f"/matches/{board.main_id}"))
     href = doc.css("a#export-pack::attr(href)").get()
     assert href == f"/matches/{board.main_id}/evidence-pack"
@@ -212,7 +212,7 @@ def test_evidence_pack_downloads_as_a_zip_that_verifies(
     check = verify_pack(saved)
     assert check.ok, check.problems
     assert check.files >= 6  # media, two evidence pairs, match.json, summary...
-    assert scratch_dirs() == before  # the temporary pack is gone once sent
+    assert scratch_dirs(board.settings) == before  # the temporary pack is gone once sent
 
     # One byte of the media changed in the download: the pack no longer verifies.
     data = bytearray(saved.read_bytes())
@@ -226,13 +226,13 @@ def test_evidence_pack_downloads_as_a_zip_that_verifies(
 def test_evidence_pack_of_a_match_whose_media_is_gone_is_a_clear_400(
     client: TestClient, board: BoardData
 ) -> None:
-    before = scratch_dirs()
+    before = scratch_dirs(board.settings)
     response = client.get("/matches/tiktok:7002:the-crown/evidence-pack")
     assert response.status_code == 400
     message = error_text(response)
     assert message.startswith("cannot export a pack of tiktok:7002:the-crown")
     assert "missing" in message
-    assert scratch_dirs() == before
+    assert scratch_dirs(board.settings) == before
     assert client.get("/matches/tiktok:404:the-crown/evidence-pack").status_code == 404
 
 
@@ -244,7 +244,7 @@ def test_an_evidence_pack_download_cut_short_leaves_no_temporary_folder(
     big = rng.integers(0, 256, size=24 * 1024 * 1024, dtype=np.uint8).tobytes()
     sha = store_media(board.settings, big, ".webm")  # random bytes: the zip cannot shrink them
     board.store.upsert_match(make_match("7200", media_sha256=sha, created_at=T0))
-    before = scratch_dirs()
+    before = scratch_dirs(board.settings)
     with BoardServer(create_app(board.settings, board.store)) as server:
         with (
             httpx2.Client(base_url=server.url, timeout=60) as http,
@@ -254,10 +254,10 @@ def test_an_evidence_pack_download_cut_short_leaves_no_temporary_folder(
             first = next(answer.iter_bytes(64 * 1024))
             assert first.startswith(b"PK")
         for _ in range(200):  # the server notices the closed connection on its next write
-            if scratch_dirs() == before:
+            if scratch_dirs(board.settings) == before:
                 break
             time.sleep(0.05)
-    assert scratch_dirs() == before
+    assert scratch_dirs(board.settings) == before
 
 
 # Notices ---------------------------------------------------------------------------------------

@@ -517,7 +517,11 @@ def _routes() -> APIRouter:
         state: BoardState = request.app.state.board
         if state.store.get_match(match_id) is None:
             raise _not_found("match")
-        scratch = Path(tempfile.mkdtemp(prefix="reelwatch-pack-"))
+        # Under the data home, beside the media it copies: a pack is the size of its video, too
+        # big for a RAM-backed /tmp.
+        packs_tmp = state.settings.home / "tmp"
+        packs_tmp.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="reelwatch-pack-", dir=packs_tmp))
         try:
             pack = export_pack(state.settings, state.store, match_id, scratch, as_zip=True)
         except BaseException:
