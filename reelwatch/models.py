@@ -390,6 +390,7 @@ class Enforcement(BaseModel):
     check_detail: str = ""
     """What the source answered, in one line ("HTTP 404", "yt-dlp: Video unavailable")."""
     checks: int = 0
+    """How many checks in a row found ``check`` (``removal.confirm_checks`` counts on it)."""
 
 
 class HistoryEntry(BaseModel):
