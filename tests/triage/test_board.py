@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -200,19 +199,6 @@ def fill_store(settings: Settings, store: Store) -> BoardData:
         make_post("7001", author=Author(id="c1", handle="crownclips", followers=4321))
     )
     return BoardData(settings, store, sha, data, main.id)
-
-
-@pytest.fixture
-def board(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[BoardData]:
-    monkeypatch.delenv(BOARD_TOKEN_ENV, raising=False)
-    with open_store(settings) as store:
-        yield fill_store(settings, store)
-
-
-@pytest.fixture
-def client(board: BoardData) -> Iterator[TestClient]:
-    with TestClient(create_app(board.settings, board.store), base_url=LOCAL) as c:
-        yield c
 
 
 def page(response: httpx2.Response) -> Selector:

@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from reelwatch.models import TriageStatus
-from reelwatch.settings import PROJECT_ROOT, Settings
-from tests.triage.test_board import HOSTILE_CAPTION, HOSTILE_ID, BoardData, fill_store
-from triage.board import BOARD_TOKEN_ENV, create_app
+from reelwatch.settings import PROJECT_ROOT
+from tests.triage.test_board import HOSTILE_CAPTION, HOSTILE_ID, BoardData
 from triage.board.server import BoardServer
-from triage.stores import open_store
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,29 +48,6 @@ def screenshot_dir(tmp_path: Path) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         return target
     return tmp_path
-
-
-@pytest.fixture
-def board(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[BoardData]:
-    monkeypatch.delenv(BOARD_TOKEN_ENV, raising=False)
-    with open_store(settings) as store:
-        yield fill_store(settings, store)
-
-
-@pytest.fixture
-def server(board: BoardData) -> Iterator[BoardServer]:
-    with BoardServer(create_app(board.settings, board.store)) as running:
-        yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

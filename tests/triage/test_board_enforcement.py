@@ -27,33 +27,17 @@ from tests.triage.factories import T0, make_match
 from tests.triage.test_board import (
     HOSTILE_HANDLE,
     HOSTILE_ID,
-    LOCAL,
     BoardData,
     csrf_of,
     error_text,
-    fill_store,
     page,
     write_clip,
 )
-from triage.board import BOARD_TOKEN_ENV, create_app
+from triage.board import create_app
 from triage.board.files import PLACEHOLDER_URL, poster_path
 from triage.board.server import BoardServer
 from triage.packs import verify_pack
 from triage.smtp_sink import SmtpSink
-from triage.stores import open_store
-
-
-@pytest.fixture
-def board(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[BoardData]:
-    monkeypatch.delenv(BOARD_TOKEN_ENV, raising=False)
-    with open_store(settings) as store:
-        yield fill_store(settings, store)
-
-
-@pytest.fixture
-def client(board: BoardData) -> Iterator[TestClient]:
-    with TestClient(create_app(board.settings, board.store), base_url=LOCAL) as c:
-        yield c
 
 
 def thumbs_of(client: TestClient, query: str = "") -> dict[str, str]:

@@ -17,14 +17,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from reelwatch.models import Author, NoticeStatus, PostStats, TriageStatus, utcnow
 from reelwatch.settings import PROJECT_ROOT, Settings
 from tests.triage.factories import T0, make_post
 from tests.triage.test_board import BoardData, fill_store
-from tests.triage.test_board_browser import CHROMIUM, CHROMIUM_ARGS
-from triage.board import BOARD_TOKEN_ENV, create_app
+from tests.triage.test_board_browser import CHROMIUM
+from triage.board import BOARD_TOKEN_ENV
 from triage.board.server import BoardServer
 from triage.packs import verify_pack
 from triage.stores import open_store
@@ -83,22 +83,6 @@ def board(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Board
             )
         )
         yield data
-
-
-@pytest.fixture
-def server(board: BoardData) -> Iterator[BoardServer]:
-    with BoardServer(create_app(board.settings, board.store)) as running:
-        yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from reelwatch.models import Alert, AlertStatus, Match, TriageStatus, utcnow
 from reelwatch.settings import Settings
 from tests.triage.factories import make_match, make_post
+from tests.triage.test_email_alerts import use_smtp
 from triage.alerts import deliver, flush_pending
 from triage.ledger import account_alert_key, after_status_change
 from triage.notifiers import build_notifiers
@@ -42,12 +43,6 @@ def mail_settings(settings: Settings) -> Settings:
     settings.email.board_url = "http://board.test/"
     settings.email.timeout_s = 5
     settings.ledger.alert_threshold = 3
-    return settings
-
-
-def use_smtp(settings: Settings, port: int) -> Settings:
-    settings.email.smtp_host = "127.0.0.1"
-    settings.email.smtp_port = port
     return settings
 
 
