@@ -1,20 +1,24 @@
-"""Fixtures the board's test modules share: the seeded board (``fill_store``), a test client,
-a live server on a free port, and Debian's Chromium driven by Playwright. A module that needs
-more data defines its own ``board``; the others build on whichever ``board`` is in scope."""
+"""Fixtures the triage test modules share: the seeded board (``fill_store``), a test client,
+a live server on a free port, Debian's Chromium driven by Playwright, where screenshots go
+(``docs/img`` with ``REELWATCH_SCREENSHOTS=1``), and an SMTP sink. A module that needs more
+data defines its own ``board`` (or ``sink``); the others build on the one in scope."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, sync_playwright
 
-from reelwatch.settings import Settings
+from reelwatch.settings import PROJECT_ROOT, Settings
 from tests.triage.test_board import LOCAL, BoardData, fill_store
 from tests.triage.test_board_browser import CHROMIUM, CHROMIUM_ARGS
 from triage.board import BOARD_TOKEN_ENV, create_app
 from triage.board.server import BoardServer
+from triage.smtp_sink import SmtpSink
 from triage.stores import open_store
 
 
@@ -45,3 +49,18 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    if os.environ.get("REELWATCH_SCREENSHOTS") == "1":
+        target = PROJECT_ROOT / "docs" / "img"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s

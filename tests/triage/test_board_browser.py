@@ -7,7 +7,6 @@ Set ``REELWATCH_SCREENSHOTS=1`` to write the screenshots for the docs to ``docs/
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from reelwatch.models import TriageStatus
-from reelwatch.settings import PROJECT_ROOT
 from tests.triage.test_board import HOSTILE_CAPTION, HOSTILE_ID, BoardData
 from triage.board.server import BoardServer
 
@@ -39,15 +37,6 @@ EVIDENCE_LOADED = """selector => {
   const images = [...document.querySelectorAll(selector)];
   return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0);
 }"""
-
-
-@pytest.fixture
-def screenshot_dir(tmp_path: Path) -> Path:
-    if os.environ.get("REELWATCH_SCREENSHOTS") == "1":
-        target = PROJECT_ROOT / "docs" / "img"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ otherwise they go to the test's temporary folder.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from reelwatch.models import Author, NoticeStatus, PostStats, TriageStatus, utcnow
-from reelwatch.settings import PROJECT_ROOT, Settings
+from reelwatch.settings import Settings
 from tests.triage.factories import T0, make_post
 from tests.triage.test_board import BoardData, fill_store
 from tests.triage.test_board_browser import CHROMIUM
@@ -33,15 +32,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM}"),
 ]
-
-
-@pytest.fixture
-def screenshot_dir(tmp_path: Path) -> Path:
-    if os.environ.get("REELWATCH_SCREENSHOTS") == "1":
-        target = PROJECT_ROOT / "docs" / "img"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 @pytest.fixture

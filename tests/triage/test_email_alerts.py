@@ -29,12 +29,6 @@ EVIDENCE = b"\x89PNG\r\n\x1a\n-evidence-frame-"
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
-@pytest.fixture
 def mail_settings(settings: Settings) -> Settings:
     settings.email.recipients = list(RECIPIENTS)
     settings.email.board_url = "http://board.test/"

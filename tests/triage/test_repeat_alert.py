@@ -32,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
-@pytest.fixture
 def mail_settings(settings: Settings) -> Settings:
     settings.email.recipients = list(RECIPIENTS)
     settings.email.board_url = "http://board.test/"
