@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from reelwatch.models import CheckOutcome
+from reelwatch.text import one_line as text_one_line
 
 if TYPE_CHECKING:
     from crawler.sources.base import SourceSettings
@@ -74,8 +75,8 @@ class PostCheck:
 
 
 def one_line(text: str, limit: int = DETAIL_SHOWN) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """A source's answer as a check's detail: one line, at most ``limit`` characters."""
+    return text_one_line(text, limit)
 
 
 # -- the post page --------------------------------------------------------------------------

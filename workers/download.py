@@ -36,6 +36,7 @@ from crawler.ytdlp import new_youtube_dl
 from reelwatch.digest import sha256_file
 from reelwatch.errors import InputError, PermanentError, TransientError
 from reelwatch.settings import Settings
+from reelwatch.text import one_line
 from workers import netguard
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ class Downloaded:
 
 def short_url(url: str, limit: int = URL_SHOWN) -> str:
     """``url`` on one line, cut to ``limit`` characters (an error shows a URL once, briefly)."""
-    flat = " ".join(url.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(url, limit)
 
 
 def _one_line(message: str, url: str) -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from reelwatch.cli import console, settings_of
 from reelwatch.errors import InputError
+from reelwatch.text import one_line
 
 if TYPE_CHECKING:
     from reelwatch.models import Post
@@ -35,8 +36,7 @@ Platform = Annotated[str | None, typer.Option(help="Only posts of this platform.
 
 def _flat(text: str | None, limit: int = 300) -> str:
     """Strangers' text (errors quote URLs and captions) on one line, bounded."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(text or "", limit)
 
 
 def _filter(

@@ -47,6 +47,7 @@ from starlette.types import Receive, Scope, Send
 
 from reelwatch.errors import InputError
 from reelwatch.models import Match, NoticeStatus, Segment, TriageStatus, utcnow
+from reelwatch.text import one_line
 from triage.accounting import accounting_csv, human_duration, title_accounting
 from triage.board.files import (
     IMAGE_SUFFIXES,
@@ -192,8 +193,7 @@ def _web_url(value: str | None) -> str | None:
 
 
 def _preview(value: str, limit: int = MAX_CAPTION_PREVIEW) -> str:
-    flat = " ".join(value.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(value, limit)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
