@@ -462,6 +462,26 @@ def after_status_change(settings: Settings, store: Store, match: Match) -> Alert
     return attempted[0] if attempted else None
 
 
+def after_status_changes(settings: Settings, store: Store, match_ids: Iterable[str]) -> list[Alert]:
+    """:func:`after_status_change` once per account among ``match_ids`` (a notice's matches
+    are mostly one account's: its ledger is read once, not once per match); the alerts
+    attempted, one per account that crossed."""
+    seen: set[tuple[str, str]] = set()
+    alerts: list[Alert] = []
+    for match_id in dict.fromkeys(match_ids):
+        match = store.get_match(match_id)
+        if match is None:
+            continue
+        account = (match.platform, handle_key(match.account))
+        if account in seen:
+            continue
+        seen.add(account)
+        alert = after_status_change(settings, store, match)
+        if alert is not None:
+            alerts.append(alert)
+    return alerts
+
+
 def _crossing_key(
     store: Store,
     ledger: AccountLedger,

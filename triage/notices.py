@@ -326,14 +326,6 @@ def draft_notices(
         store.upsert_notice(notice)
         for mid in notice.match_ids:
             store.update_match(mid, _drafted(notice.id, actor, now))
-    # A notice drafted on a new match counts as a confirmation in the ledger, so its account
-    # may cross the repeat-infringer threshold here (one check per account is enough).
-    from triage.ledger import after_status_change
-
-    for notice in drafts:
-        first = store.get_match(notice.match_ids[0]) if notice.match_ids else None
-        if first is not None:
-            after_status_change(settings, store, first)
     return drafts
 
 

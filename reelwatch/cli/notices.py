@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from reelwatch.cli import console, settings_of, terminal_safe
 from reelwatch.models import Notice, NoticeStatus
+
+if TYPE_CHECKING:
+    from reelwatch.settings import Settings
+    from triage.stores.base import Store
 
 notice_app = typer.Typer(
     help="Takedown notices: draft them from config/notices/, list them, mark them sent.",
@@ -56,6 +60,8 @@ def draft(
     settings.ensure_home()
     with open_store(settings) as store:
         notices = draft_notices(settings, store, match_ids, platform=platform, actor=actor)
+        # A notice on a new match counts as its confirmation in the ledger.
+        _repeat_alerts(settings, store, [i for n in notices for i in n.match_ids])
     folder = out or settings.notices_dir
     written = [
         (n, write_notice(n, folder / n.id, templates_dir=settings.notice_templates_dir))
@@ -166,6 +172,7 @@ def sent(
 
     with open_store(settings_of(ctx)) as store:
         n = mark_sent(settings_of(ctx), store, notice_id, actor=actor, reference=reference)
+        _repeat_alerts(settings_of(ctx), store, n.match_ids)
         statuses = [m.status.value if m else "deleted" for m in map(store.get_match, n.match_ids)]
     when = f"{n.sent_at:%Y-%m-%d %H:%M} UTC" if n.sent_at else ""
     ref = f", reference {terminal_safe(n.reference)}" if n.reference else ""
@@ -186,4 +193,15 @@ def withdraw(
 
     with open_store(settings_of(ctx)) as store:
         n = withdraw_notice(settings_of(ctx), store, notice_id, actor=actor)
+        _repeat_alerts(settings_of(ctx), store, n.match_ids)
     console.print(f"{n.id}: {n.status.value}")
+
+
+def _repeat_alerts(settings: Settings, store: Store, match_ids: list[str]) -> None:
+    """The repeat-infringer check after statuses changed (as ``matches set-status`` and the
+    board run it), with one line per account that crossed the threshold."""
+    from triage.ledger import after_status_changes
+
+    for alert in after_status_changes(settings, store, match_ids):
+        state = alert.status.value + (f" ({alert.error})" if alert.error else "")
+        console.print(terminal_safe(f"repeat-infringer alert {alert.match_id}: {state}"))

@@ -94,3 +94,29 @@ def test_notice_draft_list_show_sent_and_bad_ids(
     again = run_cli("notice", "sent", by_account["other"]["id"])
     assert again.returncode == 1
     assert "was withdrawn" in again.stderr
+
+
+def test_drafting_can_make_an_account_a_repeat_infringer(
+    settings: Settings, run_cli: Runner
+) -> None:
+    """A notice drafted on new matches counts as their confirmation in the ledger: an account
+    crossing ``ledger.alert_threshold`` there is alerted on (to the outbox without SMTP), once
+    for the account however many of its matches the notice names."""
+    with open_store(settings) as store:
+        for post_id in ("7101", "7102"):
+            store.upsert_match(make_match(post_id, account="serial"))
+    env = {**CONTACT_ENV, "REELWATCH_LEDGER__ALERT_THRESHOLD": "2"}
+    ids = ["tiktok:7101:the-crown", "tiktok:7102:the-crown"]
+    drafted = run_cli("notice", "draft", *ids, env=env)
+    assert drafted.returncode == 0, drafted.stderr
+    assert "repeat-infringer alert account:tiktok:serial" in drafted.stdout
+    with open_store(settings) as store:
+        alerts = [a for a in store.list_alerts() if a.match_id.startswith("account:")]
+    assert len(alerts) == len(settings.email.recipients)
+    assert "serial" in alerts[0].match_id
+    again = run_cli("notice", "draft", ids[0], env=env)  # redrafting alerts no one again
+    assert again.returncode == 0, again.stderr
+    with open_store(settings) as store:
+        assert len([a for a in store.list_alerts() if a.match_id.startswith("account:")]) == len(
+            alerts
+        )

@@ -536,18 +536,3 @@ def test_write_notice_into_a_file_is_one_error(
     blocker.write_text("a file")
     with pytest.raises(InputError, match="cannot write the notice"):
         write_notice(crown_notice[0], blocker, templates_dir=settings.notice_templates_dir)
-
-
-def test_drafting_can_make_an_account_a_repeat_infringer(settings: Settings, store: Store) -> None:
-    """A notice drafted on new matches counts as their confirmation in the ledger: an account
-    crossing ``ledger.alert_threshold`` there is alerted on (to the outbox without SMTP)."""
-    settings.ledger.alert_threshold = 2
-    a = land(store, "7101", account="serial", created_at=T0)
-    b = land(store, "7102", account="serial", created_at=T0)
-    assert [x for x in store.list_alerts() if x.match_id.startswith("account:")] == []
-    draft_notices(settings, store, [a.id, b.id], actor="jane")
-    alerts = [x for x in store.list_alerts() if x.match_id.startswith("account:")]
-    assert len(alerts) == len(settings.email.recipients)
-    assert "serial" in alerts[0].match_id
-    draft_notices(settings, store, [a.id], actor="jane")  # redrafting alerts no one again
-    assert len([x for x in store.list_alerts() if x.match_id.startswith("account:")]) == len(alerts)

@@ -78,7 +78,7 @@ from triage.board.security import (
 )
 from triage.cells import matched_times
 from triage.files import media_file, resolve_under
-from triage.ledger import account_ledger, after_status_change, ledger_of
+from triage.ledger import account_ledger, after_status_changes, ledger_of
 from triage.ledger import account_matches as ledger_matches
 from triage.notices import draft_notices, mark_sent, missing_contact, withdraw_notice
 from triage.packs import export_pack, pack_name
@@ -863,17 +863,15 @@ def _notice_href(notice_id: str) -> str:
 
 
 def _after_changes(settings: Settings, store: Store, match_ids: list[str]) -> None:
-    """After the answer went out: the repeat-infringer alert of each changed match's account
-    (:func:`triage.ledger.after_status_change`, which sends each crossing once). A mail server
-    that is away leaves the alert pending for the beat's flush; nothing here fails the change
-    already made."""
-    for match_id in dict.fromkeys(match_ids):
-        match = store.get_match(match_id)
-        if match is None:
-            continue
-        try:
-            after_status_change(settings, store, match)
-        except Exception as exc:  # a bug or an outage there must not undo the change made
-            log.warning(
-                "repeat-infringer alert after %r failed: %s", match_id, " ".join(str(exc).split())
-            )
+    """After the answer went out: the repeat-infringer alert of the changed matches' accounts
+    (:func:`triage.ledger.after_status_changes`, once per account; each crossing is sent
+    once). A mail server that is away leaves the alert pending for the beat's flush; nothing
+    here fails the change already made."""
+    try:
+        after_status_changes(settings, store, match_ids)
+    except Exception as exc:  # a bug or an outage there must not undo the change made
+        log.warning(
+            "repeat-infringer alert after %s failed: %s",
+            one_line(", ".join(match_ids), 200),
+            one_line(exc, 300),
+        )
